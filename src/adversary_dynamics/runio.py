@@ -1,0 +1,165 @@
+"""Run I/O: atomic writes (temporary file in the same folder, then rename), tables, and
+provenance records (config, code version, package versions, device, threads, wall time)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+__all__ = [
+    "atomic_path",
+    "write_bytes_atomic",
+    "write_text_atomic",
+    "write_json_atomic",
+    "write_csv_atomic",
+    "read_csv",
+    "save_torch_atomic",
+    "code_version",
+    "provenance",
+]
+
+_PACKAGES = ("adversary_dynamics", "torch", "numpy", "pandas", "scikit-learn", "snakemake", "papermill",
+             "matplotlib", "seaborn")
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``.
+
+    A crash leaves only the temporary file (named ``.<name>.tmp-*``), never a truncated
+    file under the final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_bytes_atomic(path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def write_text_atomic(path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_csv_atomic(path, rows: Iterable[Mapping[str, Any]], columns: list[str] | None = None) -> None:
+    """Write rows (dicts) as CSV; floats are written with repr, so values round-trip exactly."""
+    rows = list(rows)
+    if columns is None:
+        columns = list(rows[0].keys()) if rows else []
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
+    write_text_atomic(path, buf.getvalue())
+
+
+def read_csv(path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def save_torch_atomic(obj: Any, path) -> None:
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _source_hash() -> str:
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*.py")):
+        h.update(p.relative_to(root).as_posix().encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def code_version() -> dict[str, Any]:
+    """git commit (and whether the tree was dirty) where available, plus a hash of the
+    library's source files, which identifies the code even outside a git checkout."""
+    out: dict[str, Any] = {"source_sha256": _source_hash()}
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10)
+        if commit.returncode == 0:
+            out["git_commit"] = commit.stdout.strip()
+            st = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10)
+            out["git_dirty"] = bool(st.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
+
+
+def _versions() -> dict[str, str]:
+    v = {}
+    for p in _PACKAGES:
+        try:
+            v[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            continue
+    return v
+
+
+def provenance(*, config: Mapping[str, Any] | None = None, device: Any = None, started: float | None = None,
+               extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A provenance record for a run: config, code version, package versions, device,
+    thread count, host, and wall time since ``started`` (a ``time.time()`` value)."""
+    import torch
+
+    dev = str(device) if device is not None else "cpu"
+    rec: dict[str, Any] = {
+        "config": dict(config) if config is not None else None,
+        "code": code_version(),
+        "packages": _versions(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "device": dev,
+        "device_name": (torch.cuda.get_device_name(torch.device(dev)) if dev.startswith("cuda")
+                        else platform.processor() or platform.machine()),
+        "torch_threads": torch.get_num_threads(),
+        "env_threads": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ},
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "command": sys.argv,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if started is not None:
+        rec["wall_time_s"] = round(time.time() - started, 3)
+    if extra:
+        rec.update(extra)
+    return rec
