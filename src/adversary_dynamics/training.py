@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -162,11 +163,12 @@ def adversarial_train(
 
     result = TrainResult(status="running", diverged_at_step=None)
     epoch, batch, step, perm = 0, 0, 0, None  # `epoch` = epochs completed
-    if state_file is not None and state_file.exists():
-        st = torch.load(state_file, map_location=device, weights_only=False)
-        if st.get("fingerprint") != fingerprint:
-            raise RuntimeError(f"{state_file} was written by a different configuration; delete "
-                               f"{Path(run_dir)} to start this run afresh")
+    st = torch.load(state_file, map_location=device, weights_only=False) if (
+        state_file is not None and state_file.exists()) else None
+    if st is not None and st.get("fingerprint") != fingerprint:
+        warnings.warn(f"{state_file} was written by a different configuration; starting afresh", stacklevel=2)
+        st = None
+    if st is not None:
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         g_shuffle.set_state(st["g_shuffle"])
