@@ -15,6 +15,7 @@ input scale s, and the threat radius is ε = ratio · s (:func:`epsilon`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -98,14 +99,25 @@ def stratified_indices(labels: np.ndarray, n: int | None, *, seed: int) -> np.nd
     return np.sort(np.concatenate(out))
 
 
+def _digits_array() -> np.ndarray:
+    """The 1,797 × 65 array (64 pixels, then the label) that ``sklearn.datasets.load_digits``
+    reads: scikit-learn's embedded ``digits.csv.gz``, read directly so that a job does not pay
+    for importing scikit-learn (~2 s per process)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the digits dataset ships with scikit-learn: pip install scikit-learn")
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+    return np.loadtxt(path, delimiter=",")
+
+
 def load_digits(*, n_train: int | None = None, n_test: int | None = None, test_fraction: float = 0.2,
                 seed: int = 0) -> Dataset:
     """scikit-learn's digits, flattened to d = 64 and mapped to [0, 1] (pixel / 16)."""
-    from sklearn.datasets import load_digits as _load
-
-    bunch = _load()
-    x = (bunch.data.astype(np.float32) / 16.0)
-    y = bunch.target.astype(np.int64)
+    raw = _digits_array()
+    x = raw[:, :-1].astype(np.float32) / 16.0
+    y = raw[:, -1].astype(np.int64)
     rng = np.random.default_rng(seed)
     test = np.zeros(len(y), dtype=bool)
     for c in np.unique(y):  # stratified split: test_fraction of every class

@@ -9,7 +9,7 @@ Regularity measures (per input):
 * non-linearity index — over P points δ_p uniform in the ball,
   NLI = mean_p |ℓ(δ_p) − ℓ(0) − ∇ℓ(0)·δ_p| / mean_p |∇ℓ(0)·δ_p|,
   i.e. how far the loss departs from its first-order Taylor expansion at δ = 0, relative
-  to the linear term (0 for a linear loss).
+  to the linear term (0 for a linear loss; NaN where ∇ℓ(0) = 0, e.g. every ReLU inactive).
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ class RestartProbe:
 
 
 def probe_restarts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: LossLike, eps, restarts: int,
-                   steps: int, step_size, tol: float, gradient: str = "raw", init: str = "uniform_ball",
+                   steps: int, step_size, tol: float, patience: int = 10, gradient: str = "raw",
+                   init: str = "uniform_ball",
                    keep_trajectories: int = 0, generator: torch.Generator | None = None) -> RestartProbe:
     """Run PGA from ``restarts`` starts for every input (one batched call, R × N examples),
     then certify each final iterate. ``keep_trajectories`` keeps every iterate of the first
@@ -51,7 +52,7 @@ def probe_restarts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: 
     d0 = random_init(tuple(xr.shape), eps=eps, norm="l2", init=init, generator=generator, device=x.device,
                      dtype=x.dtype)
     res = pga(model, xr, y, loss=loss, eps=eps, norm="l2", steps=steps, step_size=step_size, gradient=gradient,
-              delta0=d0, tol=tol)
+              delta0=d0, tol=tol, patience=patience)
     cert = local_max_certificate(model, xr, y, res.delta, loss=loss, eps=eps, generator=generator)
     traj = None
     if keep_trajectories:
@@ -89,7 +90,11 @@ def nonlinearity_index(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lo
                          device=x.device, dtype=x.dtype)
         ell = fn(model(x.unsqueeze(0) + dp), y.expand(points, *y.shape))
         lin = (dp * g0.unsqueeze(0)).sum(-1)
-        return (ell - ell0.unsqueeze(0) - lin).abs().mean(0) / lin.abs().mean(0).clamp_min(1e-30)
+        num = (ell - ell0.unsqueeze(0) - lin).abs().mean(0)
+        den = lin.abs().mean(0)
+        # no linear term (e.g. every hidden unit inactive at x): the index is undefined -> NaN
+        undefined = den <= 1e-6 * (num + ell0.abs()).clamp_min(1e-30)
+        return torch.where(undefined, torch.full_like(num, float("nan")), num / den.clamp_min(1e-30))
 
 
 @dataclass

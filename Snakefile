@@ -1,0 +1,25 @@
+# Rebuilds every figure of Deng, He, Huang & Su (ICML 2020), "Towards Understanding the
+# Dynamics of the First-Order Adversaries", from raw runs. Usage: snakemake --cores 8
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/probe.smk"
+include: "workflow/rules/theory.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        get_final_outputs(),
+    default_target: True

@@ -1,0 +1,109 @@
+#!/usr/bin/env python
+"""Adversarially train two-layer networks at one input scale, one run per seed.
+
+Writes to --out-root/seed~<k>/ for every seed: steps.csv, epochs.csv, status.json,
+provenance.json, checkpoints/epoch_XXXX.pt and state.pt (resume state). Seeds run one after
+another in one process (one interpreter start per scale). Rerunning after an interruption
+resumes from state.pt; on SIGTERM the resume state is written and the process exits with 143.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from adversary_dynamics import cli
+
+
+def get_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out-root", type=Path, required=True, help="folder of the scale; runs go to seed~<k>/")
+    p.add_argument("--scale", type=float, required=True, help="input scale s (inputs are multiplied by s)")
+    p.add_argument("--seeds", type=cli.int_list, required=True, help="comma-separated training seeds")
+    p.add_argument("--dataset", type=str, default="digits", help="dataset name")
+    p.add_argument("--root", type=str, default=None, help="dataset folder (file-based datasets)")
+    p.add_argument("--download", type=cli.bool_arg, default=False)
+    p.add_argument("--n-train", type=cli.optional_int, default=None)
+    p.add_argument("--n-test", type=cli.optional_int, default=None)
+    p.add_argument("--dim", type=int, default=64, help="input dimension of the gaussian dataset")
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--ratio", type=float, required=True, help="eps = ratio * scale")
+    p.add_argument("--norm", choices=("l2", "linf"), default="l2")
+    p.add_argument("--width", type=int, required=True)
+    p.add_argument("--activation", choices=("relu", "softplus", "tanh"), default="relu")
+    p.add_argument("--bias", type=cli.bool_arg, default=False)
+    p.add_argument("--train-output-layer", type=cli.bool_arg, default=False)
+    p.add_argument("--loss", choices=("quadratic", "cross_entropy"), default="quadratic")
+    p.add_argument("--epochs", type=int, required=True)
+    p.add_argument("--batch-size", type=int, required=True)
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    p.add_argument("--lr", type=float, required=True)
+    p.add_argument("--momentum", type=float, default=0.0)
+    p.add_argument("--attack-steps", type=int, required=True)
+    p.add_argument("--attack-step-size", type=float, required=True, help="fraction of eps")
+    p.add_argument("--attack-gradient", choices=("raw", "normalized", "sign"), default="raw")
+    p.add_argument("--attack-init", choices=("zero", "uniform_ball", "uniform_sphere"), default="uniform_ball")
+    p.add_argument("--eval-steps", type=int, required=True)
+    p.add_argument("--eval-restarts", type=int, default=1)
+    p.add_argument("--checkpoints", type=cli.int_list, default=[], help="comma-separated epochs to save")
+    p.add_argument("--device", type=str, default="auto")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--progress", type=cli.bool_arg, default=True)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = get_args(argv)
+    started = time.time()
+    cfg = cli.print_config(args)
+    cli.setup_threads(args.threads)
+    import torch
+
+    from adversary_dynamics import data, models, runio, training
+
+    device = training.resolve_device(args.device)
+    ds = data.load_dataset(args.dataset, root=args.root, n_train=args.n_train, n_test=args.n_test,
+                           seed=args.split_seed, dim=args.dim, download=args.download)
+    ds = data.Dataset(ds.name, data.scale_inputs(ds.x_train, args.scale), ds.y_train,
+                      data.scale_inputs(ds.x_test, args.scale), ds.y_test, ds.n_classes).to(device)
+    eps = data.epsilon(ratio=args.ratio, scale=args.scale)
+    attack = training.AttackSpec(eps=eps, steps=args.attack_steps, step_size=args.attack_step_size * eps,
+                                 norm=args.norm, gradient=args.attack_gradient, init=args.attack_init)
+    eval_attack = training.AttackSpec(eps=eps, steps=args.eval_steps, step_size=args.attack_step_size * eps,
+                                      norm=args.norm, gradient=args.attack_gradient, init=args.attack_init,
+                                      restarts=args.eval_restarts)
+    # a resume state is reused only by the same configuration and the same library code
+    fingerprint = {k: v for k, v in cfg.items() if k not in ("out_root", "seeds", "progress", "device", "threads")}
+    fingerprint["code"] = runio.code_version()["source_sha256"]
+    for seed in args.seeds:
+        seed_started = time.time()
+        out = args.out_root / f"seed~{seed}"
+        model = models.TwoLayerNet(input_dim=ds.input_dim, width=args.width, n_outputs=ds.n_classes,
+                                   activation=args.activation, bias=args.bias,
+                                   train_output_layer=args.train_output_layer,
+                                   generator=torch.Generator().manual_seed(seed)).to(device)
+        try:
+            res = training.adversarial_train(
+                model, ds, loss=args.loss, attack=attack, eval_attack=eval_attack, optimizer=args.optimizer,
+                lr=args.lr, momentum=args.momentum, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
+                checkpoint_epochs=tuple(args.checkpoints), run_dir=out, fingerprint={**fingerprint, "seed": seed},
+                progress=args.progress)
+        except training.Terminated as exc:
+            print(f"seed {seed}: {exc}; rerun to resume", file=sys.stderr, flush=True)
+            return 143
+        runio.write_csv_atomic(out / "steps.csv", res.steps, ["step", "epoch", "adv_loss", "clean_loss"])
+        runio.write_csv_atomic(out / "epochs.csv", res.epochs)
+        runio.write_json_atomic(out / "provenance.json", runio.provenance(
+            config={**cfg, "seed": seed}, device=device, started=seed_started))
+        runio.write_json_atomic(out / "status.json", {
+            "status": res.status, "diverged_at_step": res.diverged_at_step, "steps": len(res.steps),
+            "epochs_completed": len(res.epochs) - 1, "eps": eps})
+        msg = f"diverged at step {res.diverged_at_step}" if res.status == "diverged" else "completed"
+        print(f"scale={args.scale} seed={seed}: {msg}", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+# The Python of the workflow: config validation first, then named helper functions.
+# Rules hold no config lookups in their shell commands: everything arrives via params.
+import shutil
+from pathlib import Path
+
+from adversary_dynamics.config import validate_config
+
+validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+
+NAME = config["name"]
+RESULTS = f"results/{NAME}"
+LOGS = f"logs/{NAME}"
+BENCH = f"benchmarks/{NAME}"
+TABLES = f"{RESULTS}/tables"
+FIGDIR = "figures" if NAME == "default" else f"figures/{NAME}"
+FIGURES = ["fig1_pga_convergence", "fig2_training_convergence", "fig3_landscape", "fig4_theory"]
+LIB = "src/adversary_dynamics"
+
+
+wildcard_constraints:
+    scale=r"[0-9][0-9.e+-]*",
+    seed=r"\d+",
+
+
+def fmt(x):
+    """Canonical text of a number in paths: 0.25 -> '0.25', 1.0 -> '1'."""
+    return f"{float(x):g}"
+
+
+SCALES = [fmt(s) for s in config["scales"]]
+SEEDS = [str(s) for s in config["seeds"]]
+
+
+def use_gpu():
+    """1 when the training/probe jobs will run on a GPU (device cuda, or auto on a CUDA host)."""
+    dev = config["device"]
+    return 1 if dev == "cuda" or (dev == "auto" and shutil.which("nvidia-smi")) else 0
+
+
+def code(*modules, script):
+    """Library modules and the script a rule runs: editing one reruns the rule."""
+    return [f"scripts/{script}"] + [f"{LIB}/{m}.py" for m in modules]
+
+
+CODE_TRAIN = code("training", "attacks", "models", "losses", "data", "datasets", "runio", "cli", script="train.py")
+CODE_PROBE = code("landscape", "attacks", "models", "losses", "data", "datasets", "runio", "cli", script="probe.py")
+CODE_THEORY = code("theory", "attacks", "models", "losses", "data", "runio", "cli", script="theory.py")
+CODE_AGG = ["scripts/aggregate.py"]
+
+
+def train_dir(scale, seed):
+    return f"{RESULTS}/train/scale~{scale}/seed~{seed}"
+
+
+def probe_dir(scale, seed):
+    return f"{RESULTS}/probe/scale~{scale}/seed~{seed}"
+
+
+def theory_dir(d, m):
+    return f"{RESULTS}/theory/d~{d}/m~{m}"
+
+
+def seed_files(root, name):
+    """The file `name` of every seed's run folder at the scale of the job."""
+    return [f"{root}/scale~{{scale}}/seed~{k}/{name}" for k in SEEDS]
+
+
+def train_root(wildcards):
+    return f"{RESULTS}/train/scale~{wildcards.scale}"
+
+
+def probe_root(wildcards):
+    return f"{RESULTS}/probe/scale~{wildcards.scale}"
+
+
+def _dataset_args():
+    ds = config["dataset"]
+    def none(v):
+        return "none" if v is None else v
+
+    root = f"--root {ds['root']}" if ds["root"] else ""
+    return (
+        f"--dataset {ds['name']} {root} --n-train {none(ds['n_train'])} --n-test {none(ds['n_test'])} "
+        f"--dim {ds['dim']} --split-seed {ds['split_seed']}"
+    )
+
+
+def _model_args():
+    mo = config["model"]
+    return (
+        f"--width {mo['width']} --activation {mo['activation']} --bias {mo['bias']} "
+        f"--train-output-layer {mo['train_output_layer']} --loss {config['loss']} "
+        f"--ratio {config['threat']['ratio']}"
+    )
+
+
+def _ints(xs):
+    return ",".join(str(int(x)) for x in xs)
+
+
+def train_args(wildcards):
+    """All CLI arguments of scripts/train.py but the folder, scale and seeds."""
+    t, a = config["train"], config["attack"]
+    return (
+        f"{_dataset_args()} --download {config['dataset']['download']} {_model_args()} "
+        f"--norm {config['threat']['norm']} --epochs {t['epochs']} --batch-size {t['batch_size']} "
+        f"--optimizer {t['optimizer']} --lr {t['lr']} --momentum {t['momentum']} "
+        f"--attack-steps {a['steps']} --attack-step-size {a['step_size']} --attack-gradient {a['gradient']} "
+        f"--attack-init {a['init']} --eval-steps {t['eval_steps']} --eval-restarts {t['eval_restarts']} "
+        f"--checkpoints {_ints(sorted(set(config['probe']['checkpoints'])))} "
+        f"--device {config['device']} --threads {config['threads']}"
+    )
+
+
+def probe_args(wildcards):
+    """All CLI arguments of scripts/probe.py but folders, scale and seeds (the script draws
+    landscape slices for the first seed only)."""
+    p = config["probe"]
+    return (
+        f"{_dataset_args()} {_model_args()} --checkpoints {_ints(p['checkpoints'])} "
+        f"--n-inputs {p['n_inputs']} --restarts {p['restarts']} --max-steps {p['max_steps']} "
+        f"--step-size {p['step_size']} --tol {p['tol']} --patience {p['patience']} "
+        f"--landscape-inputs {p['landscape_inputs']} --grid {p['grid']} --cos-threshold {p['cos_threshold']} "
+        f"--device {config['device']} --threads {config['threads']}"
+    )
+
+
+def theory_args(wildcards):
+    th = config["theory"]
+    return (
+        f"--dims {_ints(th['dims'])} --widths {_ints(th['widths'])} "
+        f"--scales {','.join(fmt(s) for s in th['scales'])} --ratio {th['ratio']} --trials {th['trials']} "
+        f"--max-steps {th['max_steps']} --step-size {th['step_size']} --tol {th['tol']} "
+        f"--patience {th['patience']} --activation {config['model']['activation']} --seed {th['seed']} "
+        f"--device {config['device']} --threads {config['threads']}"
+    )
+
+
+# ---- resource estimates (from the configuration's size, not constants) --------------------
+def _input_dim():
+    return {"digits": 64, "gaussian": config["dataset"]["dim"], "cifar10": 3072}.get(config["dataset"]["name"], 784)
+
+
+def _n_train():
+    full = {"digits": 1438, "gaussian": 1000, "cifar10": 50000}.get(config["dataset"]["name"], 60000)
+    return config["dataset"]["n_train"] or full
+
+
+GFLOPS = 5.0  # a pessimistic CPU rate per thread (GFLOP/s) for the estimates below
+
+
+def train_flops():
+    """All seeds of one scale: epochs x examples x (attack steps + update) x 2 GEMMs."""
+    t, a, w, d = config["train"], config["attack"], config["model"]["width"], _input_dim()
+    per_seed = t["epochs"] * _n_train() * (a["steps"] + 3) * 4.0 * w * d
+    return len(SEEDS) * per_seed
+
+
+def probe_flops():
+    p, w, d = config["probe"], config["model"]["width"], _input_dim()
+    per_seed = len(p["checkpoints"]) * p["n_inputs"] * (p["restarts"] * (p["max_steps"] + 40) + 300) * 4.0 * w * d
+    return len(SEEDS) * per_seed
+
+
+def theory_flops():
+    th = config["theory"]
+    dm = sum(d * m for d in th["dims"] for m in th["widths"])
+    return th["trials"] * len(th["scales"]) * th["max_steps"] * 4.0 * dm
+
+
+def theory_mem_mb(wildcards, attempt):
+    th = config["theory"]
+    big = max(th["dims"]) * max(th["widths"]) * th["trials"] * 4 * 8 / 2**20
+    return int((1500 + big) * attempt)
+
+
+def runtime_min(flops):
+    """Wall-time request in minutes: 3x the estimate at GFLOPS per thread, at least 10."""
+    return max(10, int(3 * flops / (GFLOPS * 1e9 * config["threads"]) / 60) + 1)
+
+
+def train_runtime(wildcards, attempt):
+    return runtime_min(train_flops()) * attempt
+
+
+def probe_runtime(wildcards, attempt):
+    return runtime_min(probe_flops()) * attempt
+
+
+def theory_runtime(wildcards, attempt):
+    return runtime_min(theory_flops()) * attempt
+
+
+def data_mem_mb(wildcards, attempt):
+    """Dataset held in memory (float32, train + test) plus torch and a margin."""
+    return int((1500 + 4 * 1.3 * _n_train() * _input_dim() / 2**20) * attempt)
+
+
+# ---- inputs of the aggregation rules -----------------------------------------------------
+def runs_spec(kind):
+    """'scale:seed:dir' entries for scripts/aggregate.py, one per (scale, seed)."""
+    folder = train_dir if kind == "train" else probe_dir
+    return " ".join(f"{s}:{k}:{folder(s, k)}" for s in SCALES for k in SEEDS)
+
+
+def theory_spec():
+    th = config["theory"]
+    return " ".join(f"{d}:{m}:{theory_dir(d, m)}" for d in th["dims"] for m in th["widths"])
+
+
+def all_train(name):
+    return [f"{train_dir(s, k)}/{name}" for s in SCALES for k in SEEDS]
+
+
+def all_probe(name):
+    return [f"{probe_dir(s, k)}/{name}" for s in SCALES for k in SEEDS]
+
+
+def all_theory():
+    th = config["theory"]
+    return [f"{theory_dir(d, m)}/theory.csv" for d in th["dims"] for m in th["widths"]]
+
+
+def nb_params(wildcards, input, output):
+    """papermill '-p key value' for every table the notebook reads and every file it writes."""
+    ps = [f"-p {k} {v}" for k, v in input.items() if k not in ("notebook", "style")]
+    ps += [f"-p out_{k} {v}" for k, v in output.items()]
+    ps.append(f"-p config_name {NAME}")
+    return " ".join(ps)
+
+
+def figure(fig, ext):
+    return f"{FIGDIR}/{fig}.{ext}"
+
+
+def get_final_outputs():
+    return [figure(f, e) for f in FIGURES for e in ("pdf", "png")]

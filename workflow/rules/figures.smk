@@ -1,0 +1,50 @@
+# One papermill notebook per figure; each rule is named after its figure, so
+# `snakemake fig2_training_convergence` rebuilds that figure and only what it needs.
+# The executed notebook goes to the log; the notebook itself writes PDF and PNG atomically.
+
+FIGURE_TABLES = {
+    "fig1_pga_convergence": {
+        "curves": f"{TABLES}/fig1_curves.csv",
+        "final": f"{TABLES}/fig1_final.csv",
+    },
+    "fig2_training_convergence": {
+        "steps": f"{TABLES}/fig2_steps.csv",
+        "epochs": f"{TABLES}/fig2_epochs.csv",
+        "runs": f"{TABLES}/fig2_runs.csv",
+    },
+    "fig3_landscape": {
+        "grid": f"{TABLES}/fig3_grid.csv",
+        "circle": f"{TABLES}/fig3_circle.csv",
+        "traj": f"{TABLES}/fig3_traj.csv",
+        "regularity": f"{TABLES}/fig3_regularity.csv",
+    },
+    "fig4_theory": {
+        "theory": f"{TABLES}/fig4_theory.csv",
+    },
+}
+
+for fig, tables in FIGURE_TABLES.items():
+
+    rule:
+        name:
+            fig
+        input:
+            notebook=f"notebooks/{fig}.ipynb",
+            style=f"{LIB}/plotting.py",
+            **tables,
+        output:
+            pdf=figure(fig, "pdf"),
+            png=report(
+                figure(fig, "png"),
+                caption=f"../report/{fig}.rst",
+                category="Figures",
+                labels={"figure": fig},
+            ),
+        params:
+            nb=nb_params,
+        log:
+            notebook=f"{LOGS}/notebooks/{fig}.ipynb",
+            stderr=f"{LOGS}/notebooks/{fig}.log",
+        shell:
+            "papermill {input.notebook} {log.notebook} -k python3 --no-progress-bar {params.nb} "
+            "> {log.stderr} 2>&1"

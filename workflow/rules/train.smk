@@ -1,0 +1,28 @@
+# Adversarial training: one job per scale, training every seed (runs land in seed~<k>/).
+# A rerun resumes each seed from its state.pt.
+
+
+rule train:
+    input:
+        code=CODE_TRAIN,
+    output:
+        steps=seed_files(RESULTS + "/train", "steps.csv"),
+        epochs=seed_files(RESULTS + "/train", "epochs.csv"),
+        status=seed_files(RESULTS + "/train", "status.json"),
+        provenance=seed_files(RESULTS + "/train", "provenance.json"),
+    params:
+        out_root=train_root,
+        seeds=",".join(SEEDS),
+        args=train_args,
+    log:
+        f"{LOGS}/train/scale~{{scale}}.log",
+    benchmark:
+        f"{BENCH}/train/scale~{{scale}}.tsv"
+    threads: config["threads"]
+    resources:
+        gpu=use_gpu(),
+        mem_mb=data_mem_mb,
+        runtime=train_runtime,
+    shell:
+        "python scripts/train.py --out-root {params.out_root} --scale {wildcards.scale} "
+        "--seeds {params.seeds} {params.args} > {log} 2>&1"
