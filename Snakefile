@@ -11,6 +11,11 @@ configfile: "config/config.yaml"
 report: "workflow/report/workflow.rst"
 
 
+wildcard_constraints:
+    scale=r"[0-9][0-9.e+-]*",
+    seed=r"\d+",
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/probe.smk"
@@ -20,6 +25,6 @@ include: "workflow/rules/figures.smk"
 
 
 rule all:
+    default_target: True
     input:
         get_final_outputs(),
-    default_target: True

@@ -163,6 +163,7 @@ def adversarial_train(
 
     result = TrainResult(status="running", diverged_at_step=None)
     epoch, batch, step, perm = 0, 0, 0, None  # `epoch` = epochs completed
+    adv_vals, clean_vals = [], []  # the current epoch's per-step losses, logged at its end
     st = torch.load(state_file, map_location=device, weights_only=False) if (
         state_file is not None and state_file.exists()) else None
     if st is not None and st.get("fingerprint") != fingerprint:
@@ -175,6 +176,7 @@ def adversarial_train(
         g_attack.set_state(st["g_attack"].to(g_attack.get_state().device))
         g_eval.set_state(st["g_eval"].to(g_eval.get_state().device))
         epoch, batch, step, perm = st["epoch"], st["batch"], st["step"], st["perm"]
+        adv_vals, clean_vals = list(st.get("adv_vals", [])), list(st.get("clean_vals", []))
         result.steps, result.epochs = st["steps"], st["epochs"]
         if st.get("status") in ("completed", "diverged"):
             result.status, result.diverged_at_step = st["status"], st["diverged_at_step"]
@@ -186,7 +188,8 @@ def adversarial_train(
         save_torch_atomic({
             "fingerprint": fingerprint, "model": model.state_dict(), "optimizer": opt.state_dict(),
             "g_shuffle": g_shuffle.get_state(), "g_attack": g_attack.get_state(), "g_eval": g_eval.get_state(),
-            "epoch": epoch, "batch": batch, "step": step, "perm": perm, "steps": result.steps,
+            "epoch": epoch, "batch": batch, "step": step, "perm": perm, "adv_vals": adv_vals,
+            "clean_vals": clean_vals, "steps": result.steps,
             "epochs": result.epochs, "status": status, "diverged_at_step": result.diverged_at_step,
         }, state_file)
 
@@ -219,12 +222,13 @@ def adversarial_train(
             save_state()
         while epoch < epochs:
             if batch == 0:
-                perm = torch.randperm(n, generator=g_shuffle).to(device)
-            adv_vals, clean_vals = [], []
+                adv_vals, clean_vals = [], []
             while batch < nb:
                 if term.is_set():
                     save_state()
                     raise Terminated(f"SIGTERM: resume state written at epoch {epoch}, batch {batch}")
+                if batch == 0:  # after the SIGTERM check: a state saved at batch 0 has not drawn it yet
+                    perm = torch.randperm(n, generator=g_shuffle).to(device)
                 idx = perm[batch * batch_size:(batch + 1) * batch_size]
                 xb, yb = data.x_train[idx], data.y_train[idx]
                 res = _attack(model, xb, yb, attack, loss, g_attack)

@@ -13,13 +13,15 @@ LOGS = f"logs/{NAME}"
 BENCH = f"benchmarks/{NAME}"
 TABLES = f"{RESULTS}/tables"
 FIGDIR = "figures" if NAME == "default" else f"figures/{NAME}"
-FIGURES = ["fig1_pga_convergence", "fig2_training_convergence", "fig3_landscape", "fig4_theory"]
+FIGURES = [
+    "fig1_pga_convergence",
+    "fig2_training_convergence",
+    "fig3_landscape",
+    "fig4_theory",
+]
 LIB = "src/adversary_dynamics"
-
-
-wildcard_constraints:
-    scale=r"[0-9][0-9.e+-]*",
-    seed=r"\d+",
+# the software of every rule, used with --use-conda (relative to workflow/rules/)
+CONDA_ENV = "../../environment.yml"
 
 
 def fmt(x):
@@ -38,13 +40,35 @@ def use_gpu():
 
 
 def code(*modules, script):
-    """Library modules and the script a rule runs: editing one reruns the rule."""
+    """Library modules and the script of a job; editing one reruns the job."""
     return [f"scripts/{script}"] + [f"{LIB}/{m}.py" for m in modules]
 
 
-CODE_TRAIN = code("training", "attacks", "models", "losses", "data", "datasets", "runio", "cli", script="train.py")
-CODE_PROBE = code("landscape", "attacks", "models", "losses", "data", "datasets", "runio", "cli", script="probe.py")
-CODE_THEORY = code("theory", "attacks", "models", "losses", "data", "runio", "cli", script="theory.py")
+CODE_TRAIN = code(
+    "training",
+    "attacks",
+    "models",
+    "losses",
+    "data",
+    "datasets",
+    "runio",
+    "cli",
+    script="train.py",
+)
+CODE_PROBE = code(
+    "landscape",
+    "attacks",
+    "models",
+    "losses",
+    "data",
+    "datasets",
+    "runio",
+    "cli",
+    script="probe.py",
+)
+CODE_THEORY = code(
+    "theory", "attacks", "models", "losses", "data", "runio", "cli", script="theory.py"
+)
 CODE_AGG = ["scripts/aggregate.py"]
 
 
@@ -60,21 +84,29 @@ def theory_dir(d, m):
     return f"{RESULTS}/theory/d~{d}/m~{m}"
 
 
-def seed_files(root, name):
-    """The file `name` of every seed's run folder at the scale of the job."""
-    return [f"{root}/scale~{{scale}}/seed~{k}/{name}" for k in SEEDS]
+def seed_files(kind, name):
+    """The file `name` of every seed's run folder (kind: train or probe) at the job's scale."""
+    return [f"{RESULTS}/{kind}/scale~{{scale}}/seed~{k}/{name}" for k in SEEDS]
 
 
-def train_root(wildcards):
-    return f"{RESULTS}/train/scale~{wildcards.scale}"
+def scale_root_of_output(wildcards, output):
+    """The scale's folder (parent of the seed~<k>/ folders) of a train or probe job."""
+    return str(Path(output[0]).parents[1])
 
 
-def probe_root(wildcards):
-    return f"{RESULTS}/probe/scale~{wildcards.scale}"
+def scale_root_of_input(wildcards, input):
+    """The training folder of the scale a probe job reads."""
+    return str(Path(input.status[0]).parents[1])
+
+
+def theory_root(wildcards, output):
+    """results/<name>/theory, the parent of the d~<d>/m~<m>/ folders."""
+    return str(Path(output[0]).parents[2])
 
 
 def _dataset_args():
     ds = config["dataset"]
+
     def none(v):
         return "none" if v is None else v
 
@@ -138,11 +170,15 @@ def theory_args(wildcards):
 
 # ---- resource estimates (from the configuration's size, not constants) --------------------
 def _input_dim():
-    return {"digits": 64, "gaussian": config["dataset"]["dim"], "cifar10": 3072}.get(config["dataset"]["name"], 784)
+    return {"digits": 64, "gaussian": config["dataset"]["dim"], "cifar10": 3072}.get(
+        config["dataset"]["name"], 784
+    )
 
 
 def _n_train():
-    full = {"digits": 1438, "gaussian": 1000, "cifar10": 50000}.get(config["dataset"]["name"], 60000)
+    full = {"digits": 1438, "gaussian": 1000, "cifar10": 50000}.get(
+        config["dataset"]["name"], 60000
+    )
     return config["dataset"]["n_train"] or full
 
 
@@ -151,14 +187,26 @@ GFLOPS = 5.0  # a pessimistic CPU rate per thread (GFLOP/s) for the estimates be
 
 def train_flops():
     """All seeds of one scale: epochs x examples x (attack steps + update) x 2 GEMMs."""
-    t, a, w, d = config["train"], config["attack"], config["model"]["width"], _input_dim()
+    t, a, w, d = (
+        config["train"],
+        config["attack"],
+        config["model"]["width"],
+        _input_dim(),
+    )
     per_seed = t["epochs"] * _n_train() * (a["steps"] + 3) * 4.0 * w * d
     return len(SEEDS) * per_seed
 
 
 def probe_flops():
     p, w, d = config["probe"], config["model"]["width"], _input_dim()
-    per_seed = len(p["checkpoints"]) * p["n_inputs"] * (p["restarts"] * (p["max_steps"] + 40) + 300) * 4.0 * w * d
+    per_seed = (
+        len(p["checkpoints"])
+        * p["n_inputs"]
+        * (p["restarts"] * (p["max_steps"] + 40) + 300)
+        * 4.0
+        * w
+        * d
+    )
     return len(SEEDS) * per_seed
 
 
@@ -205,7 +253,9 @@ def runs_spec(kind):
 
 def theory_spec():
     th = config["theory"]
-    return " ".join(f"{d}:{m}:{theory_dir(d, m)}" for d in th["dims"] for m in th["widths"])
+    return " ".join(
+        f"{d}:{m}:{theory_dir(d, m)}" for d in th["dims"] for m in th["widths"]
+    )
 
 
 def all_train(name):

@@ -29,9 +29,9 @@ for fig, tables in FIGURE_TABLES.items():
         name:
             fig
         input:
+            **tables,
             notebook=f"notebooks/{fig}.ipynb",
             style=f"{LIB}/plotting.py",
-            **tables,
         output:
             pdf=figure(fig, "pdf"),
             png=report(
@@ -40,11 +40,13 @@ for fig, tables in FIGURE_TABLES.items():
                 category="Figures",
                 labels={"figure": fig},
             ),
-        params:
-            nb=nb_params,
         log:
             notebook=f"{LOGS}/notebooks/{fig}.ipynb",
             stderr=f"{LOGS}/notebooks/{fig}.log",
+        conda:
+            CONDA_ENV
+        params:
+            nb=nb_params,
         shell:
             "papermill {input.notebook} {log.notebook} -k python3 --no-progress-bar {params.nb} "
             "> {log.stderr} 2>&1"

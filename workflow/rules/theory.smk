@@ -7,17 +7,19 @@ rule theory:
         code=CODE_THEORY,
     output:
         tables=all_theory(),
-    params:
-        out_root=f"{RESULTS}/theory",
-        args=theory_args,
     log:
         f"{LOGS}/theory/theory.log",
     benchmark:
         f"{BENCH}/theory/theory.tsv"
+    conda:
+        CONDA_ENV
     threads: config["threads"]
     resources:
         gpu=use_gpu(),
         mem_mb=theory_mem_mb,
         runtime=theory_runtime,
+    params:
+        out_root=theory_root,
+        args=theory_args,
     shell:
         "python scripts/theory.py --out-root {params.out_root} {params.args} > {log} 2>&1"

@@ -6,23 +6,25 @@ rule train:
     input:
         code=CODE_TRAIN,
     output:
-        steps=seed_files(RESULTS + "/train", "steps.csv"),
-        epochs=seed_files(RESULTS + "/train", "epochs.csv"),
-        status=seed_files(RESULTS + "/train", "status.json"),
-        provenance=seed_files(RESULTS + "/train", "provenance.json"),
-    params:
-        out_root=train_root,
-        seeds=",".join(SEEDS),
-        args=train_args,
+        steps=seed_files("train", "steps.csv"),
+        epochs=seed_files("train", "epochs.csv"),
+        status=seed_files("train", "status.json"),
+        provenance=seed_files("train", "provenance.json"),
     log:
         f"{LOGS}/train/scale~{{scale}}.log",
     benchmark:
         f"{BENCH}/train/scale~{{scale}}.tsv"
+    conda:
+        CONDA_ENV
     threads: config["threads"]
     resources:
         gpu=use_gpu(),
         mem_mb=data_mem_mb,
         runtime=train_runtime,
+    params:
+        out_root=scale_root_of_output,
+        seeds=",".join(SEEDS),
+        args=train_args,
     shell:
         "python scripts/train.py --out-root {params.out_root} --scale {wildcards.scale} "
         "--seeds {params.seeds} {params.args} > {log} 2>&1"

@@ -1,0 +1,112 @@
+"""Run I/O: atomic writes, exact CSV round trips, provenance records."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import pytest
+import torch
+
+from adversary_dynamics import runio
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if ".tmp-" in p.name)
+
+
+def test_atomic_writes_leave_no_temp_files(tmp_path):
+    runio.write_text_atomic(tmp_path / "a.txt", "héllo\n")
+    runio.write_bytes_atomic(tmp_path / "b.bin", b"\x00\x01")
+    runio.write_json_atomic(tmp_path / "sub" / "c.json", {"x": 1.5, "p": tmp_path})  # creates the folder
+    runio.save_torch_atomic({"t": torch.arange(3)}, tmp_path / "d.pt")
+    assert (tmp_path / "a.txt").read_text(encoding="utf-8") == "héllo\n"
+    assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
+    assert json.loads((tmp_path / "sub" / "c.json").read_text()) == {"x": 1.5, "p": str(tmp_path)}
+    assert torch.equal(torch.load(tmp_path / "d.pt")["t"], torch.arange(3))
+    assert _leftovers(tmp_path) == [] and _leftovers(tmp_path / "sub") == []
+    # overwriting replaces the content
+    runio.write_text_atomic(tmp_path / "a.txt", "new")
+    assert (tmp_path / "a.txt").read_text() == "new" and _leftovers(tmp_path) == []
+
+
+def test_failed_write_keeps_old_file_and_leaves_nothing(tmp_path):
+    target = tmp_path / "table.csv"
+    runio.write_text_atomic(target, "old\n")
+
+    class Boom(RuntimeError):
+        pass
+
+    with pytest.raises(Boom):
+        with runio.atomic_path(target) as tmp:
+            tmp.write_text("partial")
+            assert tmp.parent == target.parent and tmp.name.startswith(".table.csv.tmp-")
+            raise Boom()
+    assert target.read_text() == "old\n"
+    assert _leftovers(tmp_path) == []
+    # a writer that raises inside write_csv_atomic (a row with an unknown column)
+    with pytest.raises(ValueError):
+        runio.write_csv_atomic(target, [{"a": 1}, {"a": 2, "b": 3}], columns=["a"])
+    assert target.read_text() == "old\n" and _leftovers(tmp_path) == []
+    # also on an interrupt (not an Exception subclass)
+    with pytest.raises(KeyboardInterrupt):
+        with runio.atomic_path(target) as tmp:
+            tmp.write_text("partial")
+            raise KeyboardInterrupt
+    assert target.read_text() == "old\n" and _leftovers(tmp_path) == []
+    # a new file that fails is never created
+    with pytest.raises(Boom):
+        with runio.atomic_path(tmp_path / "new.json") as tmp:
+            tmp.write_text("{")
+            raise Boom()
+    assert not (tmp_path / "new.json").exists() and _leftovers(tmp_path) == []
+    # the same for torch.save of an unpicklable object
+    with pytest.raises(Exception):
+        runio.save_torch_atomic({"f": lambda: 0}, tmp_path / "state.pt")
+    assert not (tmp_path / "state.pt").exists() and _leftovers(tmp_path) == []
+
+
+def test_csv_round_trips_floats_exactly(tmp_path):
+    vals = [0.1, 1 / 3, 2 / 3 * 1e-300, 5e-324, 1.7976931348623157e308, -0.0, 123456789.123456789, math.pi,
+            float(torch.tensor(0.1, dtype=torch.float32)), float("inf"), float("nan")]
+    rows = [{"i": i, "v": v, "s": f"r{i}", "b": i % 2 == 0} for i, v in enumerate(vals)]
+    path = tmp_path / "t.csv"
+    runio.write_csv_atomic(path, rows)
+    back = runio.read_csv(path)
+    assert [r["i"] for r in back] == [str(i) for i in range(len(vals))]
+    assert list(back[0].keys()) == ["i", "v", "s", "b"]
+    for v, r in zip(vals, back):
+        got = float(r["v"])
+        if math.isnan(v):
+            assert math.isnan(got)
+        else:
+            assert got == v and math.copysign(1, got) == math.copysign(1, v)
+    assert [r["s"] for r in back] == [f"r{i}" for i in range(len(vals))]
+    # explicit column order; empty tables still get a header
+    runio.write_csv_atomic(path, rows[:1], columns=["v", "i", "s", "b"])
+    assert path.read_text().splitlines()[0] == "v,i,s,b"
+    runio.write_csv_atomic(tmp_path / "empty.csv", [], columns=["a", "b"])
+    assert (tmp_path / "empty.csv").read_text() == "a,b\n"
+
+
+def test_provenance_record(tmp_path):
+    started = time.time() - 2.0
+    cfg = {"lr": 0.1, "scales": [1, 2]}
+    rec = runio.provenance(config=cfg, device="cpu", started=started, extra={"stage": "train"})
+    for k in ("config", "code", "packages", "device", "torch_threads", "wall_time_s"):
+        assert k in rec, k
+    assert rec["config"] == cfg and rec["device"] == "cpu" and rec["stage"] == "train"
+    assert rec["torch_threads"] == torch.get_num_threads() == 1
+    assert 2.0 <= rec["wall_time_s"] < 60
+    assert rec["packages"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
+    assert "adversary_dynamics" in rec["packages"]
+    sha = rec["code"]["source_sha256"]
+    assert len(sha) == 16 and int(sha, 16) >= 0
+    assert runio.code_version()["source_sha256"] == sha  # stable
+    # serialisable as JSON and unchanged by the round trip
+    runio.write_json_atomic(tmp_path / "prov.json", rec)
+    back = json.loads((tmp_path / "prov.json").read_text())
+    assert back["config"] == cfg and back["code"] == rec["code"]
+    # without a start time there is no wall time
+    assert "wall_time_s" not in runio.provenance(config=None)

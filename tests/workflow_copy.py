@@ -1,0 +1,26 @@
+"""Copy the workflow into a temporary folder so tests never touch the repository's results."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTS = ("Snakefile", "workflow", "scripts", "config", "notebooks", "profiles", "src/adversary_dynamics",
+         "tests/workflow")
+
+
+def copy_workflow(dst: Path) -> Path:
+    """The files a workflow run reads (rule code inputs included), without results or logs."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
+    for part in PARTS:
+        src = ROOT / part
+        if not src.exists():
+            continue
+        target = dst / part
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, target, ignore=ignore)
+        else:
+            shutil.copy2(src, target)
+    return dst
