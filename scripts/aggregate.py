@@ -133,6 +133,32 @@ def fig4(args) -> None:
     _write(pd.concat(parts, ignore_index=True), args.out)
 
 
+def _run_record(d: Path) -> dict:
+    """Where a run's numbers came from: its folder and its provenance summary."""
+    rec = {"path": str(d)}
+    prov = d / "provenance.json"
+    if prov.exists():
+        p = json.loads(prov.read_text())
+        rec.update({k: p.get(k) for k in ("code", "finished_at", "wall_time_s", "device", "torch_threads", "host",
+                                          "slurm_job_id")})
+    return rec
+
+
+def write_provenance(args) -> None:
+    """The figure's provenance: configuration, code version, and every run (for probes, also
+    the training run they probed) that its tables were built from."""
+    runs = []
+    for spec in args.runs:
+        d = Path(spec.split(":", 2)[2])
+        runs.append(_run_record(d))
+        if d.parts and "probe" in d.parts:
+            runs.append(_run_record(Path(*["train" if q == "probe" else q for q in d.parts])))
+    tables = [str(v) for k, v in vars(args).items() if k.startswith("out_") and k != "out_provenance"]
+    runio.write_json_atomic(args.out_provenance, {
+        "figure_tables": tables, "config": json.loads(args.config_json) if args.config_json else None,
+        "code": runio.code_version(), "runs": runs})
+
+
 def get_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="figure", required=True)
@@ -156,12 +182,17 @@ def get_args(argv=None) -> argparse.Namespace:
     d = sub.add_parser("fig4")
     d.add_argument("--runs", nargs="+", required=True)
     d.add_argument("--out", type=Path, required=True)
+    for q in (a, b, c, d):
+        q.add_argument("--out-provenance", type=Path, default=None, help="write the provenance record here")
+        q.add_argument("--config-json", type=str, default=None, help="the workflow configuration, as JSON")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = get_args(argv)
     {"fig1": fig1, "fig2": fig2, "fig3": fig3, "fig4": fig4}[args.figure](args)
+    if args.out_provenance is not None:
+        write_provenance(args)
     return 0
 
 

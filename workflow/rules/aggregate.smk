@@ -9,16 +9,18 @@ rule aggregate_fig1:
     output:
         curves=f"{TABLES}/fig1_curves.csv",
         final=f"{TABLES}/fig1_final.csv",
+        provenance=f"{TABLES}/fig1.provenance.json",
     log:
         f"{LOGS}/aggregate/fig1.log",
     conda:
         CONDA_ENV
     params:
+        config=config_json,
         runs=runs_spec("probe"),
         max_steps=config["probe"]["max_steps"],
     shell:
         "python scripts/aggregate.py fig1 --runs {params.runs} --max-steps {params.max_steps} "
-        "--out-curves {output.curves} --out-final {output.final} > {log} 2>&1"
+        "--out-curves {output.curves} --out-final {output.final} --out-provenance {output.provenance} --config-json {params.config} > {log} 2>&1"
 
 
 rule aggregate_fig2:
@@ -31,16 +33,18 @@ rule aggregate_fig2:
         steps=f"{TABLES}/fig2_steps.csv",
         epochs=f"{TABLES}/fig2_epochs.csv",
         runs=f"{TABLES}/fig2_runs.csv",
+        provenance=f"{TABLES}/fig2.provenance.json",
     log:
         f"{LOGS}/aggregate/fig2.log",
     conda:
         CONDA_ENV
     params:
+        config=config_json,
         runs=runs_spec("train"),
         threshold=config["train"]["threshold"],
     shell:
         "python scripts/aggregate.py fig2 --runs {params.runs} --threshold {params.threshold} "
-        "--out-steps {output.steps} --out-epochs {output.epochs} --out-runs {output.runs} > {log} 2>&1"
+        "--out-steps {output.steps} --out-epochs {output.epochs} --out-runs {output.runs} --out-provenance {output.provenance} --config-json {params.config} > {log} 2>&1"
 
 
 rule aggregate_fig3:
@@ -53,16 +57,18 @@ rule aggregate_fig3:
         circle=f"{TABLES}/fig3_circle.csv",
         traj=f"{TABLES}/fig3_traj.csv",
         regularity=f"{TABLES}/fig3_regularity.csv",
+        provenance=f"{TABLES}/fig3.provenance.json",
     log:
         f"{LOGS}/aggregate/fig3.log",
     conda:
         CONDA_ENV
     params:
+        config=config_json,
         runs=runs_spec("probe"),
     shell:
         "python scripts/aggregate.py fig3 --runs {params.runs} --out-grid {output.grid} "
         "--out-circle {output.circle} --out-traj {output.traj} --out-regularity {output.regularity} "
-        "> {log} 2>&1"
+        "--out-provenance {output.provenance} --config-json {params.config} > {log} 2>&1"
 
 
 rule aggregate_fig4:
@@ -71,11 +77,13 @@ rule aggregate_fig4:
         code=CODE_AGG,
     output:
         theory=f"{TABLES}/fig4_theory.csv",
+        provenance=f"{TABLES}/fig4.provenance.json",
     log:
         f"{LOGS}/aggregate/fig4.log",
     conda:
         CONDA_ENV
     params:
+        config=config_json,
         runs=theory_spec(),
     shell:
-        "python scripts/aggregate.py fig4 --runs {params.runs} --out {output.theory} > {log} 2>&1"
+        "python scripts/aggregate.py fig4 --runs {params.runs} --out {output.theory} --out-provenance {output.provenance} --config-json {params.config} > {log} 2>&1"

@@ -271,10 +271,18 @@ def all_theory():
     return [f"{theory_dir(d, m)}/theory.csv" for d in th["dims"] for m in th["widths"]]
 
 
+def config_json(wildcards):
+    """The whole (validated) configuration as one shell-quoted JSON word."""
+    import json
+    import shlex
+
+    return shlex.quote(json.dumps(config, sort_keys=True))
+
+
 def nb_params(wildcards, input, output):
     """papermill '-p key value' for every table the notebook reads and every file it writes."""
-    ps = [f"-p {k} {v}" for k, v in input.items() if k not in ("notebook", "style")]
-    ps += [f"-p out_{k} {v}" for k, v in output.items()]
+    ps = [f"-p {k} {v}" for k, v in input.items() if k not in ("notebook", "style", "provenance")]
+    ps += [f"-p out_{k} {v}" for k, v in output.items() if k != "provenance"]
     ps.append(f"-p config_name {NAME}")
     return " ".join(ps)
 

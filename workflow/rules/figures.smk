@@ -1,6 +1,8 @@
 # One papermill notebook per figure; each rule is named after its figure, so
 # `snakemake fig2_training_convergence` rebuilds that figure and only what it needs.
 # The executed notebook goes to the log; the notebook itself writes PDF and PNG atomically.
+# Beside each figure, <figure>.provenance.json names the configuration, the code version and
+# every run its numbers come from.
 
 FIGURE_TABLES = {
     "fig1_pga_convergence": {
@@ -32,6 +34,7 @@ for fig, tables in FIGURE_TABLES.items():
             **tables,
             notebook=f"notebooks/{fig}.ipynb",
             style=f"{LIB}/plotting.py",
+            provenance=f"{TABLES}/{fig.split('_')[0]}.provenance.json",
         output:
             pdf=figure(fig, "pdf"),
             png=report(
@@ -40,6 +43,7 @@ for fig, tables in FIGURE_TABLES.items():
                 category="Figures",
                 labels={"figure": fig},
             ),
+            provenance=figure(fig, "provenance.json"),
         log:
             notebook=f"{LOGS}/notebooks/{fig}.ipynb",
             stderr=f"{LOGS}/notebooks/{fig}.log",
@@ -49,4 +53,5 @@ for fig, tables in FIGURE_TABLES.items():
             nb=nb_params,
         shell:
             "papermill {input.notebook} {log.notebook} -k python3 --no-progress-bar {params.nb} "
-            "> {log.stderr} 2>&1"
+            "> {log.stderr} 2>&1 && cp {input.provenance} {output.provenance}.tmp "
+            "&& mv {output.provenance}.tmp {output.provenance}"
