@@ -281,7 +281,11 @@ def config_json(wildcards):
 
 def nb_params(wildcards, input, output):
     """papermill '-p key value' for every table the notebook reads and every file it writes."""
-    ps = [f"-p {k} {v}" for k, v in input.items() if k not in ("notebook", "style", "provenance")]
+    ps = [
+        f"-p {k} {v}"
+        for k, v in input.items()
+        if k not in ("notebook", "style", "provenance")
+    ]
     ps += [f"-p out_{k} {v}" for k, v in output.items() if k != "provenance"]
     ps.append(f"-p config_name {NAME}")
     return " ".join(ps)
@@ -292,4 +296,6 @@ def figure(fig, ext):
 
 
 def get_final_outputs():
-    return [figure(f, e) for f in FIGURES for e in ("pdf", "png")]
+    return [figure(f, e) for f in FIGURES for e in ("pdf", "png")] + [
+        f"{FIGDIR}/claims.{e}" for e in ("md", "json")
+    ]
