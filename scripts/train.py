@@ -4,13 +4,17 @@
 Writes to --out-root/seed~<k>/ for every seed: steps.csv, epochs.csv, status.json,
 provenance.json, checkpoints/epoch_XXXX.pt and state.pt (resume state). Seeds run one after
 another in one process (one interpreter start per scale). Rerunning after an interruption
-resumes from state.pt; on SIGTERM the resume state is written and the process exits with 143.
+resumes from state.pt; on SIGTERM the resume state is written and the process exits with 143
+(during training at the next minibatch boundary; before or between trainings at once, any
+file being written is dropped whole by the atomic writes).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -54,7 +58,24 @@ def get_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _exit_143(signum, frame):
+    print("SIGTERM: stopping (completed epochs are in state.pt); rerun to resume", file=sys.stderr, flush=True)
+    raise SystemExit(143)
+
+
 def main(argv=None) -> int:
+    """Run :func:`_main`; a SIGTERM outside training (imports, data loading, writing results,
+    between seeds) ends it with 143 like one during training (which training handles itself)."""
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)
+    old = signal.signal(signal.SIGTERM, _exit_143)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _main(argv=None) -> int:
     args = get_args(argv)
     started = time.time()
     cfg = cli.print_config(args)

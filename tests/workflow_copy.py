@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("Snakefile", "workflow", "scripts", "config", "notebooks", "profiles", "src/adversary_dynamics",
+PARTS = ("Snakefile", "environment.yml", "workflow", "scripts", "config", "notebooks", "profiles", "src/adversary_dynamics",
          "tests/workflow")
 
 

@@ -3,13 +3,20 @@
 :func:`validate_config` checks a config (a dict, as Snakemake loads it) against the JSON schema
 ``workflow/schemas/config.schema.yaml``, fills in defaults, then applies the checks a schema
 cannot express (probed checkpoints within the training epochs, CUDA available when asked for,
-data files present). Every problem is reported at once, each naming the key, the bad value
-and what is allowed, in a :class:`ConfigError`.
+data files present, finite numbers, scales that survive their text form in paths). Every
+problem is reported at once, each naming the key, the bad value and what is allowed, in a
+:class:`ConfigError`.
+
+Values given on Snakemake's command line arrive as text inside lists and mappings
+(``--config threat='{ratio: 0.3}'`` gives ``{'ratio': '0.3'}``, ``scales=[0.5,1]`` gives
+``['0.5', '1']``): text is converted, as YAML reads it, wherever the schema expects a number,
+an integer, a boolean or null, before validation.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +41,16 @@ def _key(path) -> str:
     return out or "<top level>"
 
 
+_TYPE_NAMES = {"array": "a list", "object": "a mapping (key: value)", "number": "a number",
+               "integer": "an integer", "boolean": "true or false", "string": "a string", "null": "null"}
+
+
 def _allowed(err) -> str:
     v, s = err.validator, err.schema
     if v == "enum":
-        return "one of " + ", ".join(map(str, s["enum"]))
+        allowed = "one of " + ", ".join(map(str, s["enum"]))
+        near = difflib.get_close_matches(str(err.instance).lower(), [str(e) for e in s["enum"]], n=1)
+        return allowed + (f"; did you mean '{near[0]}'?" if near else "")
     if v == "minimum":
         return f"a value >= {s['minimum']}"
     if v == "exclusiveMinimum":
@@ -45,16 +58,17 @@ def _allowed(err) -> str:
     if v == "maximum":
         return f"a value <= {s['maximum']}"
     if v == "type":
-        t = s["type"]
-        return "a value of type " + (" or ".join(t) if isinstance(t, list) else t)
+        t = s["type"] if isinstance(s["type"], list) else [s["type"]]
+        return " or ".join(_TYPE_NAMES.get(x, x) for x in t)
     if v == "uniqueItems":
-        return "a list without duplicates"
+        seen, dup = [], []
+        for x in err.instance:
+            (dup if x in seen and x not in dup else seen).append(x)
+        return f"a list without duplicates ({', '.join(map(repr, dup))} repeated)"
     if v == "minItems":
         return f"a list of at least {s['minItems']} item(s)"
     if v == "pattern":
         return f"a string matching {s['pattern']}"
-    if v == "required":
-        return "this key to be present"
     return err.message
 
 
@@ -69,12 +83,82 @@ def _fill_defaults(instance: Any, schema: dict) -> None:
             _fill_defaults(instance[k], sub)
 
 
-def _schema_errors(config: dict, schema: dict) -> list[str]:
+def _types(schema: dict) -> list[str]:
+    t = schema.get("type", [])
+    return t if isinstance(t, list) else [t]
+
+
+def _fits(value: Any, types: list[str]) -> bool:
+    for t in types:
+        if t == "integer" and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if t == "number" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        if t == "boolean" and isinstance(value, bool) or t == "null" and value is None:
+            return True
+        if t == "string" and isinstance(value, str) or t == "array" and isinstance(value, list):
+            return True
+        if t == "object" and isinstance(value, dict):
+            return True
+    return False
+
+
+def _coerce(value: Any, schema: dict) -> Any:
+    """``value`` with command-line text converted to the types ``schema`` expects (see the
+    module docstring); anything that does not convert cleanly is left for the schema to report."""
+    import yaml
+
+    types = _types(schema)
+    if isinstance(value, str) and not _fits(value, types) or (
+            isinstance(value, str) and "null" in types and value.strip() in ("", "~", "null", "Null", "NULL")):
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            parsed = value
+        if isinstance(parsed, str) and "number" in types:
+            try:  # YAML 1.1 reads 1e-3 as text; Python reads it as the number meant
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        if _fits(parsed, types) and not isinstance(parsed, str):
+            value = parsed
+    elif isinstance(value, int) and not isinstance(value, bool) and types == ["string"]:
+        value = str(value)  # --config name=2024
+    if isinstance(value, float) and "integer" in types and "number" not in types and value.is_integer():
+        value = int(value)  # the schema accepts 3.0 as an integer; the scripts' int() would not
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        value[:] = [_coerce(x, schema["items"]) for x in value]
+    if isinstance(value, dict):
+        for k, sub in schema.get("properties", {}).items():
+            if k in value:
+                value[k] = _coerce(value[k], sub)
+    return value
+
+
+def _non_finite(value: Any, path: list) -> list[str]:
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"config key '{_key(path)}' has value {value!r}; allowed: a finite number"]
+    if isinstance(value, dict):
+        return [m for k, v in value.items() for m in _non_finite(v, path + [k])]
+    if isinstance(value, list):
+        return [m for i, v in enumerate(value) for m in _non_finite(v, path + [i])]
+    return []
+
+
+def _path_text(x: float) -> str:
+    """How the workflow writes a scale in paths and passes it to the scripts (common.smk's fmt)."""
+    return f"{float(x):g}"
+
+
+def _schema_errors(config: dict, schema: dict) -> tuple[list[str], list[str]]:
+    """Messages, and the keys they concern (for the checks beyond the schema)."""
     import jsonschema
 
     v = jsonschema.Draft202012Validator(schema)
-    msgs = []
+    msgs, keys = [], []
     for err in sorted(v.iter_errors(config), key=lambda e: list(map(str, e.path))):
+        if err.validator != "additionalProperties":  # an unknown key spoils none of its neighbours
+            keys.append(_key(err.path))
         if err.validator == "additionalProperties":
             known = list(err.schema.get("properties", {}))
             extra = [k for k in err.instance if k not in known]
@@ -84,43 +168,70 @@ def _schema_errors(config: dict, schema: dict) -> list[str]:
                 where = _key(list(err.path) + [k])
                 msgs.append(f"config key '{where}' is unknown (allowed keys here: {', '.join(known)}){hint}")
             continue
+        if err.validator == "required":
+            missing = [k for k in err.validator_value if k not in err.instance]
+            msgs += [f"config key '{_key(list(err.path) + [k])}' is missing; allowed: any value the schema "
+                     "describes (see config/config.yaml)" for k in missing]
+            continue
         desc = err.schema.get("description", "")
         msgs.append(f"config key '{_key(err.path)}' has value {err.instance!r}; allowed: {_allowed(err)}"
                     + (f" ({desc})" if desc else ""))
-    return msgs
+    return msgs, keys
 
 
 def validate_config(config: dict, schema_path: str | Path, *, check_files: bool = True,
                     cuda_available: bool | None = None) -> dict:
     """Validate ``config`` in place (defaults filled in) and return it; raise ConfigError."""
     schema = load_schema(schema_path)
+    if not isinstance(config, dict):
+        raise ConfigError(f"invalid configuration:\n  - the configuration is {config!r}; allowed: a mapping "
+                          "of the keys in config/config.yaml")
     _fill_defaults(config, schema)
-    msgs = _schema_errors(config, schema)
-    if not msgs:
+    _coerce(config, schema)
+    msgs, bad = _schema_errors(config, schema)
+    msgs += _non_finite(config, [])
+
+    def ok(*keys: str) -> bool:
+        """The schema found nothing wrong with these keys (nor their sections, nor their items)."""
+        return not any(b == "<top level>" or b == k or b.startswith((k + ".", k + "[")) or k.startswith(b + ".")
+                       for b in bad for k in keys)
+
+    for key in ("scales", "theory.scales"):
+        if not ok(key):
+            continue
+        scales = config["scales"] if key == "scales" else config["theory"]["scales"]
+        for i, x in enumerate(scales):
+            if math.isfinite(x) and float(_path_text(x)) != float(x):
+                msgs.append(f"config key '{key}[{i}]' has value {x!r}, which the workflow writes as "
+                            f"'{_path_text(x)}' in paths and would run at {float(_path_text(x))!r}; "
+                            "allowed: a number with at most 6 significant digits")
+    if ok("train.epochs", "probe.checkpoints"):
         epochs = config["train"]["epochs"]
         late = [k for k in config["probe"]["checkpoints"] if k > epochs]
         if late:
             msgs.append(f"config key 'probe.checkpoints' has value {late!r}; allowed: epochs between 0 and "
                         f"train.epochs = {epochs}")
-        if config["device"] == "cuda":
-            if cuda_available is None:
-                import torch
+    if ok("device") and config["device"] == "cuda":
+        if cuda_available is None:
+            import torch
 
-                cuda_available = torch.cuda.is_available()
-            if not cuda_available:
-                msgs.append("config key 'device' has value 'cuda' but CUDA is not available on this machine; "
-                            "allowed here: auto or cpu")
-        if config["threat"]["norm"] == "linf" and config["attack"]["init"] == "uniform_sphere":
-            msgs.append("config key 'attack.init' has value 'uniform_sphere', which is defined for the l2 "
-                        "norm only; allowed with threat.norm linf: zero or uniform_ball")
-        if check_files and config["dataset"]["name"] in ("mnist", "fashion_mnist", "cifar10"):
-            from . import datasets
+            cuda_available = torch.cuda.is_available()
+        if not cuda_available:
+            msgs.append("config key 'device' has value 'cuda' but CUDA is not available on this machine; "
+                        "allowed here: auto or cpu")
+    if ok("threat.norm", "attack.init") and config["threat"]["norm"] == "linf" and (
+            config["attack"]["init"] == "uniform_sphere"):
+        msgs.append("config key 'attack.init' has value 'uniform_sphere', which is defined for the l2 "
+                    "norm only; allowed with threat.norm linf: zero or uniform_ball")
+    if check_files and ok("dataset") and config["dataset"]["name"] in ("mnist", "fashion_mnist", "cifar10"):
+        from . import datasets
 
-            try:
-                datasets.check_dataset_files(config["dataset"]["name"], config["dataset"]["root"],
-                                             config["dataset"]["download"])
-            except ValueError as exc:
-                msgs.append(f"config key 'dataset': {exc}")
+        try:
+            datasets.check_dataset_files(config["dataset"]["name"], config["dataset"]["root"],
+                                         config["dataset"]["download"])
+        except ValueError as exc:
+            msgs.append(f"config key 'dataset': {exc}")
     if msgs:
-        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(msgs))
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(msgs) + "\n(from config/config.yaml, "
+                          "--configfile and --config; every key is described in config/config.yaml)")
     return config

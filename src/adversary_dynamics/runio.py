@@ -35,6 +35,12 @@ _PACKAGES = ("adversary_dynamics", "torch", "numpy", "pandas", "scikit-learn", "
              "matplotlib", "seaborn")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
@@ -48,6 +54,7 @@ def atomic_path(path: str | os.PathLike):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -155,6 +162,7 @@ def provenance(*, config: Mapping[str, Any] | None = None, device: Any = None, s
         "torch_threads": torch.get_num_threads(),
         "env_threads": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ},
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # GPUs the scheduler granted
         "command": sys.argv,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -226,6 +226,7 @@ def adversarial_train(
             while batch < nb:
                 if term.is_set():
                     save_state()
+                    term.clear()  # acted on: not passed on below
                     raise Terminated(f"SIGTERM: resume state written at epoch {epoch}, batch {batch}")
                 if batch == 0:  # after the SIGTERM check: a state saved at batch 0 has not drawn it yet
                     perm = torch.randperm(n, generator=g_shuffle).to(device)
@@ -272,6 +273,10 @@ def adversarial_train(
             signal.signal(signal.SIGTERM, old_handler)
         if progress and bar is not None:
             bar.close()
+        if term.is_set() and callable(old_handler):
+            # a SIGTERM after the last minibatch (training ended anyway): pass it on to the
+            # handler it displaced, so the caller still stops
+            old_handler(signal.SIGTERM, None)
 
 
 def spec_dict(spec: AttackSpec) -> dict:

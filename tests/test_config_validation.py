@@ -1,0 +1,275 @@
+"""Bad configurations are caught before any job starts, each with a message that names the key,
+the bad value and what is allowed.
+
+The table calls :func:`validate_config` directly (fast); a few cases go through the real
+``snakemake`` command line (``--config`` overrides and ``--configfile``) in a temporary copy of
+the workflow, checking the exit status, what the user reads on stderr, and that no job ran and
+nothing under results/ (or logs/, benchmarks/) was created or changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from adversary_dynamics.config import ConfigError, validate_config
+from workflow_copy import ROOT, copy_workflow
+
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+TINY = yaml.safe_load((ROOT / "tests" / "workflow" / "config.yaml").read_text())
+
+
+def _set(cfg: dict, dotted: str, value) -> dict:
+    *parents, last = dotted.split(".")
+    node = cfg
+    for p in parents:
+        node = node[p]
+    node[last] = value
+    return cfg
+
+
+def _validate(overrides: dict, *, base=DEFAULT, cuda_available=False) -> dict:
+    cfg = copy.deepcopy(base)
+    for k, v in overrides.items():
+        _set(cfg, k, v)
+    return validate_config(cfg, SCHEMA, cuda_available=cuda_available)
+
+
+# (id, overrides, key named, bad value as shown, what is allowed)
+CASES = [
+    ("negative-scale", {"scales": [-1.0, 1.0]}, "scales[0]", "-1.0", "a value > 0"),
+    ("zero-scale", {"scales": [0.0, 1.0]}, "scales[0]", "0.0", "a value > 0"),
+    ("duplicate-scales", {"scales": [0.5, 1.0, 0.5]}, "scales", "[0.5, 1.0, 0.5]",
+     "a list without duplicates (0.5 repeated)"),
+    ("duplicate-scales-int-float", {"scales": [1, 1.0]}, "scales", "[1, 1.0]", "without duplicates"),
+    ("scale-not-a-list", {"scales": 0.5}, "scales", "0.5", "a list"),
+    ("scale-infinite", {"scales": [math.inf]}, "scales[0]", "inf", "a finite number"),
+    ("scale-nan", {"scales": [math.nan]}, "scales[0]", "nan", "a finite number"),
+    ("scale-too-precise-for-paths", {"scales": [0.1234567]}, "scales[0]", "0.1234567",
+     "at most 6 significant digits"),
+    ("theory-scale-too-precise", {"theory.scales": [1.0, 1.0000001]}, "theory.scales[1]", "1.0000001",
+     "at most 6 significant digits"),
+    ("ratio-zero", {"threat.ratio": 0}, "threat.ratio", "0", "a value > 0"),
+    ("ratio-negative", {"threat.ratio": -0.5}, "threat.ratio", "-0.5", "a value > 0"),
+    ("theory-ratio-negative", {"theory.ratio": -1}, "theory.ratio", "-1", "a value > 0"),
+    ("ratio-text", {"threat.ratio": "half"}, "threat.ratio", "'half'", "a number"),
+    ("unknown-dataset", {"dataset.name": "imagenet"}, "dataset.name", "'imagenet'",
+     "one of digits, gaussian, mnist, fashion_mnist, cifar10"),
+    ("unknown-norm", {"threat.norm": "l3"}, "threat.norm", "'l3'", "one of l2, linf"),
+    ("unknown-activation", {"model.activation": "sigmoid"}, "model.activation", "'sigmoid'",
+     "one of relu, softplus, tanh"),
+    ("activation-case-did-you-mean", {"model.activation": "ReLU"}, "model.activation", "'ReLU'",
+     "did you mean 'relu'?"),
+    ("unknown-loss", {"loss": "hinge"}, "loss", "'hinge'", "one of quadratic, cross_entropy"),
+    ("unknown-optimizer", {"train.optimizer": "rmsprop"}, "train.optimizer", "'rmsprop'", "one of sgd, adam"),
+    ("unknown-gradient", {"attack.gradient": "signed"}, "attack.gradient", "'signed'",
+     "one of raw, normalized, sign; did you mean 'sign'?"),
+    ("unknown-device", {"device": "tpu"}, "device", "'tpu'", "one of auto, cpu, cuda"),
+    ("zero-width", {"model.width": 0}, "model.width", "0", "a value >= 1"),
+    ("zero-epochs", {"train.epochs": 0, "probe.checkpoints": [0]}, "train.epochs", "0", "a value >= 1"),
+    ("zero-batch-size", {"train.batch_size": 0}, "train.batch_size", "0", "a value >= 1"),
+    ("zero-threads", {"threads": 0}, "threads", "0", "a value >= 1"),
+    ("negative-lr", {"train.lr": -0.1}, "train.lr", "-0.1", "a value > 0"),
+    ("momentum-above-one", {"train.momentum": 1.5}, "train.momentum", "1.5", "a value <= 1"),
+    ("lr-nan", {"train.lr": math.nan}, "train.lr", "nan", "a finite number"),
+    ("empty-seeds", {"seeds": []}, "seeds", "[]", "a list of at least 1 item(s)"),
+    ("negative-seed", {"seeds": [0, -1]}, "seeds[1]", "-1", "a value >= 0"),
+    ("duplicate-seeds", {"seeds": [0, 1, 1]}, "seeds", "[0, 1, 1]", "without duplicates (1 repeated)"),
+    ("checkpoint-beyond-last-epoch", {"probe.checkpoints": [0, 1, 30]}, "probe.checkpoints", "[30]",
+     "epochs between 0 and train.epochs = 20"),
+    ("checkpoint-beyond-shortened-training", {"train.epochs": 3}, "probe.checkpoints", "[20]",
+     "epochs between 0 and train.epochs = 3"),
+    ("negative-checkpoint", {"probe.checkpoints": [-1, 1]}, "probe.checkpoints[0]", "-1", "a value >= 0"),
+    ("empty-checkpoints", {"probe.checkpoints": []}, "probe.checkpoints", "[]", "at least 1 item"),
+    ("grid-too-coarse", {"probe.grid": 3}, "probe.grid", "3", "a value >= 5"),
+    ("cos-threshold-zero", {"probe.cos_threshold": 0}, "probe.cos_threshold", "0", "a value > 0"),
+    ("theory-zero-dim", {"theory.dims": [0, 25]}, "theory.dims[0]", "0", "a value >= 1"),
+    ("theory-empty-widths", {"theory.widths": []}, "theory.widths", "[]", "at least 1 item"),
+    ("cuda-without-cuda", {"device": "cuda"}, "device", "'cuda'", "auto or cpu"),
+    ("unknown-top-key-typo", {"moddel": {"width": 3}}, "moddel", "moddel", "did you mean 'model'?"),
+    ("unknown-nested-key-typo", {"train.epoch": 3}, "train.epoch", "train.epoch", "did you mean 'epochs'?"),
+    ("unknown-key-lists-allowed", {"threat.eps": 0.1}, "threat.eps", "threat.eps",
+     "allowed keys here: norm, ratio"),
+    ("width-text", {"model.width": "32x"}, "model.width", "'32x'", "an integer"),
+    ("epochs-fraction", {"train.epochs": 2.5}, "train.epochs", "2.5", "an integer"),
+    ("bias-not-boolean", {"model.bias": "maybe"}, "model.bias", "'maybe'", "true or false"),
+    ("section-not-mapping", {"model": 3}, "model", "3", "a mapping (key: value)"),
+    ("n-train-zero", {"dataset.n_train": 0}, "dataset.n_train", "0", "a value >= 1"),
+    ("n-train-text", {"dataset.n_train": "all"}, "dataset.n_train", "'all'", "an integer or null"),
+    ("name-with-slash", {"name": "a/b"}, "name", "'a/b'", "a string matching"),
+    ("name-empty", {"name": ""}, "name", "''", "a string matching"),
+    ("sphere-start-with-linf", {"threat.norm": "linf", "attack.init": "uniform_sphere"}, "attack.init",
+     "'uniform_sphere'", "zero or uniform_ball"),
+    ("mnist-files-missing", {"dataset.name": "mnist", "dataset.root": "/nonexistent/mnist"}, "dataset",
+     "'/nonexistent/mnist'", "dataset.download: true"),
+]
+
+
+@pytest.mark.parametrize("overrides, key, value, allowed", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_config_message_names_key_value_and_allowed(overrides, key, value, allowed):
+    with pytest.raises(ConfigError) as exc:
+        _validate(overrides)
+    msg = str(exc.value)
+    line = next((ln for ln in msg.splitlines() if f"'{key}'" in ln or f"'{key}:" in ln or f"key '{key}'" in ln),
+                None)
+    assert line is not None, f"no line names the key {key!r}:\n{msg}"
+    # the key's line (or, for multi-line data messages, the whole message) shows value and allowed
+    where = msg if key == "dataset" else line
+    assert value in where, f"bad value {value!r} not shown:\n{msg}"
+    assert allowed in where, f"allowed {allowed!r} not shown:\n{msg}"
+
+
+def test_table_is_large_enough():
+    assert len(CASES) >= 15
+
+
+@pytest.mark.parametrize("base", [DEFAULT, TINY], ids=["default", "tiny"])
+def test_shipped_configs_are_valid(base):
+    cfg = _validate({}, base=base)
+    assert cfg["scales"] and cfg["threads"] >= 1
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as exc:
+        _validate({"scales": [-1.0], "threat.ratio": 0, "model.width": 0, "loss": "hinge", "moddel": 1,
+                   "probe.checkpoints": [0, 50], "device": "cuda", "theory.scales": [0.1234567]})
+    msg = str(exc.value)
+    # schema problems and the checks beyond the schema, together
+    for key in ("scales[0]", "threat.ratio", "model.width", "loss", "moddel", "probe.checkpoints", "device",
+                "theory.scales[0]"):
+        assert f"'{key}'" in msg, msg
+
+
+def test_defaults_are_filled_in():
+    cfg = validate_config({"name": "x", "probe": {"checkpoints": [0, 1]}}, SCHEMA, cuda_available=False)
+    assert cfg["train"]["epochs"] == 20 and cfg["threat"]["ratio"] == 0.5 and cfg["dataset"]["name"] == "digits"
+
+
+def test_cuda_accepted_where_available():
+    assert _validate({"device": "cuda"}, cuda_available=True)["device"] == "cuda"
+
+
+def test_command_line_text_is_converted():
+    """Snakemake's --config reads values inside lists and mappings as text: they are converted to
+    the types the schema expects, so `--config threat='{ratio: 0.3}'` means ratio 0.3."""
+    cfg = _validate({"threat": {"ratio": "0.3"}, "scales": ["0.5", "1", "2e0"], "seeds": ["0", "1"],
+                     "train.lr": "1e-3", "train.epochs": "5", "probe.checkpoints": ["0", "5"],
+                     "model.bias": "true", "dataset.n_train": "null", "dataset.root": "null", "name": 2024})
+    assert cfg["threat"] == {"ratio": 0.3, "norm": "l2"}
+    assert cfg["scales"] == [0.5, 1, 2.0] and cfg["seeds"] == [0, 1]
+    assert cfg["train"]["lr"] == 1e-3 and cfg["train"]["epochs"] == 5 and isinstance(cfg["train"]["epochs"], int)
+    assert cfg["probe"]["checkpoints"] == [0, 5] and cfg["model"]["bias"] is True
+    assert cfg["dataset"]["n_train"] is None and cfg["dataset"]["root"] is None and cfg["name"] == "2024"
+
+
+def test_integral_floats_become_integers():
+    """JSON Schema accepts 20.0 as an integer; the scripts' int() parsing would not: it is converted."""
+    cfg = _validate({"train.epochs": 20.0, "model.width": 32.0})
+    assert type(cfg["train"]["epochs"]) is int and type(cfg["model"]["width"]) is int
+
+
+def test_config_that_is_not_a_mapping():
+    with pytest.raises(ConfigError, match="allowed: a mapping"):
+        validate_config(["scales"], SCHEMA)
+
+
+# ---- the real command line ------------------------------------------------------------------
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+TARGETS = ["aggregate_fig1", "aggregate_fig2", "aggregate_fig3", "aggregate_fig4"]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    work = copy_workflow(tmp_path_factory.mktemp("cfgwf"))
+    if (ROOT / "environment.yml").exists():
+        shutil.copy2(ROOT / "environment.yml", work / "environment.yml")
+    # earlier results that a rejected configuration must leave alone
+    old = work / "results" / "tiny" / "train" / "scale~0.5" / "seed~0"
+    old.mkdir(parents=True)
+    (old / "steps.csv").write_text("step,epoch,adv_loss,clean_loss\n1,1,0.5,0.4\n")
+    return work
+
+
+def _snapshot(work: Path) -> dict:
+    out = {}
+    for top in ("results", "logs", "benchmarks", "figures"):
+        for p in sorted((work / top).rglob("*")) if (work / top).exists() else []:
+            st = p.stat()
+            out[str(p.relative_to(work))] = (st.st_mtime_ns, st.st_size)
+    return out
+
+
+def _snakemake(work: Path, args: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(SNAKEMAKE + args, cwd=work, capture_output=True, text=True, timeout=120, env=env)
+
+
+CLI_CASES = [
+    # (id, extra arguments, key, value, allowed, dry run, slow)
+    ("ratio-negative-dry-run", ["--config", "threat={ratio: -1}"], "threat.ratio", "-1", "a value > 0", True, False),
+    ("scales-duplicate-and-zero", ["--config", "scales=[1.0, 1, 0]"], "scales", "[1.0, 1, 0]",
+     "without duplicates (1 repeated)", False, True),
+    ("typo-did-you-mean", ["--config", "train={epoch: 3}"], "train.epoch", "train.epoch", "did you mean 'epochs'?",
+     False, True),
+    ("cuda-requested", ["--config", "device=cuda"], "device", "'cuda'", "allowed here: auto or cpu", False, True),
+]
+
+
+def _cli_params():
+    for c in CLI_CASES:
+        yield pytest.param(*c[1:6], id=c[0], marks=[pytest.mark.slow] if c[6] else [])
+
+
+@pytest.mark.parametrize("extra, key, value, allowed, dry", list(_cli_params()))
+def test_snakemake_cli_rejects_before_any_job(workdir, extra, key, value, allowed, dry):
+    before = _snapshot(workdir)
+    args = TARGETS + ["--cores", "2"] + (["-n"] if dry else []) + ["--configfile", "tests/workflow/config.yaml"]
+    res = _snakemake(workdir, args + extra)
+    # Snakemake 9 logs to stdout in a dry run (-n), to stderr otherwise
+    err = res.stdout if dry else res.stderr
+    assert res.returncode != 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "invalid configuration" in err, err[-3000:]
+    line = next((ln for ln in err.splitlines() if f"'{key}'" in ln), "")
+    assert value in line and allowed in line, err[-3000:]
+    # readable: the message, not a long Python traceback
+    assert "Traceback (most recent call last)" not in err, err
+    assert len(err.splitlines()) < 15, err
+    # nothing ran: no job was scheduled, nothing under results/, logs/, benchmarks/ changed
+    assert "Building DAG" not in res.stdout + err and "rule train" not in res.stdout + err
+    assert _snapshot(workdir) == before
+
+
+def test_snakemake_cli_rejects_bad_configfile(workdir, tmp_path):
+    bad = copy.deepcopy(TINY)
+    bad["name"] = "other"
+    bad["train"]["optimizer"] = "adamw"
+    bad["probe"]["checkpoints"] = [0, 9]
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    before = _snapshot(workdir)
+    res = _snakemake(workdir, TARGETS + ["--cores", "2", "--configfile", str(path)])
+    err = res.stderr
+    assert res.returncode != 0
+    assert "config key 'train.optimizer' has value 'adamw'; allowed: one of sgd, adam" in err, err
+    assert "config key 'probe.checkpoints' has value [9]; allowed: epochs between 0 and train.epochs = 2" in err, err
+    assert _snapshot(workdir) == before
+    assert not (workdir / "results" / "other").exists() and not (workdir / "logs" / "other").exists()
+
+
+@pytest.mark.slow
+def test_snakemake_cli_accepts_typed_overrides(workdir):
+    """The command-line text conversion works through Snakemake: a valid override plans jobs."""
+    res = _snakemake(workdir, ["aggregate_fig2", "-n", "--cores", "2", "--configfile", "tests/workflow/config.yaml",
+                               "--config", "threat={ratio: 0.25}", "scales=[0.5, 1]", "train={lr: 1e-2}"])
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    assert "scale~1/seed~0/steps.csv" in out and "--ratio 0.25" not in out  # planned, not run
