@@ -44,6 +44,7 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, required=True)
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     p.add_argument("--lr", type=float, required=True)
+    p.add_argument("--lr-scale-power", type=float, default=0.0, help="lr used = lr * scale**(-power)")
     p.add_argument("--momentum", type=float, default=0.0)
     p.add_argument("--attack-steps", type=int, required=True)
     p.add_argument("--attack-step-size", type=float, required=True, help="fraction of eps")
@@ -90,6 +91,7 @@ def _main(argv=None) -> int:
     ds = data.Dataset(ds.name, data.scale_inputs(ds.x_train, args.scale), ds.y_train,
                       data.scale_inputs(ds.x_test, args.scale), ds.y_test, ds.n_classes).to(device)
     eps = data.epsilon(ratio=args.ratio, scale=args.scale)
+    lr = args.lr * args.scale ** (-args.lr_scale_power)
     attack = training.AttackSpec(eps=eps, steps=args.attack_steps, step_size=args.attack_step_size * eps,
                                  norm=args.norm, gradient=args.attack_gradient, init=args.attack_init)
     eval_attack = training.AttackSpec(eps=eps, steps=args.eval_steps, step_size=args.attack_step_size * eps,
@@ -108,7 +110,7 @@ def _main(argv=None) -> int:
         try:
             res = training.adversarial_train(
                 model, ds, loss=args.loss, attack=attack, eval_attack=eval_attack, optimizer=args.optimizer,
-                lr=args.lr, momentum=args.momentum, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
+                lr=lr, momentum=args.momentum, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
                 checkpoint_epochs=tuple(args.checkpoints), run_dir=out, fingerprint={**fingerprint, "seed": seed},
                 progress=args.progress)
         except training.Terminated as exc:
@@ -120,7 +122,7 @@ def _main(argv=None) -> int:
             config={**cfg, "seed": seed}, device=device, started=seed_started))
         runio.write_json_atomic(out / "status.json", {
             "status": res.status, "diverged_at_step": res.diverged_at_step, "steps": len(res.steps),
-            "epochs_completed": len(res.epochs) - 1, "eps": eps})
+            "epochs_completed": len(res.epochs) - 1, "eps": eps, "lr": lr})
         msg = f"diverged at step {res.diverged_at_step}" if res.status == "diverged" else "completed"
         print(f"scale={args.scale} seed={seed}: {msg}", file=sys.stderr, flush=True)
     return 0

@@ -136,7 +136,7 @@ def train_args(wildcards):
     return (
         f"{_dataset_args()} --download {config['dataset']['download']} {_model_args()} "
         f"--norm {config['threat']['norm']} --epochs {t['epochs']} --batch-size {t['batch_size']} "
-        f"--optimizer {t['optimizer']} --lr {t['lr']} --momentum {t['momentum']} "
+        f"--optimizer {t['optimizer']} --lr {t['lr']} --lr-scale-power {t['lr_scale_power']} --momentum {t['momentum']} "
         f"--attack-steps {a['steps']} --attack-step-size {a['step_size']} --attack-gradient {a['gradient']} "
         f"--attack-init {a['init']} --eval-steps {t['eval_steps']} --eval-restarts {t['eval_restarts']} "
         f"--checkpoints {_ints(sorted(set(config['probe']['checkpoints'])))} "
@@ -242,6 +242,17 @@ def theory_runtime(wildcards, attempt):
 def data_mem_mb(wildcards, attempt):
     """Dataset held in memory (float32, train + test) plus torch and a margin."""
     return int((1500 + 4 * 1.3 * _n_train() * _input_dim() / 2**20) * attempt)
+
+
+def light_mem_mb(wildcards, input, attempt):
+    """The light rules (tables, notebooks, claims): pandas/matplotlib plus 4x what they read
+    (profiles/slurm's default-resources give the same to rules that state none)."""
+    return int((1000 + 4 * input.size_mb) * attempt)
+
+
+def light_runtime(wildcards, input, attempt):
+    """Minutes for a light rule: seconds of work in practice, 5 min plus 1 per 100 MB read."""
+    return int((5 + input.size_mb / 100) * attempt)
 
 
 # ---- inputs of the aggregation rules -----------------------------------------------------
