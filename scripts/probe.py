@@ -46,7 +46,8 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument("--n-inputs", type=int, required=True)
     p.add_argument("--restarts", type=int, required=True)
     p.add_argument("--max-steps", type=int, required=True)
-    p.add_argument("--step-size", type=float, required=True, help="fraction of eps")
+    p.add_argument("--step-size", type=float, required=True, help="eta (a fraction of eps with --step-rule relative)")
+    p.add_argument("--step-rule", choices=("relative", "absolute"), default="relative")
     p.add_argument("--tol", type=float, required=True)
     p.add_argument("--patience", type=int, default=10)
     p.add_argument("--landscape-inputs", type=int, default=0, help="plane slices for this many inputs (first seed)")
@@ -74,6 +75,7 @@ def main(argv=None) -> int:
     x = data.scale_inputs(ds.x_test[idx], args.scale).to(device)
     y = ds.y_test[idx].to(device)
     eps = data.epsilon(ratio=args.ratio, scale=args.scale)
+    eta = args.step_size * eps if args.step_rule == "relative" else args.step_size
     model = models.TwoLayerNet(input_dim=ds.input_dim, width=args.width, n_outputs=ds.n_classes,
                                activation=args.activation, bias=args.bias,
                                train_output_layer=args.train_output_layer).to(device)
@@ -90,7 +92,7 @@ def main(argv=None) -> int:
             g = torch.Generator(device=device).manual_seed(seed * 1000 + k)
             keep = min(landscape_inputs, x.shape[0])
             pr = landscape.probe_restarts(model, x, y, loss=args.loss, eps=eps, restarts=args.restarts,
-                                          steps=args.max_steps, step_size=args.step_size * eps, tol=args.tol,
+                                          steps=args.max_steps, step_size=eta, tol=args.tol,
                                           patience=args.patience, keep_trajectories=keep, generator=g)
             L = pr.losses.cpu()
             curves[f"epoch_{k}"] = L.numpy().astype(np.float32)

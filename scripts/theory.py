@@ -22,7 +22,8 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ratio", type=float, required=True, help="eps = ratio * scale")
     p.add_argument("--trials", type=int, required=True)
     p.add_argument("--max-steps", type=int, required=True)
-    p.add_argument("--step-size", type=float, required=True, help="fraction of eps")
+    p.add_argument("--step-size", type=float, required=True, help="eta (a fraction of eps with --step-rule relative)")
+    p.add_argument("--step-rule", choices=("relative", "absolute"), default="relative")
     p.add_argument("--tol", type=float, required=True)
     p.add_argument("--patience", type=int, default=10)
     p.add_argument("--activation", choices=("relu", "softplus", "tanh"), default="relu")
@@ -43,7 +44,7 @@ def main(argv=None) -> int:
         for m in args.widths:
             t0 = time.time()
             rows = theory.theory_run(d=d, m=m, scales=args.scales, ratio=args.ratio, trials=args.trials,
-                                     max_steps=args.max_steps, step_size=args.step_size, tol=args.tol,
+                                     max_steps=args.max_steps, step_size=args.step_size, step_rule=args.step_rule, tol=args.tol,
                                      patience=args.patience, activation=args.activation,
                                      seed=args.seed * 1_000_003 + d * 1009 + m, device=device)
             out = args.out_root / f"d~{d}" / f"m~{m}"

@@ -212,3 +212,21 @@ def test_theory_run_rows():
     # deterministic given the seed; a different seed changes the draw
     assert theory.theory_run(**kw) == rows
     assert theory.theory_run(**{**kw, "seed": 1}) != rows
+
+
+def test_theory_step_rule_absolute_vs_relative():
+    """With an absolute step, small scales take relatively larger steps and converge in fewer
+    iterations; the relative rule (eta proportional to eps) reverses the trend."""
+    import statistics
+
+    kw = dict(d=25, m=50, scales=[0.25, 4.0], ratio=0.5, trials=16, max_steps=2000, step_size=0.05, tol=1e-5)
+    for rule in ("absolute", "relative"):
+        rows = theory.theory_run(step_rule=rule, **kw)
+        med = {s: statistics.median(r["iterations"] for r in rows if r["scale"] == s) for s in (0.25, 4.0)}
+        assert all(r["converged"] for r in rows)
+        if rule == "absolute":
+            assert med[0.25] < med[4.0]
+        else:
+            assert med[0.25] > med[4.0]
+    with pytest.raises(ValueError, match="step_rule"):
+        theory.theory_run(step_rule="fixed", **kw)

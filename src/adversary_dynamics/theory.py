@@ -4,7 +4,7 @@ For each trial j: a network F_j(x) = a_jᵀ σ(W_j x) (K = 1, W_j ~ N(0, 1/d), a
 at initialisation), an input x_j ~ N(0, I_d) normalised to ‖x_j‖ = 1, and a label
 y_j = sign(teacher(x_j)) ∈ {±1}. At input scale s the adversary solves
 max_{‖δ‖₂ ≤ ε} ½(F_j(s·x_j + δ) − y_j)² with ε = ratio · s, by PGA with the raw gradient and
-η = step_size · ε. We record the iteration at which PGA converged (the best loss stopped rising by more
+η = step_size · ε (``step_rule="relative"``) or η = step_size at every scale (``"absolute"``). We record the iteration at which PGA converged (the best loss stopped rising by more
 than a relative ``tol`` for ``patience`` steps; see :mod:`adversary_dynamics.attacks`),
 whether the final iterate lies on the sphere ‖δ‖ = ε and whether it passes the
 local-maximum certificate. All trials and all scales run as one tensor program (an ensemble
@@ -25,7 +25,7 @@ __all__ = ["theory_run"]
 
 
 def theory_run(*, d: int, m: int, scales: Sequence[float], ratio: float, trials: int, max_steps: int,
-               step_size: float, tol: float, patience: int = 10, init: str = "uniform_ball", activation: str = "relu",
+               step_size: float, tol: float, patience: int = 10, step_rule: str = "relative", init: str = "uniform_ball", activation: str = "relu",
                seed: int = 0, device: torch.device | str = "cpu") -> list[dict[str, Any]]:
     """One row per (scale, trial): iterations to converge, on-sphere, certificate, final loss."""
     g = torch.Generator(device=device).manual_seed(seed)
@@ -37,7 +37,10 @@ def theory_run(*, d: int, m: int, scales: Sequence[float], ratio: float, trials:
     xs = x.unsqueeze(1) * s.view(1, -1, 1)  # (trials, S, d)
     ys = y.unsqueeze(1).expand(trials, len(scales))
     eps = (ratio * s).expand(trials, len(scales))
-    res = pga(net, xs, ys, loss="quadratic", eps=eps, norm="l2", steps=max_steps, step_size=step_size * eps,
+    if step_rule not in ("relative", "absolute"):
+        raise ValueError(f"step_rule={step_rule!r} is not allowed: choose relative or absolute")
+    eta = step_size * eps if step_rule == "relative" else torch.full_like(eps, step_size)
+    res = pga(net, xs, ys, loss="quadratic", eps=eps, norm="l2", steps=max_steps, step_size=eta,
               gradient="raw", init=init, generator=g, tol=tol, patience=patience)
     cert = local_max_certificate(net, xs, ys, res.delta, loss="quadratic", eps=eps, generator=g)
     rows = []

@@ -151,7 +151,7 @@ def probe_args(wildcards):
     return (
         f"{_dataset_args()} {_model_args()} --checkpoints {_ints(p['checkpoints'])} "
         f"--n-inputs {p['n_inputs']} --restarts {p['restarts']} --max-steps {p['max_steps']} "
-        f"--step-size {p['step_size']} --tol {p['tol']} --patience {p['patience']} "
+        f"--step-size {p['step_size']} --step-rule {p['step_rule']} --tol {p['tol']} --patience {p['patience']} "
         f"--landscape-inputs {p['landscape_inputs']} --grid {p['grid']} --cos-threshold {p['cos_threshold']} "
         f"--device {config['device']} --threads {config['threads']}"
     )
@@ -162,7 +162,8 @@ def theory_args(wildcards):
     return (
         f"--dims {_ints(th['dims'])} --widths {_ints(th['widths'])} "
         f"--scales {','.join(fmt(s) for s in th['scales'])} --ratio {th['ratio']} --trials {th['trials']} "
-        f"--max-steps {th['max_steps']} --step-size {th['step_size']} --tol {th['tol']} "
+        f"--max-steps {th['max_steps']} --step-size {th['step_size']} --step-rule {th['step_rule']} "
+        f"--tol {th['tol']} "
         f"--patience {th['patience']} --activation {config['model']['activation']} --seed {th['seed']} "
         f"--device {config['device']} --threads {config['threads']}"
     )
