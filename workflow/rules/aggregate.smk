@@ -14,6 +14,10 @@ rule aggregate_fig1:
         f"{LOGS}/aggregate/fig1.log",
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=light_mem_mb,
+        runtime=light_runtime,
     params:
         config=config_json,
         runs=runs_spec("probe"),
@@ -38,6 +42,10 @@ rule aggregate_fig2:
         f"{LOGS}/aggregate/fig2.log",
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=light_mem_mb,
+        runtime=light_runtime,
     params:
         config=config_json,
         runs=runs_spec("train"),
@@ -62,6 +70,10 @@ rule aggregate_fig3:
         f"{LOGS}/aggregate/fig3.log",
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=light_mem_mb,
+        runtime=light_runtime,
     params:
         config=config_json,
         runs=runs_spec("probe"),
@@ -82,6 +94,10 @@ rule aggregate_fig4:
         f"{LOGS}/aggregate/fig4.log",
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=light_mem_mb,
+        runtime=light_runtime,
     params:
         config=config_json,
         runs=theory_spec(),

@@ -23,6 +23,10 @@ rule claims:
         f"{LOGS}/claims.log",
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=light_mem_mb,
+        runtime=light_runtime,
     params:
         rules=claims_flags(config["claims"], NAME),
     shell:

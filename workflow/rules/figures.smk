@@ -49,6 +49,10 @@ for fig, tables in FIGURE_TABLES.items():
             stderr=f"{LOGS}/notebooks/{fig}.log",
         conda:
             CONDA_ENV
+        threads: 1
+        resources:
+            mem_mb=light_mem_mb,
+            runtime=light_runtime,
         params:
             nb=nb_params,
         shell:

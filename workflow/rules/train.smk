@@ -1,5 +1,6 @@
 # Adversarial training: one job per scale, training every seed (runs land in seed~<k>/).
-# A rerun resumes each seed from its state.pt.
+# A rerun resumes each seed from its state.pt. `exec`: the script is the shell's process, so a
+# scheduler's SIGTERM (time limit, pre-emption) reaches it and it writes its resume state first.
 
 
 rule train:
@@ -26,5 +27,5 @@ rule train:
         seeds=",".join(SEEDS),
         args=train_args,
     shell:
-        "python scripts/train.py --out-root {params.out_root} --scale {wildcards.scale} "
+        "exec python scripts/train.py --out-root {params.out_root} --scale {wildcards.scale} "
         "--seeds {params.seeds} {params.args} > {log} 2>&1"

@@ -1,0 +1,243 @@
+"""The workflow on a real single-node SLURM cluster, through `--profile profiles/slurm`.
+
+tests/slurm/start.sh starts slurmctld + slurmd (+ munged if none answers) on this machine, with
+one fake GPU (gres on /dev/null); tests/slurm/stop.sh ends exactly those daemons, by PID. SLURM
+comes from Debian's packages (tests/slurm/install.sh installs them when absent). Two Snakemake
+runs share the cluster, each in its own copy of the workflow (importing that copy's library):
+
+* the tiny end-to-end configuration (tests/workflow/config.yaml), with the train and probe jobs
+  asking for a GPU: every job ran as a SLURM job, all figures were built, only the GPU rules
+  were granted the GPU and saw CUDA_VISIBLE_DEVICES, and the job groups of the profile turned
+  its 14 jobs into 4 submissions;
+* a training too long for its first attempt's 1-minute limit (runtime = attempt minutes, the
+  shape of the estimators in common.smk): SLURM kills it at the limit (SIGTERM, then SIGKILL),
+  the script writes its resume state on SIGTERM, Snakemake reports the failure and resubmits
+  with 2 minutes and twice the memory, and the second attempt resumes at exactly the step the
+  first one stopped at. The test ends that run there (SIGINT: Snakemake cancels its jobs).
+
+Needs root; skipped (with the reason) without SLURM and the means to install it, unless CI=true,
+where it must run. About 3 minutes (2 CPUs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from workflow_copy import ROOT as REPO, copy_workflow
+
+pytestmark = pytest.mark.slow
+
+HERE = REPO / "tests" / "slurm"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+DAEMONS = ("munge", "unmunge", "munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "srun")
+# the local test cluster's settings beyond profiles/slurm: no accounts, no accounting daemon
+# (squeue for status, MinJobAge=3600 in slurm.conf), quick first status check, the node's CPUs
+CLUSTER_ARGS = [
+    "--slurm-no-account",
+    "--slurm-status-command", "squeue",
+    "--slurm-init-seconds-before-status-checks", "5",
+    "--cores", str(min(4, os.cpu_count() or 1)),
+]
+FIGURES = ["fig1_pga_convergence", "fig2_training_convergence", "fig3_landscape", "fig4_theory"]
+
+
+def _unavailable(reason: str):
+    if IN_CI:
+        pytest.fail(f"CI=true but the SLURM test cannot run: {reason}")
+    pytest.skip(reason)
+
+
+def _have_slurm() -> bool:
+    return all(shutil.which(b) for b in DAEMONS)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A running single-node cluster: its state folder and the environment to reach it."""
+    if os.geteuid() != 0:
+        _unavailable("needs root (starts slurmctld, slurmd and munged)")
+    if not _have_slurm():
+        if not shutil.which("apt-get"):
+            _unavailable("SLURM is not installed and apt-get is unavailable")
+        r = subprocess.run(["timeout", "-k", "10", "600", str(HERE / "install.sh")],
+                           capture_output=True, text=True)
+        if r.returncode != 0 or not _have_slurm():
+            _unavailable(f"installing SLURM failed: {r.stderr[-2000:]}")
+    try:
+        import snakemake_executor_plugin_slurm  # noqa: F401
+    except ImportError:
+        _unavailable("snakemake-executor-plugin-slurm is not installed (pip install -e '.[slurm]')")
+    state = tmp_path_factory.mktemp("slurm")
+    r = subprocess.run(["timeout", "-k", "5", "90", str(HERE / "start.sh"), str(state)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        subprocess.run(["timeout", "-k", "5", "120", str(HERE / "stop.sh"), str(state)])
+        pytest.fail(f"starting SLURM failed:\n{r.stdout}\n{r.stderr}")
+    env = {**os.environ, "SLURM_CONF": str(state / "slurm.conf")}
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    try:
+        yield {"state": state, "env": env}
+    finally:
+        subprocess.run(["timeout", "-k", "5", "120", str(HERE / "stop.sh"), str(state)])
+
+
+def _env(cwd: Path, env: dict) -> dict:
+    """Jobs import the copy's library, not the editable install's: its code hash (part of the
+    resume fingerprint) must not change under a running test when the checkout is edited."""
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(cwd / "src"), env.get("PYTHONPATH")]))}
+
+
+def _snakemake(cwd: Path, env: dict, log: Path, *args: str, limit: int) -> subprocess.Popen:
+    cmd = ["timeout", "-k", "20", str(limit), "snakemake", *args]
+    return subprocess.Popen(cmd, cwd=cwd, env=_env(cwd, env), stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _submitted(log_text: str) -> list[str]:
+    """SLURM job ids in the order Snakemake submitted them."""
+    return re.findall(r"has been submitted with SLURM jobid (\d+)", log_text)
+
+
+def _job(env: dict, jobid: str) -> dict:
+    """`scontrol show job` as a dict (finished jobs stay MinJobAge = 3600 s)."""
+    out = subprocess.run(["timeout", "-k", "5", "30", "scontrol", "-o", "show", "job", jobid],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    return dict(tok.split("=", 1) for tok in out.split() if "=" in tok)
+
+
+def _wait(proc: subprocess.Popen, seconds: float) -> int:
+    try:
+        return proc.wait(timeout=max(1.0, seconds))
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        return proc.wait()
+
+
+def _mb(value: str) -> float:
+    """scontrol's memory ('1500M', '2.93G') in MB."""
+    return float(value[:-1]) * {"M": 1, "G": 1024, "T": 1024**2}[value[-1]]
+
+
+def _submissions(cwd: Path, env: dict, *args: str) -> int:
+    """SLURM jobs a dry run of the tiny configuration would submit: group jobs and lone jobs."""
+    out = subprocess.run(["timeout", "-k", "5", "120", "snakemake", "-n", "--profile", "profiles/slurm",
+                          "--configfile=tests/workflow/config.yaml", "--config", "name=dryrun",
+                          *CLUSTER_ARGS, *args], cwd=cwd, env=_env(cwd, env), capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return len(re.findall(r"^(?:rule (?!all:)\w+:|\[.*\] Group job )", out.stdout, flags=re.M))
+
+
+def test_workflow_on_slurm(cluster, tmp_path):
+    env = cluster["env"]
+    started = time.time()
+
+    # run A: a training longer than its first attempt's time limit (1 CPU, no GPU)
+    run_a = copy_workflow(tmp_path / "resume")
+    cfg = yaml.safe_load((REPO / "tests/workflow/config.yaml").read_text())
+    cfg.update(name="slurm_resume", scales=[0.5], seeds=[0])
+    cfg["dataset"]["n_train"] = None                         # all 1,438 digits: 23 steps an epoch
+    cfg["model"]["width"] = 1024
+    cfg["attack"]["steps"] = 10
+    cfg["train"]["epochs"] = 10_000                          # far beyond the first attempt's minute
+    (run_a / "resume.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    target = "results/slurm_resume/train/scale~0.5/seed~0/status.json"
+    train_log = run_a / "logs/slurm_resume/train/scale~0.5.log"
+    log_a, log_b = tmp_path / "resume.log", tmp_path / "tiny.log"
+    run_b = copy_workflow(tmp_path / "tiny")
+    procs = []
+    try:
+        procs.append(proc_a := _snakemake(
+            run_a, env, log_a, target, "--profile", "profiles/slurm", "--configfile=resume.yaml",
+            *CLUSTER_ARGS, "--set-resources", "train:runtime=attempt", limit=420))
+        # run B: the tiny end-to-end configuration, train and probe asking for the (fake) GPU
+        procs.append(proc_b := _snakemake(
+            run_b, env, log_b, "--profile", "profiles/slurm", "--configfile=tests/workflow/config.yaml",
+            *CLUSTER_ARGS, "--set-resources", "train:gpu=1", "probe:gpu=1", limit=420))
+
+        # run A until its second attempt has started and printed where it resumed
+        resumed_at = total = None
+        deadline = time.time() + 360
+        while time.time() < deadline and proc_a.poll() is None:
+            if len(_submitted(log_a.read_text())) >= 2 and train_log.exists():
+                bar = re.search(r"(\d+)/(\d+) \[", train_log.read_text(errors="replace"))
+                if bar and int(bar.group(1)) > 0:  # the first attempt's log starts at 0
+                    resumed_at, total = int(bar.group(1)), int(bar.group(2))
+                    break
+            time.sleep(2)
+        if proc_a.poll() is None:
+            proc_a.send_signal(signal.SIGINT)  # via `timeout` to Snakemake: it cancels its jobs
+        _wait(proc_a, 90)
+        text_a = log_a.read_text(errors="replace")
+        ids_a = _submitted(text_a)
+        jobs_a = [_job(env, i) for i in ids_a]
+
+        rc_b = _wait(proc_b, 450 - (time.time() - started))
+        text_b = log_b.read_text(errors="replace")
+        ids_b = _submitted(text_b)
+        jobs = {i: _job(env, i) for i in ids_b}
+        print(f"\nSLURM test: both runs done after {time.time() - started:.0f} s")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+    # ---- (c) a job killed at its time limit is reported, retried with more, and resumes ------
+    assert len(jobs_a) >= 2, f"no retry was submitted:\n{text_a[-5000:]}"
+    first, second = jobs_a[:2]
+    assert first["JobState"] == "TIMEOUT" and first["Reason"] == "TimeLimit", first
+    assert first["TimeLimit"] == "00:01:00" and second["TimeLimit"] == "00:02:00", (first, second)
+    m1, m2 = _mb(first["MinMemoryNode"]), _mb(second["MinMemoryNode"])
+    assert abs(m2 - 2 * m1) <= 2, (m1, m2)
+    assert "Error in group train" in text_a and "Trying to restart job" in text_a, text_a[-5000:]
+    # the script got SLURM's SIGTERM and wrote its state (show-failed-logs prints its log) ...
+    term = re.search(r"SIGTERM: resume state written at epoch (\d+), batch (\d+)", text_a)
+    assert term, f"the first attempt did not report a SIGTERM state:\n{text_a[-5000:]}"
+    # ... and the second attempt started from exactly there
+    assert resumed_at is not None, f"the second attempt did not resume:\n{text_a[-5000:]}"
+    steps_per_epoch = total // cfg["train"]["epochs"]
+    assert resumed_at == int(term.group(1)) * steps_per_epoch + int(term.group(2)), (resumed_at, term.group(0))
+
+    # ---- (a) every job ran as a SLURM job; the groups made 4 submissions of 14 jobs --------
+    assert rc_b == 0, f"the tiny configuration failed on SLURM:\n{text_b[-8000:]}"
+    assert all(j["JobState"] == "COMPLETED" for j in jobs.values()), jobs
+    assert len(ids_b) == 4, f"expected theory + 3 group jobs, got {len(ids_b)}: {ids_b}"
+    assert _submissions(run_b, env) == 4 and _submissions(run_b, env, "--groups", "none=none") == 14
+    for i in ids_b:
+        assert list((run_b / "logs/slurm").rglob(f"{i}.log")), f"no SLURM log of job {i}"
+    rules_run = set(re.findall(r"^\s*rule (\w+):", text_b, flags=re.M))
+    local_run = set(re.findall(r"^\s*localrule (\w+):", text_b, flags=re.M))
+    assert local_run <= {"all"}, f"jobs ran on the submit host: {local_run}"
+    assert {"train", "probe", "theory", "aggregate_fig1", "aggregate_fig4", "claims", *FIGURES} <= rules_run
+    res = run_b / "results/tiny"
+    prov = {p: json.loads(p.read_text()) for p in [*res.glob("train/*/*/provenance.json"),
+                                                   *res.glob("probe/*/*/provenance.json"),
+                                                   *res.glob("theory/*/*/provenance.json")]}
+    tiny = yaml.safe_load((REPO / "tests/workflow/config.yaml").read_text())
+    n_runs = 2 * len(tiny["scales"]) * len(tiny["seeds"]) + len(tiny["theory"]["dims"]) * len(tiny["theory"]["widths"])
+    assert len(prov) == n_runs, sorted(map(str, prov))
+    assert {p["slurm_job_id"] for p in prov.values()} <= set(ids_b), "a run's SLURM job id was not submitted"
+
+    # ---- (b) all figures were built ------------------------------------------------------------
+    for fig in FIGURES:
+        for ext in ("pdf", "png"):
+            f = run_b / "figures/tiny" / f"{fig}.{ext}"
+            assert f.is_file() and f.stat().st_size > 0, f
+    assert (run_b / "figures/tiny/claims.md").is_file()
+
+    # ---- (d) only the GPU rules were granted the GPU and saw CUDA_VISIBLE_DEVICES ------------
+    by_comment = {j["Comment"]: j for j in jobs.values()}
+    gpu_jobs = {c for c, j in by_comment.items() if "gpu" in j.get("TresPerJob", "")}
+    assert gpu_jobs == {"rule_train_train", "rule_probe_probe"}, {c: j.get("TresPerJob") for c, j in by_comment.items()}
+    for p, rec in prov.items():
+        expected = None if "theory" in p.parts else "0"
+        assert rec["cuda_visible_devices"] == expected, (p, rec["cuda_visible_devices"])
