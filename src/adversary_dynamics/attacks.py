@@ -29,7 +29,8 @@ Batching. ``x`` has shape ``(*batch, d)`` with any number of leading dimensions 
 restarts × inputs); ``y`` and a tensor ``eps`` broadcast against ``batch``. A
 :class:`~adversary_dynamics.models.TwoLayerNet` (also an ensemble of them) takes an analytic
 fast path: per step one fused forward GEMM (x W^T is computed once and δ W^T added) and one
-backward GEMM, and all per-example norms are updated algebraically from two reductions.
+backward GEMM, and all per-example norms are updated algebraically from two reductions (for
+narrow networks, 2m ≤ d, δ W^T is itself carried along with an m × m product; see _TwoLayerGrad).
 Any other ``nn.Module`` is differentiated by autograd.
 """
 
@@ -41,7 +42,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .losses import LossLike, get_loss, loss_and_output_grad
+from .losses import LossLike, _target, get_loss, loss_and_output_grad, quadratic
 from .models import TwoLayerNet, activation_and_derivative
 
 NORMS = ("l2", "linf")
@@ -150,59 +151,142 @@ def random_init(
 
 
 class _TwoLayerGrad:
-    """Analytic loss and input gradient of a TwoLayerNet at x + δ, with x Wᵀ + b precomputed."""
+    """Analytic loss and input gradient of a TwoLayerNet at x + δ, with x Wᵀ + b precomputed.
+
+    Without an ensemble, every intermediate lives in a buffer allocated once, and the returned
+    gradient is one of them: the next call overwrites it (clone it to keep it). The output layer
+    is computed transposed, Fᵀ = A σ(h)ᵀ (K × n), which is faster for small K.
+
+    Narrow networks (2m ≤ d) also keep P = δ Wᵀ: after an update δ ← c δ + c a g announced by
+    :meth:`advance`, P ← c P + c a (∂ℓ/∂h) W Wᵀ costs an (n × m)(m × m) product instead of the
+    (n × d)(d × m) forward product; P is recomputed from δ every ``RESYNC`` steps (and after any
+    other change of δ), so its rounding drift stays at the level of one GEMM's rounding.
+    """
+
+    RESYNC = 16
 
     def __init__(self, model: TwoLayerNet, x: torch.Tensor, loss: LossLike) -> None:
         self.loss = loss
         self.act = model.activation
+        self.quad = loss is quadratic or (isinstance(loss, str) and loss == "quadratic")
         W = model.W.detach()
         self.A = model.A.detach()
         self.ens = bool(model.ensemble)
+        self.shape = x.shape
+        self._key = self._target = None  # the label tensor and its cached quadratic-loss target
+        self.hidden, self._fresh, self._p_valid = False, -1, -1
         if self.ens:
             self.W = W
             self.xw = torch.matmul(x, W.transpose(-1, -2))
             if model.b is not None:
                 self.xw = self.xw + model.b.detach().unsqueeze(-2)
-            self.shape = x.shape
         else:
-            self.shape = x.shape
             d = x.shape[-1]
-            self.W = W
-            self.Wt = W.t()
+            self.W, self.Wt = W, W.t()
             x2 = x.reshape(-1, d)
             self.xw = x2 @ self.Wt
             if model.b is not None:
                 self.xw += model.b.detach()
             self.h = torch.empty_like(self.xw)
+            self.gs = torch.empty_like(self.xw)
+            m = W.shape[0]
+            self.hidden = 2 * m <= d  # keep P = δ Wᵀ up to date from the Gram matrix W Wᵀ
+            # _fresh: steps since P was computed from δ, -1 when P is not valid for the next call;
+            # _p_valid: the same for the P used by the last call
+            if self.hidden:
+                self.G = W @ self.Wt
+                self.P = torch.empty_like(self.xw)
+                self.Q = torch.empty_like(self.xw)
+            self.outT = self.xw.new_empty((self.A.shape[0], self.xw.shape[0]))
             self.g = torch.empty_like(x2)
+            # views of the buffers, made once (the buffers are always written in place)
+            self.hT, self.r, self.g_view = self.h.t(), self.outT.t(), self.g.view(x.shape)
 
-    def __call__(self, delta: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.ens:
-            h = self.xw + torch.matmul(delta, self.W.transpose(-1, -2))
-        else:
-            h = torch.addmm(self.xw, delta.reshape(-1, delta.shape[-1]), self.Wt, out=self.h)
+    def _ens_call(self, delta: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.xw + torch.matmul(delta, self.W.transpose(-1, -2))
         s, ds = activation_and_derivative(self.act, h)
         out = torch.matmul(s, self.A.transpose(-1, -2))
-        yb = y if self.ens else y.reshape(-1)
-        ell, r = loss_and_output_grad(self.loss, out, yb)
+        if self.quad:
+            if y is not self._key:
+                self._key, self._target = y, _target(out, y)
+            r = out.sub_(self._target)
+            ell = torch.sum(r * r, -1).mul_(0.5)
+        else:
+            ell, r = loss_and_output_grad(self.loss, out, y)
         gs = torch.matmul(r, self.A)
         gh = torch.ops.aten.threshold_backward(gs, h, 0.0) if ds is None else gs * ds
-        if self.ens:
-            g = torch.matmul(gh, self.W)
-        else:
-            g = torch.mm(gh, self.W, out=self.g)
+        g = torch.matmul(gh, self.W)
         return ell.reshape(self.shape[:-1]), g.reshape(self.shape)
+
+    def __call__(self, delta: torch.Tensor, y: torch.Tensor,
+                 out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ℓ, ∇_δ ℓ) at x + δ; ℓ is written into ``out`` (contiguous, one value per example) when given."""
+        if self.ens:
+            ell, g = self._ens_call(delta, y)
+            return (ell if out is None else out.copy_(ell)), g
+        if not self.hidden:
+            h = torch.addmm(self.xw, delta.reshape(-1, delta.shape[-1]), self.Wt, out=self.h)
+        else:
+            if self._fresh < 0:
+                torch.mm(delta.reshape(-1, delta.shape[-1]), self.Wt, out=self.P)
+                self._fresh = 0
+            h = torch.add(self.xw, self.P, out=self.h)
+            self._p_valid, self._fresh = self._fresh, -1  # valid for this δ only, unless advance() follows
+        if self.act == "relu":
+            s, ds = h.clamp_min_(0.0), None  # relu in place: s > 0 exactly where h > 0
+            outT = torch.mm(self.A, self.hT, out=self.outT)
+        else:
+            s, ds = activation_and_derivative(self.act, h)
+            outT = torch.mm(self.A, s.t(), out=self.outT)
+        if self.quad:
+            if y is not self._key:
+                self._key, self._target = y, _target(self.r, y.reshape(-1)).t().contiguous()
+            outT.sub_(self._target)  # Fᵀ − e_yᵀ, so self.r = F − e_y
+            if out is None:
+                ell = torch.linalg.vecdot(outT, outT, dim=0).mul_(0.5).reshape(self.shape[:-1])
+            else:
+                ell = torch.linalg.vecdot(outT, outT, dim=0, out=out if out.dim() == 1 else out.view(-1))
+                ell = out.mul_(0.5)
+            r = self.r
+        else:
+            ell, r = loss_and_output_grad(self.loss, self.r, y.reshape(-1))
+            ell = ell.reshape(self.shape[:-1]) if out is None else out.copy_(ell.reshape(out.shape))
+        gs = torch.mm(r, self.A, out=self.gs)
+        if ds is None:
+            gh = torch.ops.aten.threshold_backward.grad_input(gs, s, 0.0, grad_input=gs)
+        else:
+            gh = gs.mul_(ds)
+        torch.mm(gh, self.W, out=self.g)
+        return ell, self.g_view
+
+    def delta_dot_grad(self, delta: torch.Tensor, g: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """δ·∇ℓ per example, for the δ and gradient of the last call (as P·∂ℓ/∂h when P is kept)."""
+        if self.hidden:
+            return torch.linalg.vecdot(self.P, self.gs, out=out if out.dim() == 1 else out.view(-1))
+        return torch.linalg.vecdot(delta, g, out=out)
+
+    def advance(self, c: torch.Tensor, ca) -> None:
+        """The caller has just set δ ← c δ + ca ∇ℓ (c, ca per example, shaped (*batch, 1), or ca a float)."""
+        if not self.hidden or self._p_valid + 1 >= self.RESYNC:
+            return  # P is recomputed from δ at the next call
+        Q = torch.mm(self.gs, self.G, out=self.Q)  # (∂ℓ/∂h) W Wᵀ = ∇ℓ Wᵀ
+        c2 = c if c.dim() == 2 else c.view(-1, 1)
+        if isinstance(ca, float):
+            self.P.mul_(c2).addcmul_(Q, c2, value=ca)
+        else:
+            self.P.mul_(c2).addcmul_(Q, ca if ca.dim() == 2 else ca.view(-1, 1))
+        self._fresh = self._p_valid + 1
 
 
 def _autograd_fn(model: nn.Module, x: torch.Tensor, loss: LossLike):
     fn = get_loss(loss)
 
-    def value_and_grad(delta: torch.Tensor, y: torch.Tensor):
+    def value_and_grad(delta: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None):
         with torch.enable_grad():
             xa = (x + delta).detach().requires_grad_(True)
             ell = fn(model(xa), y)
             (g,) = torch.autograd.grad(ell.sum(), xa)
-        return ell.detach(), g
+        return (ell.detach() if out is None else out.copy_(ell)), g
 
     return value_and_grad
 
@@ -267,18 +351,31 @@ def pga(
         delta = (x + delta).clamp_(lo, hi).sub_(x)
 
     with torch.no_grad():
-        vg = _TwoLayerGrad(model, x, loss) if isinstance(model, TwoLayerNet) else _autograd_fn(model, x, loss)
+        fast = isinstance(model, TwoLayerNet)
+        vg = _TwoLayerGrad(model, x, loss) if fast else _autograd_fn(model, x, loss)
         T = steps
+        # per-step logs; row t of each is written in place at step t (rows unbound once, outside the loop)
         losses = torch.empty((T + 1, *batch), dtype=x.dtype, device=x.device)
-        gnorm = torch.empty_like(losses)
-        ratio = torch.empty_like(losses) if l2 else None
-        tang = torch.empty_like(losses) if l2 else None
+        gn_log = torch.empty((T + 1, *batch, 1), dtype=x.dtype, device=x.device)  # ‖g_t‖
+        # l2: ‖δ_t‖² and δ_t·g_t; norm_ratio and tangent_grad_norm are formed from them at the end
+        dn2_log = torch.empty((T + 1, *batch, 1), dtype=x.dtype, device=x.device) if l2 else None
+        dg_log = torch.empty_like(dn2_log) if l2 else None
+        loss_rows, gn_rows = losses.unbind(0), gn_log.unbind(0)
+        if l2:
+            dn2_rows, dg_rows, dg_rows_flat = dn2_log.unbind(0), dg_log.unbind(0), dg_log.squeeze(-1).unbind(0)
         conv = torch.full(batch, -1, dtype=torch.long, device=x.device) if tol is not None else None
-        dn2 = (delta * delta).sum(-1, keepdim=True) if l2 else None  # ‖δ_t‖², kept algebraically
+        if delta.shape != x.shape or not delta.is_contiguous():
+            delta = delta.expand(x.shape).contiguous()
+        dn2 = torch.sum(delta * delta, -1, keepdim=True, out=dn2_rows[0]) if l2 else None  # ‖δ_t‖², kept algebraically
+        # l2 without sign or clamp: the algebraic update, δ in place (δ is a fresh tensor here) unless the
+        # movement criterion needs δ_t next to δ_{t+1}
+        algebraic = l2 and gradient != "sign" and clamp is None
+        in_place = algebraic and not (conv is not None and criterion == "movement")
+        e2 = e * e if algebraic else None
+        a_float = float(eta) if eta.dim() == 0 and gradient != "normalized" else None  # a scalar step
         t = 0
         while True:
-            ell, g = vg(delta, y)
-            losses[t] = ell
+            ell, g = vg(delta, y, loss_rows[t])
             if conv is not None and criterion == "loss":
                 if t == 0:
                     anchor_val, anchor_t = ell.clone(), torch.zeros_like(conv)
@@ -288,56 +385,70 @@ def pga(
                     anchor_t = torch.where(rise, torch.full_like(anchor_t, t), anchor_t)
                     hit = (t - anchor_t >= patience) & (conv < 0)
                     conv = torch.where(hit, anchor_t, conv)
-            gn2 = torch.linalg.vector_norm(g, dim=-1, keepdim=True).square_()
-            gnorm[t] = gn2.sqrt().squeeze(-1)
+            gn = torch.linalg.vector_norm(g, dim=-1, keepdim=True, out=gn_rows[t])
             if l2:
-                dg = torch.linalg.vecdot(delta, g).unsqueeze(-1)
-                ratio[t] = (dn2.sqrt() / e).squeeze(-1)
-                tg2 = torch.where(dn2 > 0, gn2 - dg * dg / dn2.clamp_min(1e-300), gn2)
-                tang[t] = tg2.clamp_min_(0).sqrt_().squeeze(-1)
+                dg = dg_rows[t]
+                if fast:
+                    vg.delta_dot_grad(delta, g, dg_rows_flat[t])
+                else:
+                    torch.linalg.vecdot(delta, g, out=dg_rows_flat[t])
             if t == T:
                 break
             if conv is not None and t % check_every == 0 and t > 0 and bool((conv >= 0).all()):
                 break
             # step size per example: η, or η/(‖g‖+1e-10) for the normalised gradient
             if gradient == "normalized":
-                a = eta / (gn2.sqrt() + _DIV_EPS)
+                a = eta / (gn + _DIV_EPS)
             else:
                 a = eta
-            if gradient == "sign":
-                new = delta + a * torch.sign(g)
-                new = torch.maximum(torch.minimum(new, e), -e) if not l2 else project(new, eps=e.squeeze(-1))
-                new_n2 = (new * new).sum(-1, keepdim=True) if l2 else None
-            elif l2 and clamp is None:
-                # ‖δ + a g‖² from the two reductions; c = min(1, ε/‖δ + a g‖)
-                pre2 = (dn2 + 2.0 * a * dg + a * a * gn2).clamp_min_(0.0)
-                c = e / torch.maximum(pre2.sqrt(), e)
-                new = torch.addcmul(delta * c, g, c * a)
-                new_n2 = c * c * pre2
-            else:
-                new = delta + a * g
-                if l2:
-                    new = project(new, eps=e.squeeze(-1))
+            if algebraic:
+                # ‖δ + a g‖² from the two reductions; c = min(1, ε/‖δ + a g‖); δ ← c δ + c a g
+                if a_float is not None:
+                    pre2 = torch.add(dn2, dg, alpha=2.0 * a_float).addcmul_(gn, gn, value=a_float * a_float)
                 else:
-                    new = torch.maximum(torch.minimum(new, e), -e)
-                new_n2 = None
+                    ag = a * gn
+                    pre2 = torch.addcmul(dn2, a, dg, value=2.0).addcmul_(ag, ag)
+                c = torch.div(e, pre2.clamp_min_(0.0).sqrt()).clamp_max_(1.0)
+                dn2 = torch.minimum(pre2, e2, out=dn2_rows[t + 1])  # = c² ‖δ + a g‖²
+                if in_place:
+                    if a_float is not None:
+                        delta.mul_(c).addcmul_(g, c, value=a_float)
+                        ca = a_float
+                    else:
+                        ca = c * a
+                        delta.mul_(c).addcmul_(g, ca)
+                    if fast:
+                        vg.advance(c, ca)
+                    t += 1
+                    continue
+                new = torch.addcmul(delta * c, g, c * a)
+            else:
+                new = delta + a * (torch.sign(g) if gradient == "sign" else g)
+                new = project(new, eps=e.squeeze(-1)) if l2 else torch.maximum(torch.minimum(new, e), -e)
             if clamp is not None:
                 new = (x + new).clamp_(clamp[0], clamp[1]).sub_(x)
-                new_n2 = (new * new).sum(-1, keepdim=True) if l2 else None
             if conv is not None and criterion == "movement":
                 move = torch.linalg.vector_norm(new - delta, dim=-1)
                 hit = (move <= tol * e.squeeze(-1)) & (conv < 0)
                 conv = torch.where(hit, torch.full_like(conv, t), conv)
             delta = new
-            dn2 = new_n2
+            if l2 and not algebraic:
+                dn2 = torch.sum(new * new, -1, keepdim=True, out=dn2_rows[t + 1])
             t += 1
         n = t + 1
+        gnorm = gn_log[:n].squeeze(-1)
+        ratio = tang = None
+        if l2:
+            dn2s, dgs, gn2s = dn2_log[:n], dg_log[:n], gn_log[:n].square()
+            ratio = (dn2s.sqrt() / e).squeeze(-1)
+            tg2 = torch.where(dn2s > 0, gn2s - dgs * dgs / dn2s.clamp_min(1e-300), gn2s)
+            tang = tg2.clamp_min_(0).sqrt_().squeeze(-1)
         return PGAResult(
             delta=delta,
             losses=losses[:n],
-            norm_ratio=ratio[:n] if l2 else None,
-            tangent_grad_norm=tang[:n] if l2 else None,
-            grad_norm=gnorm[:n],
+            norm_ratio=ratio,
+            tangent_grad_norm=tang,
+            grad_norm=gnorm,
             converged_at=conv,
         )
 

@@ -1,0 +1,252 @@
+#!/usr/bin/env python
+"""Speed of one epoch of PGD adversarial training against the matrix-product floor of the same work.
+
+Setting (MNIST's shape, SYNTHETIC data: 60 000 uniform random images in [0, 1]^784 with random
+labels; speed does not depend on the pixel values): two-layer ReLU net, d = 784, m = 1024,
+K = 10, quadratic loss, plain SGD, minibatch 128, inner PGA of 10 raw-gradient l2 steps from a
+uniform-ball start (eps = 1, eta = eps/4).
+
+Measured, interleaved over ``--repeats`` rounds (order rotated per round), medians reported:
+
+* ``adversarial_train``: ``adversary_dynamics.training.adversarial_train`` for one epoch; its
+  evaluation passes (at epoch 0 and 1) use a 16-image test set and a 1-step attack, so they
+  cost next to nothing, but it still includes them;
+* ``training steps``: the training steps of one epoch alone, calling the same functions in the
+  same order as ``adversarial_train``'s inner loop (shuffle, ``training._attack`` = pga, clean
+  loss, forward + backward + SGD step on the adversarial minibatch, loss logging);
+* ``attack only``: the pga calls of those training steps alone (the attack's share);
+* ``GEMM floor``: the matrix products the same work cannot avoid, alone, with torch.mm into
+  preallocated outputs, per minibatch: 10 attack steps × 2 GEMMs ((B×d)@(d×m) forward,
+  (B×m)@(m×d) input gradient) + 3 GEMMs for the weight update (forward at x + δ, the weight
+  gradient (m×B)@(B×d), and the forward at x for the clean loss the loop logs) = 23 GEMMs.
+  pga also evaluates the gradient at the last iterate (it logs loss and gradient at δ_T):
+  2 more GEMMs per minibatch that are counted against us, not in the floor.
+
+Ratio floor/epoch = fraction of the GEMM floor reached (1 = nothing but the matrix products).
+The last line of output is one JSON object with every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Callable
+
+import torch
+
+from adversary_dynamics import training
+from adversary_dynamics.attacks import pga
+from adversary_dynamics.data import Dataset
+from adversary_dynamics.losses import get_loss
+from adversary_dynamics.models import TwoLayerNet
+from adversary_dynamics.training import AttackSpec, adversarial_train, resolve_device
+
+D, WIDTH, K = 784, 1024, 10
+ATTACK = AttackSpec(eps=1.0, steps=10, step_size=0.25, norm="l2", gradient="raw", init="uniform_ball")
+LOSS = "quadratic"
+LR = 0.1
+
+
+def _loadavg() -> list[float] | None:
+    """1, 5, 15-minute load averages (other work on the machine skews every timing), None if unknown."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def default_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _attack(model, x, y, spec, loss, generator):
+    """The attack call of training's inner loop (``training._attack``; pga with the spec's fields)."""
+    fn = getattr(training, "_attack", None)
+    if fn is not None:
+        return fn(model, x, y, spec, loss, generator)
+    return pga(model, x, y, loss=loss, eps=spec.eps, norm=spec.norm, steps=spec.steps, step_size=spec.step_size,
+               gradient=spec.gradient, init=spec.init, generator=generator)
+
+
+def training_steps(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, batch: int, seed: int,
+                   attack_only: bool = False) -> None:
+    """One epoch of adversarial_train's inner loop (same calls, same order), without its evaluation."""
+    device = x.device
+    fn = get_loss(LOSS)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=LR, momentum=0.0)
+    g_shuffle = torch.Generator(device="cpu").manual_seed(seed * 1000 + 1)
+    g_attack = torch.Generator(device=device).manual_seed(seed * 1000 + 2)
+    n = x.shape[0]
+    nb = (n + batch - 1) // batch
+    perm = torch.randperm(n, generator=g_shuffle).to(device)
+    adv_vals, clean_vals = [], []
+    for b in range(nb):
+        idx = perm[b * batch:(b + 1) * batch]
+        xb, yb = x[idx], y[idx]
+        res = _attack(model, xb, yb, ATTACK, LOSS, g_attack)
+        if attack_only:
+            continue
+        with torch.no_grad():
+            clean = fn(model(xb), yb).mean()
+        opt.zero_grad(set_to_none=True)
+        adv = fn(model(xb + res.delta), yb).mean()
+        adv.backward()
+        opt.step()
+        adv_vals.append(adv.detach())
+        clean_vals.append(clean)
+    if not attack_only:
+        torch.stack(adv_vals).tolist(), torch.stack(clean_vals).tolist()
+    sync(device)
+
+
+def full_epoch(model: TwoLayerNet, data: Dataset, batch: int, seed: int) -> None:
+    """adversary_dynamics.training.adversarial_train for one epoch (tiny evaluation set, 1-step eval attack)."""
+    res = adversarial_train(model, data, loss=LOSS, attack=ATTACK,
+                            eval_attack=AttackSpec(eps=ATTACK.eps, steps=1, step_size=ATTACK.step_size, restarts=1),
+                            optimizer="sgd", lr=LR, epochs=1, batch_size=batch, seed=seed, handle_sigterm=False)
+    if res.status != "completed":
+        raise RuntimeError(f"adversarial_train ended with status {res.status!r}")
+    sync(data.x_train.device)
+
+
+def gemm_floor(n: int, batch: int, steps: int, device: torch.device, gen_seed: int) -> Callable[[], None]:
+    """Per minibatch: steps × [(B×d)@(d×m), (B×m)@(m×d)] + 2 × (B×d)@(d×m) + (m×B)@(B×d)."""
+    g = torch.Generator(device=device).manual_seed(gen_seed)
+    x = torch.rand(batch, D, generator=g, device=device)
+    W = torch.randn(WIDTH, D, generator=g, device=device) / D ** 0.5
+    Wt = W.t()
+    h = torch.empty(batch, WIDTH, device=device)
+    gx = torch.empty(batch, D, device=device)
+    gW = torch.empty(WIDTH, D, device=device)
+    ht = h.t()
+    sizes = [batch] * (n // batch) + ([n % batch] if n % batch else [])
+
+    def run() -> None:
+        for bs in sizes:
+            xb, hb, gxb = x[:bs], h[:bs], gx[:bs]
+            for _ in range(steps):
+                torch.mm(xb, Wt, out=hb)
+                torch.mm(hb, W, out=gxb)
+            torch.mm(xb, Wt, out=hb)  # forward at x + δ
+            torch.mm(xb, Wt, out=hb)  # forward at x (clean loss)
+            torch.mm(ht[:, :bs], xb, out=gW)  # weight gradient
+        sync(device)
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                    help="auto = CUDA when present, else CPU (default %(default)s)")
+    ap.add_argument("--images", type=int, default=None, help="training images per epoch (default 60000, quick 6000)")
+    ap.add_argument("--batch", type=int, default=128, help="minibatch size (default %(default)s)")
+    ap.add_argument("--repeats", type=int, default=None, help="interleaved repetitions (default 3, quick 1)")
+    ap.add_argument("--threads", type=int, default=default_threads(), help="torch CPU threads (default: all cores "
+                    "available to this process, here %(default)s)")
+    ap.add_argument("--quick", action="store_true", help="6000 images, 1 repeat (a smoke test: ~10 s on an idle "
+                    "2-core machine)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    n = args.images or (6000 if args.quick else 60000)
+    repeats = args.repeats or (1 if args.quick else 3)
+    if n < 1 or repeats < 1 or args.batch < 1 or args.threads < 1:
+        ap.error("--images, --repeats, --batch and --threads must be >= 1")
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    env = {"torch": torch.__version__, "python": platform.python_version(), "device": str(device),
+           "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+           or platform.machine(), "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+           **{k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR") if k in os.environ},
+           "loadavg_start": _loadavg()}
+    nb = (n + args.batch - 1) // args.batch
+    print(f"# train_speed: torch {env['torch']} on {device} ({env['device_name']}), {env['threads']} threads; "
+          f"SYNTHETIC MNIST-shaped data: {n} random images in [0,1]^{D}, m={WIDTH}, batch {args.batch} "
+          f"({nb} minibatches), {ATTACK.steps} PGA steps, quadratic loss, SGD; {repeats} interleaved repeat(s)"
+          f"{' (quick)' if args.quick else ''}; load average {env['loadavg_start']}")
+    t_start = time.perf_counter()
+
+    g = torch.Generator(device="cpu").manual_seed(args.seed)
+    x = torch.rand(n, D, generator=g).to(device)
+    y = torch.randint(0, K, (n,), generator=g).to(device)
+    data = Dataset("synthetic-mnist-shape", x, y, x[:16].clone(), y[:16].clone(), K)
+
+    def new_model() -> TwoLayerNet:
+        return TwoLayerNet(input_dim=D, width=WIDTH, n_outputs=K, generator=torch.Generator().manual_seed(args.seed),
+                           device=device)
+
+    m_full, m_steps, m_attack = new_model(), new_model(), new_model()
+    fns = {
+        "adversarial_train": lambda: full_epoch(m_full, data, args.batch, args.seed),
+        "training_steps": lambda: training_steps(m_steps, x, y, args.batch, args.seed),
+        "attack_only": lambda: training_steps(m_attack, x, y, args.batch, args.seed, attack_only=True),
+        "gemm_floor": gemm_floor(n, args.batch, ATTACK.steps, device, args.seed + 7),
+    }
+    # warm-up on a few minibatches (allocator, thread pool, CUDA context/kernels)
+    xw, yw = x[: 4 * args.batch], y[: 4 * args.batch]
+    training_steps(new_model(), xw, yw, args.batch, args.seed)
+    gemm_floor(xw.shape[0], args.batch, ATTACK.steps, device, 1)()
+    names = list(fns)
+    times: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(repeats):
+        k0 = r % len(names)
+        for k in names[k0:] + names[:k0]:
+            sync(device)
+            t0 = time.perf_counter()
+            fns[k]()
+            times[k].append(time.perf_counter() - t0)
+    sec = {k: statistics.median(v) for k, v in times.items()}
+    flops_per_gemm = 2.0 * args.batch * D * WIDTH
+    gemms = nb * (2 * ATTACK.steps + 3)
+    floor_gflops = gemms * flops_per_gemm / sec["gemm_floor"] / 1e9
+
+    labels = {
+        "adversarial_train": "adversarial_train, 1 epoch (+ 2 tiny evals)",
+        "training_steps": "training steps of 1 epoch (loop replica)",
+        "attack_only": "attack only (the epoch's pga calls)",
+        "gemm_floor": f"GEMM floor ({2 * ATTACK.steps + 3} GEMMs per minibatch)",
+    }
+    # the attack alone has a floor of 2 * steps GEMMs per minibatch, the rest 2 * steps + 3
+    floor_of = {k: sec["gemm_floor"] * (2 * ATTACK.steps / (2 * ATTACK.steps + 3) if k == "attack_only" else 1.0)
+                for k in names}
+    print(f"\n{'':46s} {'s/epoch':>9} {'ms/batch':>9} {'floor/this':>10}")
+    for k in names:
+        print(f"{labels[k]:46s} {sec[k]:>9.3f} {1e3 * sec[k] / nb:>9.3f} {floor_of[k] / sec[k]:>10.2f}")
+    print(f"(attack only: against its own floor of {2 * ATTACK.steps} GEMMs per minibatch)")
+    share = sec["attack_only"] / sec["training_steps"]
+    print(f"\nattack share of the training steps: {share:.2f}; GEMM floor runs at {floor_gflops:.0f} GFLOP/s; "
+          f"fraction of the floor reached by the training steps: {sec['gemm_floor'] / sec['training_steps']:.2f}, "
+          f"by adversarial_train: {sec['gemm_floor'] / sec['adversarial_train']:.2f}")
+    wall = time.perf_counter() - t_start
+    env["loadavg_end"] = _loadavg()
+    print(f"wall time {wall:.1f} s; load average at the end {env['loadavg_end']}")
+    print(json.dumps({
+        "bench": "train_speed", "quick": args.quick, "env": env, "synthetic_data": True, "images": n,
+        "batch": args.batch, "minibatches": nb, "d": D, "m": WIDTH, "pga_steps": ATTACK.steps, "repeats": repeats,
+        "seconds_per_epoch": {k: round(v, 4) for k, v in sec.items()},
+        "seconds_min_max": {k: [round(min(v), 4), round(max(v), 4)] for k, v in times.items()},
+        "floor_over_training_steps": round(sec["gemm_floor"] / sec["training_steps"], 4),
+        "floor_over_adversarial_train": round(sec["gemm_floor"] / sec["adversarial_train"], 4),
+        "attack_floor_over_attack_only": round(floor_of["attack_only"] / sec["attack_only"], 4),
+        "attack_share": round(share, 4), "floor_gemms_per_epoch": gemms, "floor_gflops": round(floor_gflops, 1),
+        "wall_s": round(wall, 2)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
