@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=None, help="interleaved repetitions per measurement "
                     "(default 7, quick 2; x3 for the small shapes)")
     ap.add_argument("--steps", type=int, default=None, help="PGA steps per timed call on the d=784 shapes "
-                    "(default 40, quick 5)")
+                    "(default 40, quick 10)")
     ap.add_argument("--threads", type=int, default=default_threads(), help="torch threads (default: all cores "
                     "available to this process, here %(default)s)")
     ap.add_argument("--quick", action="store_true", help="fewer steps and repetitions, 50 digits steps "
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strict", action="store_true", help="exit with status 1 if a target fails")
     args = ap.parse_args(argv)
     repeats = args.repeats or (2 if args.quick else 7)
-    steps = args.steps or (5 if args.quick else 40)
+    steps = args.steps or (10 if args.quick else 40)
     if repeats < 1 or steps < 1 or args.threads < 1:
         ap.error("--repeats, --steps and --threads must be >= 1")
     torch.set_num_threads(args.threads)
