@@ -136,11 +136,11 @@ def test_claim2_verdicts():
     e = check_entry(claims.claim_on_sphere(fig1_table(), fig4_table(lambda d: 50), RULES), 2)
     assert e["verdict"] == SUPPORTED and e["value"] == 1.0
     sources = {g["source"] for g in e["details"]["groups"]}
-    assert sources == {"digits", "theory"}
+    assert sources == {"dataset", "theory"}
     e = check_entry(claims.claim_on_sphere(fig1_table(p_sphere=0.5), fig4_table(lambda d: 50), RULES), 2)
     assert e["verdict"] == NOT_SUPPORTED
     e = check_entry(claims.claim_on_sphere(fig1_table(), fig4_table(lambda d: 50, p_sphere=0.3), RULES), 2)
-    assert e["verdict"] == NOT_SUPPORTED and e["details"]["groups"][0]["source"] == "digits"
+    assert e["verdict"] == NOT_SUPPORTED and e["details"]["groups"][0]["source"] == "dataset"
     e = check_entry(claims.claim_on_sphere(fig1_table(seeds=(0, 1)), fig4_table(lambda d: 50, trials=2), RULES), 2)
     assert e["verdict"] == INCONCLUSIVE
     # one table alone is enough; none is inconclusive

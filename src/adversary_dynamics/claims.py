@@ -9,13 +9,13 @@ one dict ``{id, claim, statistic, value, interval, n_runs, verdict, rule, detail
   the headline is the least favourable group, and ``details["groups"]`` lists every group with
   its own statistic, interval and verdict.
 - ``n_runs``: the independent runs the statistic rests on: (scale, seed) training/probe runs for
-  the digits experiments, (d, m, trial) random network-input pairs for the theory setting.
+  the dataset experiments, (d, m, trial) random network-input pairs for the theory setting.
 - ``verdict``: ``supported`` / ``not supported`` / ``inconclusive`` by the rule in ``rule``.
   A claim checked per group is supported when every group is, not supported when at least
   one group is not, and inconclusive otherwise. A group resting on fewer than ``min_runs``
   seeds (theory: trials) is inconclusive whatever its statistic says.
 
-Bootstraps are deterministic: ``numpy.random.default_rng([seed, claim number])``. The digits
+Bootstraps are deterministic: ``numpy.random.default_rng([seed, claim number])``. The dataset
 probes are resampled two-way (seeds and inputs independently, with replacement: every input is
 probed at every seed), so the intervals reflect both sources of variation; training runs are
 resampled over seeds, theory trials over trial ids. Rank correlations are Spearman's rho with
@@ -343,10 +343,10 @@ def claim_pga_converges(fig1_final: pd.DataFrame, cfg: Mapping[str, Any] | None 
 def claim_on_sphere(fig1_final: pd.DataFrame | None, fig4_theory: pd.DataFrame | None = None,
                     cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Claim 2: among final iterates certified as local maxima (``local_max``), the fraction on
-    the sphere; digits probes per (scale, checkpoint), theory per (m, scale) pooled over d."""
+    the sphere; dataset probes per (scale, checkpoint), theory per (m, scale) pooled over d."""
     rules = _rules(cfg)
     stat = "fraction of certified local maxima (local_max = True) that lie on the sphere ||delta|| = eps"
-    rule = _fraction_rule(rules, "(scale, checkpoint) of the digits probes and per (m, scale) of the theory setting",
+    rule = _fraction_rule(rules, "(scale, checkpoint) of the dataset probes and per (m, scale) of the theory setting",
                           "seeds (theory: trials)")
     groups, n_runs, notes = [], 0, {}
     have1 = fig1_final is not None and len(fig1_final) > 0
@@ -366,10 +366,10 @@ def claim_on_sphere(fig1_final: pd.DataFrame | None, fig4_theory: pd.DataFrame |
                 gs.append({"scale": _py(vals[0]), "checkpoint": _py(vals[1]), "value": math.nan, "lo": math.nan,
                            "hi": math.nan, "n_seeds": 0, "n_obs": 0, "verdict": INCONCLUSIVE})
         for g in gs:
-            groups.append({"source": "digits", "group": f"scale {g['scale']:g}, checkpoint {g['checkpoint']}", **g})
+            groups.append({"source": "dataset", "group": f"scale {g['scale']:g}, checkpoint {g['checkpoint']}", **g})
         n_runs += int(df[["scale", "seed"]].drop_duplicates().shape[0])
-        notes["digits_maxima"] = int(lm.sum())
-        notes["digits_probes"] = int(len(df))
+        notes["dataset_maxima"] = int(lm.sum())
+        notes["dataset_probes"] = int(len(df))
     if have4:
         th = fig4_theory.reset_index(drop=True)
         lm = _as_bool(th["local_max"])
@@ -387,12 +387,12 @@ def claim_on_sphere(fig1_final: pd.DataFrame | None, fig4_theory: pd.DataFrame |
         n_runs += int(th[["d", "m", "trial"]].drop_duplicates().shape[0])
         notes["theory_maxima"] = int(lm.sum())
         notes["theory_runs"] = int(len(th))
-    for g in groups:  # a uniform table: digits groups keep scale/checkpoint only in "group"
+    for g in groups:  # a uniform table: dataset groups keep scale/checkpoint only in "group"
         g.pop("scale", None)
         g.pop("checkpoint", None)
     w = _worst(groups)
-    details = {"resampling": "digits: seeds and inputs independently; theory: trial ids",
-               "note": "n_seeds counts seeds (digits) or trials (theory) with a certified maximum",
+    details = {"resampling": "dataset: seeds and inputs independently; theory: trial ids",
+               "note": "n_seeds counts seeds (dataset) or trials (theory) with a certified maximum",
                **notes, "groups": groups}
     stat += f" (smallest over groups: {w['source']} {w['group']})"
     return _entry(2, CLAIM2, stat, w["value"], [w["lo"], w["hi"]], n_runs, _combine([g["verdict"] for g in groups]),
@@ -768,7 +768,7 @@ def render_markdown(results: list[dict], config_name: str, rules: Mapping[str, A
              "Deng, He, Huang & Su (ICML 2020), *Towards Understanding the Dynamics of the First-Order Adversaries*.",
              "Every verdict follows a rule fixed in advance in the configuration (`claims:` in config/config.yaml); "
              "intervals are percentile bootstraps; *runs* counts the independent runs a statistic rests on "
-             "((scale, seed) training/probe runs for the digits experiments, (d, m, trial) network-input pairs "
+             "((scale, seed) training/probe runs for the dataset experiments, (d, m, trial) network-input pairs "
              "for the theory setting).", ""]
     if r:
         lines += ["Rules: " + ", ".join(f"`{k}` = {v}" for k, v in r.items()), ""]
