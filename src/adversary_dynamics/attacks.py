@@ -366,7 +366,8 @@ def pga(
         conv = torch.full(batch, -1, dtype=torch.long, device=x.device) if tol is not None else None
         if delta.shape != x.shape or not delta.is_contiguous():
             delta = delta.expand(x.shape).contiguous()
-        dn2 = torch.sum(delta * delta, -1, keepdim=True, out=dn2_rows[0]) if l2 else None  # ‖δ_t‖², kept algebraically
+        # ‖δ_t‖², kept algebraically on the common path
+        dn2 = torch.sum(delta * delta, -1, keepdim=True, out=dn2_rows[0]) if l2 else None
         # l2 without sign or clamp: the algebraic update, δ in place (δ is a fresh tensor here) unless the
         # movement criterion needs δ_t next to δ_{t+1}
         algebraic = l2 and gradient != "sign" and clamp is None
