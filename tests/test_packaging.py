@@ -37,6 +37,7 @@ def test_readme_commands_match_ci():
     """The test command of README.md is the one .ci/run runs."""
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
-    cmd = 'pip install torch==2.13.0 && pip install -e ".[test,slurm]" && python -m pytest'
+    cmd = ('pip install torch==2.13.0 && pip install -e ".[test,slurm]" && pip install --no-deps torchattacks==3.5.1 '
+           "&& python -m pytest")
     assert cmd in readme and cmd in ci
     assert "snakemake --cores 8" in readme
