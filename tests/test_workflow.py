@@ -85,3 +85,15 @@ def test_dry_run_default_config():
     res = subprocess.run(SNAKEMAKE + ["-n", "--cores", "8", "--directory", str(ROOT), "--quiet"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+
+
+@pytest.mark.slow
+def test_report_has_every_figure(tiny_run):
+    import zipfile
+
+    res = run(["--report", "report.zip", "--configfile", "tests/workflow/config.yaml"], tiny_run)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    names = zipfile.ZipFile(tiny_run / "report.zip").namelist()
+    for fig in FIGURES:
+        assert any(n.endswith(f"{fig}.png") for n in names), (fig, names)
+    assert any(n.endswith("claims.md") for n in names) and any(n.endswith("report.html") for n in names)
