@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from _common import default_threads, loadavg  # bench/ is the script folder, on sys.path
 from adversary_dynamics.attacks import pga
 from adversary_dynamics.models import TwoLayerNet
 
@@ -47,21 +48,6 @@ D = 784
 SHAPES = [(128, 128), (128, 1024), (1024, 128), (1024, 1024)]  # (width m, batch B)
 EPS = 1.0  # l2 radius for the d = 784 shapes (inputs in [0, 1])
 DIGITS = dict(inputs=64, restarts=16, width=256, steps=200, eps=0.5, step_size=0.025)
-
-
-def _loadavg() -> list[float] | None:
-    """1, 5, 15-minute load averages (other work on the machine skews every timing), None if unknown."""
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
-
-
-def default_threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 class Flatten(nn.Module):
@@ -197,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {"torch": torch.__version__, "torchattacks": torchattacks.__version__, "python": platform.python_version(),
            "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
            **{k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR") if k in os.environ}}
-    env["loadavg_start"] = _loadavg()
+    env["loadavg_start"] = loadavg()
     print(f"# pga_speed: torch {env['torch']}, torchattacks {env['torchattacks']}, {env['threads']} threads, "
           f"{steps} steps per call, {repeats} interleaved repeats (x3 for the small shapes)"
           f"{' (quick)' if args.quick else ''}; load average {env['loadavg_start']}")
@@ -248,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'PASS' if ok else 'FAIL'}  {name}: {value:.2f} (>= {thr})")
     all_pass = all(r["pass"] for r in results)
     wall = time.perf_counter() - t_start
-    env["loadavg_end"] = _loadavg()
+    env["loadavg_end"] = loadavg()
     print(f"\n{'all targets pass' if all_pass else 'some targets FAIL'}; wall time {wall:.1f} s; "
           f"load average at the end {env['loadavg_end']}")
     for r in rows:

@@ -39,6 +39,7 @@ from typing import Callable
 
 import torch
 
+from _common import default_threads, loadavg  # bench/ is the script folder, on sys.path
 from adversary_dynamics import training
 from adversary_dynamics.attacks import pga
 from adversary_dynamics.data import Dataset
@@ -50,21 +51,6 @@ D, WIDTH, K = 784, 1024, 10
 ATTACK = AttackSpec(eps=1.0, steps=10, step_size=0.25, norm="l2", gradient="raw", init="uniform_ball")
 LOSS = "quadratic"
 LR = 0.1
-
-
-def _loadavg() -> list[float] | None:
-    """1, 5, 15-minute load averages (other work on the machine skews every timing), None if unknown."""
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
-
-
-def default_threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def sync(device: torch.device) -> None:
@@ -173,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
            or platform.machine(), "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
            **{k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR") if k in os.environ},
-           "loadavg_start": _loadavg()}
+           "loadavg_start": loadavg()}
     nb = (n + args.batch - 1) // args.batch
     print(f"# train_speed: torch {env['torch']} on {device} ({env['device_name']}), {env['threads']} threads; "
           f"SYNTHETIC MNIST-shaped data: {n} random images in [0,1]^{D}, m={WIDTH}, batch {args.batch} "
@@ -233,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
           f"fraction of the floor reached by the training steps: {sec['gemm_floor'] / sec['training_steps']:.2f}, "
           f"by adversarial_train: {sec['gemm_floor'] / sec['adversarial_train']:.2f}")
     wall = time.perf_counter() - t_start
-    env["loadavg_end"] = _loadavg()
+    env["loadavg_end"] = loadavg()
     print(f"wall time {wall:.1f} s; load average at the end {env['loadavg_end']}")
     print(json.dumps({
         "bench": "train_speed", "quick": args.quick, "env": env, "synthetic_data": True, "images": n,

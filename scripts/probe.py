@@ -58,15 +58,81 @@ def get_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    args = get_args(argv)
-    started = time.time()
-    cfg = cli.print_config(args)
-    cli.setup_threads(args.threads)
+def probe_seed(args, cfg, *, model, x, y, eps: float, eta: float, device, seed: int, train_dir: Path,
+               out_dir: Path, landscape_inputs: int) -> None:
+    """Probe every checkpoint of one training run and write its raw results to ``out_dir``."""
     import torch
     from tqdm import tqdm
 
-    from adversary_dynamics import data, landscape, models, runio, training
+    from adversary_dynamics import landscape, runio, training
+
+    seed_started = time.time()
+    rows, reg_rows, curves, land = [], [], {}, {}
+    missing = []
+    for k in tqdm(args.checkpoints, desc="probe", unit="checkpoint", file=sys.stderr):
+        path = training.checkpoint_path(train_dir, k)
+        if not path.exists():
+            missing.append(k)
+            continue
+        model.load_state_dict(torch.load(path, map_location=device, weights_only=True)["model"])
+        g = torch.Generator(device=device).manual_seed(seed * 1000 + k)
+        keep = min(landscape_inputs, x.shape[0])
+        pr = landscape.probe_restarts(model, x, y, loss=args.loss, eps=eps, restarts=args.restarts,
+                                      steps=args.max_steps, step_size=eta, tol=args.tol,
+                                      patience=args.patience, keep_trajectories=keep, generator=g)
+        L = pr.losses.cpu()
+        curves[f"epoch_{k}"] = L.numpy().astype(np.float32)
+        conv = pr.converged_at.cpu()
+        for r in range(args.restarts):
+            for i in range(x.shape[0]):
+                c = int(conv[r, i])
+                rows.append({"checkpoint": k, "input": i, "restart": r, "converged": c >= 0,
+                             "iterations": c if c >= 0 else args.max_steps, "on_sphere": bool(pr.on_sphere[r, i]),
+                             "local_max": bool(pr.is_local_max[r, i]), "initial_loss": float(L[0, r, i]),
+                             "final_loss": float(L[-1, r, i]), "norm_ratio": float(pr.norm_ratio[-1, r, i])})
+        nli = landscape.nonlinearity_index(model, x, y, loss=args.loss, eps=eps, generator=g).cpu()
+        final = L[-1]
+        spread = (final.std(0) / final.mean(0).abs().clamp_min(1e-30))
+        for i in range(x.shape[0]):
+            reg_rows.append({"checkpoint": k, "input": i,
+                             "distinct_maxima": landscape.distinct_maxima(pr.deltas[:, i].cpu(),
+                                                                          cos_threshold=args.cos_threshold),
+                             "loss_spread": float(spread[i]), "nonlinearity": float(nli[i])})
+        for i in range(keep):
+            best = int(torch.argmax(pr.losses[-1, :, i]))
+            sl = landscape.plane_slice(model, x[i], y[i], pr.deltas[best, i], loss=args.loss, eps=eps,
+                                       grid=args.grid, trajectories=pr.trajectories[:, :, i], generator=g)
+            pre = f"epoch_{k}/input_{i}/"
+            land.update({pre + "coords": sl.coords.cpu().numpy() / eps, pre + "grid": sl.grid.cpu().numpy(),
+                         pre + "angles": sl.angles.cpu().numpy(), pre + "circle": sl.circle.cpu().numpy(),
+                         pre + "traj": sl.traj.cpu().numpy() / eps})
+    out = out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    runio.write_csv_atomic(out / "restarts.csv", rows, ["checkpoint", "input", "restart", "converged", "iterations",
+                                                        "on_sphere", "local_max", "initial_loss", "final_loss",
+                                                        "norm_ratio"])
+    runio.write_csv_atomic(out / "regularity.csv", reg_rows,
+                           ["checkpoint", "input", "distinct_maxima", "loss_spread", "nonlinearity"])
+    with runio.atomic_path(out / "curves.npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **curves)
+    with runio.atomic_path(out / "landscape.npz") as tmp:  # empty unless --landscape-inputs > 0
+        with open(tmp, "wb") as f:
+            np.savez(f, **land)
+    runio.write_json_atomic(out / "status.json", {"probed": [k for k in args.checkpoints if k not in missing],
+                                                  "missing_checkpoints": missing, "eps": eps})
+    runio.write_json_atomic(out / "provenance.json",
+                            runio.provenance(config={**cfg, "seed": seed}, device=device, started=seed_started))
+    if missing:
+        print(f"checkpoints {missing} are missing (the run diverged before them): skipped", file=sys.stderr)
+    print(json.dumps({"probed_rows": len(rows)}), file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    args = get_args(argv)
+    cfg = cli.print_config(args)
+    cli.setup_threads(args.threads)
+    from adversary_dynamics import data, training
 
     device = training.resolve_device(args.device)
     ds = data.load_dataset(args.dataset, root=args.root, n_train=args.n_train, n_test=args.n_test,
@@ -76,73 +142,11 @@ def main(argv=None) -> int:
     y = ds.y_test[idx].to(device)
     eps = data.epsilon(ratio=args.ratio, scale=args.scale)
     eta = args.step_size * eps if args.step_rule == "relative" else args.step_size
-    model = models.TwoLayerNet(input_dim=ds.input_dim, width=args.width, n_outputs=ds.n_classes,
-                               activation=args.activation, bias=args.bias,
-                               train_output_layer=args.train_output_layer).to(device)
-    def run(seed: int, train_dir: Path, out_dir: Path, landscape_inputs: int) -> None:
-        seed_started = time.time()
-        rows, reg_rows, curves, land = [], [], {}, {}
-        missing = []
-        for k in tqdm(args.checkpoints, desc="probe", unit="checkpoint", file=sys.stderr):
-            path = training.checkpoint_path(train_dir, k)
-            if not path.exists():
-                missing.append(k)
-                continue
-            model.load_state_dict(torch.load(path, map_location=device, weights_only=True)["model"])
-            g = torch.Generator(device=device).manual_seed(seed * 1000 + k)
-            keep = min(landscape_inputs, x.shape[0])
-            pr = landscape.probe_restarts(model, x, y, loss=args.loss, eps=eps, restarts=args.restarts,
-                                          steps=args.max_steps, step_size=eta, tol=args.tol,
-                                          patience=args.patience, keep_trajectories=keep, generator=g)
-            L = pr.losses.cpu()
-            curves[f"epoch_{k}"] = L.numpy().astype(np.float32)
-            conv = pr.converged_at.cpu()
-            for r in range(args.restarts):
-                for i in range(x.shape[0]):
-                    c = int(conv[r, i])
-                    rows.append({"checkpoint": k, "input": i, "restart": r, "converged": c >= 0,
-                                 "iterations": c if c >= 0 else args.max_steps, "on_sphere": bool(pr.on_sphere[r, i]),
-                                 "local_max": bool(pr.is_local_max[r, i]), "initial_loss": float(L[0, r, i]),
-                                 "final_loss": float(L[-1, r, i]), "norm_ratio": float(pr.norm_ratio[-1, r, i])})
-            nli = landscape.nonlinearity_index(model, x, y, loss=args.loss, eps=eps, generator=g).cpu()
-            final = L[-1]
-            spread = (final.std(0) / final.mean(0).abs().clamp_min(1e-30))
-            for i in range(x.shape[0]):
-                reg_rows.append({"checkpoint": k, "input": i,
-                                 "distinct_maxima": landscape.distinct_maxima(pr.deltas[:, i].cpu(),
-                                                                              cos_threshold=args.cos_threshold),
-                                 "loss_spread": float(spread[i]), "nonlinearity": float(nli[i])})
-            for i in range(keep):
-                best = int(torch.argmax(pr.losses[-1, :, i]))
-                sl = landscape.plane_slice(model, x[i], y[i], pr.deltas[best, i], loss=args.loss, eps=eps,
-                                           grid=args.grid, trajectories=pr.trajectories[:, :, i], generator=g)
-                pre = f"epoch_{k}/input_{i}/"
-                land.update({pre + "coords": sl.coords.cpu().numpy() / eps, pre + "grid": sl.grid.cpu().numpy(),
-                             pre + "angles": sl.angles.cpu().numpy(), pre + "circle": sl.circle.cpu().numpy(),
-                             pre + "traj": sl.traj.cpu().numpy() / eps})
-        out = out_dir
-        out.mkdir(parents=True, exist_ok=True)
-        runio.write_csv_atomic(out / "restarts.csv", rows, ["checkpoint", "input", "restart", "converged", "iterations",
-                                                            "on_sphere", "local_max", "initial_loss", "final_loss",
-                                                            "norm_ratio"])
-        runio.write_csv_atomic(out / "regularity.csv", reg_rows,
-                               ["checkpoint", "input", "distinct_maxima", "loss_spread", "nonlinearity"])
-        with runio.atomic_path(out / "curves.npz") as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **curves)
-        with runio.atomic_path(out / "landscape.npz") as tmp:  # empty unless --landscape-inputs > 0
-            with open(tmp, "wb") as f:
-                np.savez(f, **land)
-        runio.write_json_atomic(out / "status.json", {"probed": [k for k in args.checkpoints if k not in missing],
-                                                      "missing_checkpoints": missing, "eps": eps})
-        runio.write_json_atomic(out / "provenance.json", runio.provenance(config={**cfg, "seed": seed}, device=device, started=seed_started))
-        if missing:
-            print(f"checkpoints {missing} are missing (the run diverged before them): skipped", file=sys.stderr)
-        print(json.dumps({"probed_rows": len(rows)}), file=sys.stderr)
-
+    model = cli.model_from_args(args, input_dim=ds.input_dim, n_classes=ds.n_classes, device=device)
     for j, seed in enumerate(args.seeds):
-        run(seed, args.train_root / f"seed~{seed}", args.out_root / f"seed~{seed}",
-            args.landscape_inputs if j == 0 else 0)
+        probe_seed(args, cfg, model=model, x=x, y=y, eps=eps, eta=eta, device=device, seed=seed,
+                   train_dir=args.train_root / f"seed~{seed}", out_dir=args.out_root / f"seed~{seed}",
+                   landscape_inputs=args.landscape_inputs if j == 0 else 0)
     return 0
 
 

@@ -83,7 +83,7 @@ def _main(argv=None) -> int:
     cli.setup_threads(args.threads)
     import torch
 
-    from adversary_dynamics import data, models, runio, training
+    from adversary_dynamics import data, runio, training
 
     device = training.resolve_device(args.device)
     ds = data.load_dataset(args.dataset, root=args.root, n_train=args.n_train, n_test=args.n_test,
@@ -103,10 +103,8 @@ def _main(argv=None) -> int:
     for seed in args.seeds:
         seed_started = time.time()
         out = args.out_root / f"seed~{seed}"
-        model = models.TwoLayerNet(input_dim=ds.input_dim, width=args.width, n_outputs=ds.n_classes,
-                                   activation=args.activation, bias=args.bias,
-                                   train_output_layer=args.train_output_layer,
-                                   generator=torch.Generator().manual_seed(seed)).to(device)
+        model = cli.model_from_args(args, input_dim=ds.input_dim, n_classes=ds.n_classes, device=device,
+                                    generator=torch.Generator().manual_seed(seed))
         try:
             res = training.adversarial_train(
                 model, ds, loss=args.loss, attack=attack, eval_attack=eval_attack, optimizer=args.optimizer,

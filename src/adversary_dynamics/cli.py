@@ -42,3 +42,12 @@ def print_config(args: argparse.Namespace) -> dict[str, Any]:
     cfg = {k: v for k, v in vars(args).items()}
     print(json.dumps({"run_config": cfg, "pid": os.getpid()}, default=str), file=sys.stderr, flush=True)
     return cfg
+
+
+def model_from_args(args: argparse.Namespace, *, input_dim: int, n_classes: int, device, generator=None):
+    """The TwoLayerNet a training or probe script's model arguments describe (--width,
+    --activation, --bias, --train-output-layer), on ``device``."""
+    from .models import TwoLayerNet
+
+    return TwoLayerNet(input_dim=input_dim, width=args.width, n_outputs=n_classes, activation=args.activation,
+                       bias=args.bias, train_output_layer=args.train_output_layer, generator=generator).to(device)
