@@ -23,6 +23,20 @@ Measured, interleaved over ``--repeats`` rounds (order rotated per round), media
   2 more GEMMs per minibatch that are counted against us, not in the floor.
 
 Ratio floor/epoch = fraction of the GEMM floor reached (1 = nothing but the matrix products).
+
+Seeds, sequential vs batched (``--seed-count`` S, default 3; 0 skips it), interleaved likewise:
+S seeds trained for one epoch one after another (S calls of ``adversarial_train``) against all
+together as one batched program (one ``adversarial_train_seeds`` call on an ensemble network),
+for two shapes:
+
+* ``digits-default``: the default configuration (config/config.yaml) at scale 1: scikit-learn's
+  digits, 1 438 training images, d = 64, m = 256, minibatch 128, 10 PGA steps (eps = 0.5,
+  eta = eps/4), lr 0.1, and its evaluations as configured (epochs 0 and 1: 359 test images,
+  20-step PGA, 2 restarts);
+* ``mnist-shape``: the setting above (synthetic, d = 784, m = 1024) on the first
+  ``--seed-images`` images (default 6000), with the tiny evaluation of ``adversarial_train``'s row.
+
+Ratio sequential/batched > 1 means batching the seeds is faster.
 The last line of output is one JSON object with every number.
 """
 
@@ -42,7 +56,7 @@ import torch
 from _common import default_threads, loadavg  # bench/ is the script folder, on sys.path
 from adversary_dynamics import training
 from adversary_dynamics.attacks import pga
-from adversary_dynamics.data import Dataset
+from adversary_dynamics.data import Dataset, load_digits
 from adversary_dynamics.losses import get_loss
 from adversary_dynamics.models import TwoLayerNet
 from adversary_dynamics.training import AttackSpec, adversarial_train, resolve_device
@@ -109,6 +123,30 @@ def full_epoch(model: TwoLayerNet, data: Dataset, batch: int, seed: int) -> None
     sync(data.x_train.device)
 
 
+# the default configuration (config/config.yaml) at scale 1: eps = ratio * scale = 0.5, eta = 0.25 * eps
+DIGITS_WIDTH = 256
+DIGITS_ATTACK = AttackSpec(eps=0.5, steps=10, step_size=0.125, norm="l2", gradient="raw", init="uniform_ball")
+DIGITS_EVAL = AttackSpec(eps=0.5, steps=20, step_size=0.125, norm="l2", gradient="raw", init="uniform_ball",
+                         restarts=2)
+TINY_EVAL = AttackSpec(eps=ATTACK.eps, steps=1, step_size=ATTACK.step_size, restarts=1)
+
+
+def seeds_epoch(make_model: Callable[[int], TwoLayerNet], data: Dataset, seeds: list[int], attack: AttackSpec,
+                eval_attack: AttackSpec, batch: int, batched: bool) -> None:
+    """One epoch of every seed: one after another (``adversarial_train`` per seed, as scripts/train.py with
+    --batch-seeds false) or together (one ``adversarial_train_seeds`` call, --batch-seeds true)."""
+    kw = dict(loss=LOSS, attack=attack, eval_attack=eval_attack, optimizer="sgd", lr=LR, epochs=1,
+              batch_size=batch, handle_sigterm=False)
+    if batched:
+        results = training.adversarial_train_seeds(training.ensemble_of([make_model(s) for s in seeds]), data,
+                                                   seeds=seeds, **kw)
+    else:
+        results = [adversarial_train(make_model(s), data, seed=s, **kw) for s in seeds]
+    if any(r.status != "completed" for r in results):
+        raise RuntimeError(f"training ended with statuses {[r.status for r in results]}")
+    sync(data.x_train.device)
+
+
 def gemm_floor(n: int, batch: int, steps: int, device: torch.device, gen_seed: int) -> Callable[[], None]:
     """Per minibatch: steps × [(B×d)@(d×m), (B×m)@(m×d)] + 2 × (B×d)@(d×m) + (m×B)@(B×d)."""
     g = torch.Generator(device=device).manual_seed(gen_seed)
@@ -148,11 +186,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="6000 images, 1 repeat (a smoke test: ~10 s on an idle "
                     "2-core machine)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed-count", type=int, default=3, help="seeds of the sequential-vs-batched comparison "
+                    "(default %(default)s; 0 skips it)")
+    ap.add_argument("--seed-images", type=int, default=None, help="training images of its MNIST shape (default "
+                    "6000, quick 1000; capped at --images)")
     args = ap.parse_args(argv)
     n = args.images or (6000 if args.quick else 60000)
     repeats = args.repeats or (1 if args.quick else 3)
     if n < 1 or repeats < 1 or args.batch < 1 or args.threads < 1:
         ap.error("--images, --repeats, --batch and --threads must be >= 1")
+    if args.seed_count < 0 or (args.seed_images is not None and args.seed_images < 1):
+        ap.error("--seed-count must be >= 0 and --seed-images >= 1")
+    if args.seed_count and not hasattr(training, "adversarial_train_seeds"):
+        print("# this version of adversary_dynamics has no adversarial_train_seeds: seeds comparison skipped")
+        args.seed_count = 0
+    n_seed = min(n, args.seed_images or (1000 if args.quick else 6000))
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     env = {"torch": torch.__version__, "python": platform.python_version(), "device": str(device),
@@ -187,6 +235,35 @@ def main(argv: list[str] | None = None) -> int:
     xw, yw = x[: 4 * args.batch], y[: 4 * args.batch]
     training_steps(new_model(), xw, yw, args.batch, args.seed)
     gemm_floor(xw.shape[0], args.batch, ATTACK.steps, device, 1)()
+    # sequential vs batched seeds, per shape (interleaved with the rest)
+    seeds = list(range(args.seed, args.seed + args.seed_count))
+    seed_shapes: dict[str, dict] = {}
+    if seeds:
+        digits = load_digits(seed=0).to(device)  # the default configuration's split, at scale 1
+        x_s, y_s = x[:n_seed], y[:n_seed]
+        seed_shapes = {
+            "digits-default": dict(
+                data=digits, attack=DIGITS_ATTACK, eval_attack=DIGITS_EVAL,
+                make=lambda s: TwoLayerNet(input_dim=digits.input_dim, width=DIGITS_WIDTH, n_outputs=10,
+                                           generator=torch.Generator().manual_seed(s), device=device)),
+            "mnist-shape": dict(
+                data=Dataset("synthetic-mnist-shape", x_s, y_s, x[:16].clone(), y[:16].clone(), K), attack=ATTACK,
+                eval_attack=TINY_EVAL,
+                make=lambda s: TwoLayerNet(input_dim=D, width=WIDTH, n_outputs=K,
+                                           generator=torch.Generator().manual_seed(s), device=device)),
+        }
+        for shape, c in seed_shapes.items():
+            for batched in (False, True):
+                def run(c=c, batched=batched) -> None:
+                    seeds_epoch(c["make"], c["data"], seeds, c["attack"], c["eval_attack"], args.batch, batched)
+
+                fns[f"seeds_{shape}_{'batched' if batched else 'sequential'}"] = run
+            # warm-up: a 4-minibatch epoch of both
+            dw = c["data"]
+            small = Dataset(dw.name, dw.x_train[: 4 * args.batch], dw.y_train[: 4 * args.batch], dw.x_test[:16],
+                            dw.y_test[:16], dw.n_classes)
+            for batched in (False, True):
+                seeds_epoch(c["make"], small, seeds, c["attack"], TINY_EVAL, args.batch, batched)
     names = list(fns)
     times: dict[str, list[float]] = {k: [] for k in names}
     for r in range(repeats):
@@ -197,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             fns[k]()
             times[k].append(time.perf_counter() - t0)
     sec = {k: statistics.median(v) for k, v in times.items()}
+    main_names = [k for k in names if not k.startswith("seeds_")]
     flops_per_gemm = 2.0 * args.batch * D * WIDTH
     gemms = nb * (2 * ATTACK.steps + 3)
     floor_gflops = gemms * flops_per_gemm / sec["gemm_floor"] / 1e9
@@ -209,27 +287,47 @@ def main(argv: list[str] | None = None) -> int:
     }
     # the attack alone has a floor of 2 * steps GEMMs per minibatch, the rest 2 * steps + 3
     floor_of = {k: sec["gemm_floor"] * (2 * ATTACK.steps / (2 * ATTACK.steps + 3) if k == "attack_only" else 1.0)
-                for k in names}
+                for k in main_names}
     print(f"\n{'':46s} {'s/epoch':>9} {'ms/batch':>9} {'floor/this':>10}")
-    for k in names:
+    for k in main_names:
         print(f"{labels[k]:46s} {sec[k]:>9.3f} {1e3 * sec[k] / nb:>9.3f} {floor_of[k] / sec[k]:>10.2f}")
     print(f"(attack only: against its own floor of {2 * ATTACK.steps} GEMMs per minibatch)")
     share = sec["attack_only"] / sec["training_steps"]
     print(f"\nattack share of the training steps: {share:.2f}; GEMM floor runs at {floor_gflops:.0f} GFLOP/s; "
           f"fraction of the floor reached by the training steps: {sec['gemm_floor'] / sec['training_steps']:.2f}, "
           f"by adversarial_train: {sec['gemm_floor'] / sec['adversarial_train']:.2f}")
+    seeds_summary = []
+    if seed_shapes:
+        print(f"\n{len(seeds)} seeds, one epoch each: one after another vs together as one batched program "
+              f"(medians of {repeats})")
+        print(f"{'shape':16s} {'images':>7} {'d':>4} {'m':>5} {'sequential s':>13} {'batched s':>10} "
+              f"{'seq/batched':>12}")
+        for shape, c in seed_shapes.items():
+            seq, bat = f"seeds_{shape}_sequential", f"seeds_{shape}_batched"
+            dc = c["data"]
+            row = {"shape": shape, "images": dc.x_train.shape[0], "d": dc.input_dim,
+                   "m": DIGITS_WIDTH if shape.startswith("digits") else WIDTH, "test_images": dc.x_test.shape[0],
+                   "eval_steps": c["eval_attack"].steps, "eval_restarts": c["eval_attack"].restarts,
+                   "sequential_s": round(sec[seq], 4), "batched_s": round(sec[bat], 4),
+                   "sequential_min_max": [round(min(times[seq]), 4), round(max(times[seq]), 4)],
+                   "batched_min_max": [round(min(times[bat]), 4), round(max(times[bat]), 4)],
+                   "sequential_over_batched": round(sec[seq] / sec[bat], 3)}
+            seeds_summary.append(row)
+            print(f"{shape:16s} {row['images']:>7} {row['d']:>4} {row['m']:>5} {sec[seq]:>13.3f} {sec[bat]:>10.3f} "
+                  f"{sec[seq] / sec[bat]:>12.2f}")
     wall = time.perf_counter() - t_start
     env["loadavg_end"] = loadavg()
     print(f"wall time {wall:.1f} s; load average at the end {env['loadavg_end']}")
     print(json.dumps({
         "bench": "train_speed", "quick": args.quick, "env": env, "synthetic_data": True, "images": n,
         "batch": args.batch, "minibatches": nb, "d": D, "m": WIDTH, "pga_steps": ATTACK.steps, "repeats": repeats,
-        "seconds_per_epoch": {k: round(v, 4) for k, v in sec.items()},
-        "seconds_min_max": {k: [round(min(v), 4), round(max(v), 4)] for k, v in times.items()},
+        "seconds_per_epoch": {k: round(sec[k], 4) for k in main_names},
+        "seconds_min_max": {k: [round(min(times[k]), 4), round(max(times[k]), 4)] for k in main_names},
         "floor_over_training_steps": round(sec["gemm_floor"] / sec["training_steps"], 4),
         "floor_over_adversarial_train": round(sec["gemm_floor"] / sec["adversarial_train"], 4),
         "attack_floor_over_attack_only": round(floor_of["attack_only"] / sec["attack_only"], 4),
         "attack_share": round(share, 4), "floor_gemms_per_epoch": gemms, "floor_gflops": round(floor_gflops, 1),
+        "seeds_comparison": {"seeds": len(seeds), "epochs": 1, "shapes": seeds_summary},
         "wall_s": round(wall, 2)}))
     return 0
 

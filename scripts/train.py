@@ -3,10 +3,13 @@
 
 Writes to --out-root/seed~<k>/ for every seed: steps.csv, epochs.csv, status.json,
 provenance.json, checkpoints/epoch_XXXX.pt and state.pt (resume state). Seeds run one after
-another in one process (one interpreter start per scale). Rerunning after an interruption
-resumes from state.pt; on SIGTERM the resume state is written and the process exits with 143
-(during training at the next minibatch boundary; before or between trainings at once, any
-file being written is dropped whole by the atomic writes).
+another in one process (one interpreter start per scale), or, with --batch-seeds, all together
+as one batched program (one ensemble network; equal to one after another up to floating-point
+rounding; the group's resume state is then --out-root/state-batched.pt instead of the seeds'
+state.pt). Rerunning after an interruption resumes from the resume state; on SIGTERM the resume
+state is written and the process exits with 143 (during training at the next minibatch
+boundary; before or between trainings at once, any file being written is dropped whole by the
+atomic writes).
 """
 
 from __future__ import annotations
@@ -19,6 +22,13 @@ import time
 from pathlib import Path
 
 from adversary_dynamics import cli
+
+BATCH_SEEDS = ("auto", "true", "false")
+GROUP_STATE = "state-batched.pt"  # the batched seeds' resume state, in --out-root
+# auto on CPU: bench/train_speed.py measured batching 3 seeds not reliably faster there (speed-up over
+# one after another, default config: 0.75-0.84 at 1 thread, the workflow default; 0.6-1.24 at 2 threads,
+# within the noise; MNIST shape 0.91-0.95), so auto batches on CUDA only
+CPU_BATCHED = False
 
 
 def get_args(argv=None) -> argparse.Namespace:
@@ -56,11 +66,28 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", type=str, default="auto")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--progress", type=cli.bool_arg, default=True)
+    p.add_argument("--batch-seeds", type=str.lower, choices=BATCH_SEEDS, default="auto",
+                   help="train the seeds together as one batched program: true, false, or auto (batched with "
+                        "two or more seeds on CUDA; on CPU not, where it measured no faster: see use_batched)")
     return p.parse_args(argv)
 
 
+def use_batched(option: str, device, n_seeds: int) -> bool:
+    """Whether --batch-seeds ``option`` trains the seeds as one batched program on ``device``.
+
+    ``auto``: with two or more seeds on CUDA (one sequence of kernel launches for all seeds instead
+    of one per seed keeps the GPU busy); on CPU only if CPU_BATCHED (bench/train_speed.py's
+    measurement: not faster there, so off).
+    """
+    if option not in BATCH_SEEDS:
+        raise ValueError(f"--batch-seeds {option!r} is not allowed: choose one of {BATCH_SEEDS}")
+    if option != "auto":
+        return option == "true"
+    return n_seeds >= 2 and (device.type == "cuda" or CPU_BATCHED)
+
+
 def _exit_143(signum, frame):
-    print("SIGTERM: stopping (completed epochs are in state.pt); rerun to resume", file=sys.stderr, flush=True)
+    print("SIGTERM: stopping (completed epochs are in the resume state); rerun to resume", file=sys.stderr, flush=True)
     raise SystemExit(143)
 
 
@@ -98,11 +125,42 @@ def _main(argv=None) -> int:
                                       norm=args.norm, gradient=args.attack_gradient, init=args.attack_init,
                                       restarts=args.eval_restarts)
     # a resume state is reused only by the same configuration and the same library code
-    fingerprint = {k: v for k, v in cfg.items() if k not in ("out_root", "seeds", "progress", "device", "threads")}
+    fingerprint = {k: v for k, v in cfg.items()
+                   if k not in ("out_root", "seeds", "progress", "device", "threads", "batch_seeds")}
     fingerprint["code"] = runio.code_version()["source_sha256"]
-    for seed in args.seeds:
+    batched = use_batched(args.batch_seeds, device, len(args.seeds))
+    outs = [args.out_root / f"seed~{seed}" for seed in args.seeds]
+
+    def write_outputs(seed: int, out: Path, res, seed_started: float) -> None:
+        runio.write_csv_atomic(out / "steps.csv", res.steps, ["step", "epoch", "adv_loss", "clean_loss"])
+        runio.write_csv_atomic(out / "epochs.csv", res.epochs)
+        runio.write_json_atomic(out / "provenance.json", runio.provenance(
+            config={**cfg, "seed": seed, "batched": batched}, device=device, started=seed_started))
+        runio.write_json_atomic(out / "status.json", {
+            "status": res.status, "diverged_at_step": res.diverged_at_step, "steps": len(res.steps),
+            "epochs_completed": len(res.epochs) - 1, "eps": eps, "lr": lr})
+        msg = f"diverged at step {res.diverged_at_step}" if res.status == "diverged" else "completed"
+        print(f"scale={args.scale} seed={seed}: {msg}", file=sys.stderr, flush=True)
+
+    if batched:  # every seed at once; each seed's wall time in provenance.json is the group's
+        group_started = time.time()
+        models = [cli.model_from_args(args, input_dim=ds.input_dim, n_classes=ds.n_classes, device=device,
+                                      generator=torch.Generator().manual_seed(seed)) for seed in args.seeds]
+        try:
+            results = training.adversarial_train_seeds(
+                training.ensemble_of(models), ds, seeds=args.seeds, run_dirs=outs,
+                state_file=args.out_root / GROUP_STATE, loss=args.loss, attack=attack, eval_attack=eval_attack,
+                optimizer=args.optimizer, lr=lr, momentum=args.momentum, epochs=args.epochs,
+                batch_size=args.batch_size, checkpoint_epochs=tuple(args.checkpoints),
+                fingerprint={**fingerprint, "batched": True}, progress=args.progress)
+        except training.Terminated as exc:
+            print(f"seeds {args.seeds}: {exc}; rerun to resume", file=sys.stderr, flush=True)
+            return 143
+        for seed, out, res in zip(args.seeds, outs, results):
+            write_outputs(seed, out, res, group_started)
+        return 0
+    for seed, out in zip(args.seeds, outs):
         seed_started = time.time()
-        out = args.out_root / f"seed~{seed}"
         model = cli.model_from_args(args, input_dim=ds.input_dim, n_classes=ds.n_classes, device=device,
                                     generator=torch.Generator().manual_seed(seed))
         try:
@@ -114,15 +172,7 @@ def _main(argv=None) -> int:
         except training.Terminated as exc:
             print(f"seed {seed}: {exc}; rerun to resume", file=sys.stderr, flush=True)
             return 143
-        runio.write_csv_atomic(out / "steps.csv", res.steps, ["step", "epoch", "adv_loss", "clean_loss"])
-        runio.write_csv_atomic(out / "epochs.csv", res.epochs)
-        runio.write_json_atomic(out / "provenance.json", runio.provenance(
-            config={**cfg, "seed": seed}, device=device, started=seed_started))
-        runio.write_json_atomic(out / "status.json", {
-            "status": res.status, "diverged_at_step": res.diverged_at_step, "steps": len(res.steps),
-            "epochs_completed": len(res.epochs) - 1, "eps": eps, "lr": lr})
-        msg = f"diverged at step {res.diverged_at_step}" if res.status == "diverged" else "completed"
-        print(f"scale={args.scale} seed={seed}: {msg}", file=sys.stderr, flush=True)
+        write_outputs(seed, out, res, seed_started)
     return 0
 
 

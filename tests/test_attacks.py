@@ -294,6 +294,57 @@ def test_pga_fast_path_matches_generic_with_tol():
     torch.testing.assert_close(fast.delta, slow.delta, rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("activation,bias", [("relu", False), ("relu", True), ("softplus", True)])
+@pytest.mark.parametrize("gradient", ["raw", "normalized"])
+@pytest.mark.parametrize("init", ["zero", "uniform_ball"])
+@pytest.mark.parametrize("m,loss,ensemble", [(6, "quadratic", ()), (20, "cross_entropy", ()), (20, _custom, ()),
+                                             (20, "quadratic", (4,))])
+def test_pga_implicit_iterates_match_explicit(monkeypatch, activation, bias, gradient, init, m, loss, ensemble):
+    """δ kept as α δ₀ + S W (m < 2d) gives the explicit update's results; 40 steps cross the resyncs."""
+    d = 12
+    net = _net(d=d, m=m, K=10, activation=activation, bias=bias, ensemble=ensemble)
+    gen = _gen(21)
+    x = torch.rand(3, *ensemble, 7, d, generator=gen, dtype=F64)
+    y = torch.randint(0, 10, (*ensemble, 7), generator=gen)
+    eps = 0.6 + 0.4 * torch.rand(*ensemble, 7, generator=gen, dtype=F64)  # per-example radii
+    kw = dict(loss=loss, eps=eps, steps=40, step_size=0.25 * eps, gradient=gradient, init=init, tol=1e-4,
+              patience=5)
+    made = []
+    real = attacks._ImplicitTwoLayer
+    monkeypatch.setattr(attacks, "_ImplicitTwoLayer", lambda *a: made.append(1) or real(*a))
+    imp = pga(net, x, y, generator=_gen(22), **kw)
+    assert made, "the implicit path was not taken"
+    monkeypatch.setattr(attacks, "IMPLICIT_MAX_WIDTH_RATIO", 0.0)
+    exp = pga(net, x, y, generator=_gen(22), **kw)
+    assert len(made) == 1
+    torch.testing.assert_close(imp.delta, exp.delta, rtol=0, atol=1e-10)
+    for f in ("losses", "grad_norm", "norm_ratio"):
+        torch.testing.assert_close(getattr(imp, f), getattr(exp, f), rtol=1e-8, atol=1e-9)
+    # √(‖g‖² − (δ·g)²/‖δ‖²): where g ∥ δ (one active unit) both are √(rounding) ≈ 1e-7, not 0
+    torch.testing.assert_close(imp.tangent_grad_norm, exp.tangent_grad_norm, rtol=1e-6, atol=1e-6)
+    assert torch.equal(imp.converged_at, exp.converged_at)
+    assert float(imp.norm_ratio.max()) <= 1 + 1e-9
+
+
+def test_pga_implicit_float32_matches_explicit(monkeypatch):
+    """MNIST-like float32 case over 200 steps: the coefficient form's rounding drift stays small."""
+    d, m = 784, 128
+    net = TwoLayerNet(input_dim=d, width=m, n_outputs=10, generator=_gen(23))
+    gen = _gen(24)
+    x = torch.rand(64, d, generator=gen)
+    y = torch.randint(0, 10, (64,), generator=gen)
+    kw = dict(loss="quadratic", eps=1.0, steps=200, step_size=0.05, gradient="raw", init="uniform_ball")
+    imp = pga(net, x, y, generator=_gen(25), **kw)
+    monkeypatch.setattr(attacks, "IMPLICIT_MAX_WIDTH_RATIO", 0.0)
+    exp = pga(net, x, y, generator=_gen(25), **kw)
+    assert float((imp.delta - exp.delta).abs().max()) < 1e-4
+    assert float(((imp.losses - exp.losses).abs() / exp.losses.abs().clamp_min(1e-6)).max()) < 1e-4
+    # the returned δ is in the ball and is the iterate whose loss was logged last
+    assert float(torch.linalg.vector_norm(imp.delta, dim=-1).max()) <= 1.0 + 1e-5
+    ell, _ = input_gradient(net, x + imp.delta, y)
+    torch.testing.assert_close(ell, imp.losses[-1], rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("activation", ["relu", "softplus"])
 def test_pga_ensemble_equals_members(activation):
     E, n, d = 3, 5, 8

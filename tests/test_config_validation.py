@@ -71,6 +71,8 @@ CASES = [
      "did you mean 'relu'?"),
     ("unknown-loss", {"loss": "hinge"}, "loss", "'hinge'", "one of quadratic, cross_entropy"),
     ("unknown-optimizer", {"train.optimizer": "rmsprop"}, "train.optimizer", "'rmsprop'", "one of sgd, adam"),
+    ("unknown-batch-seeds", {"train.batch_seeds": "always"}, "train.batch_seeds", "'always'",
+     "one of auto, true, false"),
     ("unknown-gradient", {"attack.gradient": "signed"}, "attack.gradient", "'signed'",
      "one of raw, normalized, sign; did you mean 'sign'?"),
     ("unknown-device", {"device": "tpu"}, "device", "'tpu'", "one of auto, cpu, cuda"),
@@ -169,6 +171,13 @@ def test_command_line_text_is_converted():
     assert cfg["train"]["lr"] == 1e-3 and cfg["train"]["epochs"] == 5 and isinstance(cfg["train"]["epochs"], int)
     assert cfg["probe"]["checkpoints"] == [0, 5] and cfg["model"]["bias"] is True
     assert cfg["dataset"]["n_train"] is None and cfg["dataset"]["root"] is None and cfg["name"] == "2024"
+
+
+@pytest.mark.parametrize("text, value", [("true", True), ("false", False), ("auto", "auto")])
+def test_batch_seeds_text_is_converted(text, value):
+    """train.batch_seeds is auto or a boolean: command-line text true/false becomes the boolean."""
+    assert _validate({"train.batch_seeds": text})["train"]["batch_seeds"] == value
+    assert _validate({"train.batch_seeds": value})["train"]["batch_seeds"] == value
 
 
 def test_integral_floats_become_integers():

@@ -233,3 +233,258 @@ def test_divergence_is_recorded_not_raised(digits_small, tmp_path):
     again = adversarial_train(_model(0), huge, loss="quadratic", attack=ATTACK, eval_attack=EVAL_ATTACK, lr=0.5,
                               epochs=3, batch_size=BATCH, seed=0, run_dir=tmp_path)
     assert again.status == "diverged" and again.diverged_at_step == res.diverged_at_step
+
+
+# ----------------------------------------------------------------------------- several seeds as one batched program
+
+SEEDS = (0, 1, 2)
+
+
+def _members(seeds=SEEDS, width=32, **kw):
+    return [TwoLayerNet(input_dim=64, width=width, n_outputs=10, generator=torch.Generator().manual_seed(s), **kw)
+            for s in seeds]
+
+
+def _train_seeds(data, root=None, *, seeds=SEEDS, epochs=4, loss="quadratic", models=None, **kw):
+    """Batched training of ``seeds``; with ``root``, seed k's run folder is root/seed~k and the
+    group's resume state root/state.pt."""
+    kw.setdefault("checkpoint_epochs", (0, 2, 4) if epochs >= 4 else ())
+    kw.setdefault("lr", 0.1)
+    model = training.ensemble_of(models if models is not None else _members(seeds))
+    run_dirs = [root / f"seed~{s}" for s in seeds] if root is not None else None
+    res = training.adversarial_train_seeds(model, data, seeds=seeds, run_dirs=run_dirs,
+                                           state_file=root / "state.pt" if root is not None else None, loss=loss,
+                                           attack=ATTACK, eval_attack=EVAL_ATTACK, epochs=epochs, batch_size=BATCH,
+                                           **kw)
+    return model, res
+
+
+def _assert_same_seeds_run(a, b):
+    (ma, ra), (mb, rb) = a, b
+    assert len(ra) == len(rb)
+    for x, y in zip(ra, rb):
+        assert x.status == y.status and x.diverged_at_step == y.diverged_at_step
+        assert _same_rows(x.steps, y.steps) and _same_rows(x.epochs, y.epochs)
+    sa, sb = ma.state_dict(), mb.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+def _close_rows(a, b, rel=1e-5, acc_tol=0.0):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert x.keys() == y.keys()
+        for k in x:
+            if k in ("step", "epoch"):
+                assert x[k] == y[k]
+            elif k.endswith("_acc"):  # a prediction flipped by rounding moves accuracy by 1/n
+                assert abs(x[k] - y[k]) <= acc_tol + 1e-12, (k, x, y)
+            elif not (math.isnan(x[k]) and math.isnan(y[k])):
+                assert x[k] == pytest.approx(y[k], rel=rel, abs=1e-7), (k, x, y)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_batched_seeds_match_per_seed_training(digits_small, optimizer):
+    """Each member of the batched run follows its own single-seed run: same random streams,
+    same gradient, so equal up to the rounding of the batched products."""
+    if optimizer == "sgd":
+        kw, model_kw = dict(optimizer="sgd", lr=0.1, momentum=0.5), {}
+    else:  # Adam, also on a trained output layer and a bias
+        kw, model_kw = dict(optimizer="adam", lr=1e-2), dict(bias=True, train_output_layer=True)
+    singles = []
+    for s in SEEDS:
+        m = _members((s,), **model_kw)[0]
+        r = adversarial_train(m, digits_small, loss="quadratic", attack=ATTACK, eval_attack=EVAL_ATTACK, epochs=3,
+                              batch_size=BATCH, seed=s, **kw)
+        singles.append((m, r))
+    ens, res = _train_seeds(digits_small, epochs=3, models=_members(**model_kw), **kw)
+    for k, (m, r) in enumerate(singles):
+        assert res[k].status == r.status == "completed"
+        _close_rows(res[k].steps, r.steps)
+        _close_rows(res[k].epochs, r.epochs, rel=1e-4, acc_tol=0.01)
+        member = training.member_state_dict(ens, k)
+        assert member.keys() == m.state_dict().keys()
+        for name, v in m.state_dict().items():
+            assert float((member[name] - v).norm()) <= 1e-5 * float(v.norm()), (k, name)
+    assert not torch.equal(training.member_state_dict(ens, 0)["W"], training.member_state_dict(ens, 1)["W"])
+
+
+def test_batched_seeds_are_bit_deterministic(digits_small):
+    _assert_same_seeds_run(_train_seeds(digits_small, epochs=2), _train_seeds(digits_small, epochs=2))
+
+
+def test_batched_seeds_logs_and_checkpoints_load_into_a_plain_network(digits_small, tmp_path):
+    ens, res = _train_seeds(digits_small, tmp_path)
+    for k, s in enumerate(SEEDS):
+        r, run = res[k], tmp_path / f"seed~{s}"
+        assert r.status == "completed" and r.diverged_at_step is None
+        assert [x["step"] for x in r.steps] == list(range(1, 17))
+        assert [e["epoch"] for e in r.epochs] == [0, 1, 2, 3, 4]
+        assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+            "epoch_0000.pt", "epoch_0002.pt", "epoch_0004.pt"]
+        for epoch in (0, 4):
+            ck = torch.load(checkpoint_path(run, epoch), weights_only=False)
+            assert ck["epoch"] == epoch
+            plain = _model(99)
+            plain.load_state_dict(ck["model"])  # strict: exactly the plain network's keys and shapes
+            assert ck["model"]["W"].shape == (32, 64) and ck["model"]["W"].untyped_storage().nbytes() == 32 * 64 * 4
+            if epoch == 0:
+                assert torch.equal(plain.W.detach(), _model(s).W.detach())
+            else:
+                assert torch.equal(plain.W.detach(), ens.W.detach()[k])
+    assert not [p for p in tmp_path.rglob(".*tmp-*")]
+
+
+def test_batched_seeds_resume_after_stop_is_bit_identical(digits_small, tmp_path):
+    full = _train_seeds(digits_small, tmp_path / "full")
+    part = tmp_path / "part"
+    _, r1 = _train_seeds(digits_small, part, stop_after_epoch=2)
+    assert all(r.status == "running" and len(r.epochs) == 3 and len(r.steps) == 8 for r in r1)
+    resumed = _train_seeds(digits_small, part)  # a fresh ensemble; everything comes from the state
+    _assert_same_seeds_run(full, resumed)
+    for s in SEEDS:
+        for k in (0, 2, 4):
+            a = torch.load(checkpoint_path(tmp_path / "full" / f"seed~{s}", k), weights_only=False)["model"]
+            b = torch.load(checkpoint_path(part / f"seed~{s}", k), weights_only=False)["model"]
+            assert all(torch.equal(a[n], b[n]) for n in a)
+    state_before = (part / "state.pt").read_bytes()
+    _assert_same_seeds_run(full, _train_seeds(digits_small, part))  # a completed run is returned as it is
+    assert (part / "state.pt").read_bytes() == state_before
+    with pytest.warns(UserWarning, match="seed list"):  # the seed list is part of the fingerprint
+        _train_seeds(digits_small, part, seeds=(0, 1), epochs=1)
+
+
+@pytest.mark.parametrize("where", ["mid_epoch", "during_eval"])
+def test_batched_seeds_sigterm_resume_is_bit_identical(digits_small, tmp_path, sigterm_guard, where):
+    full = _train_seeds(digits_small, tmp_path / "full", loss=SignalingLoss())
+    if where == "mid_epoch":  # during epoch 3, minibatch 2: stops before minibatch 3
+        kind, fire_at, expect = "train", 2 * 4 * TRAIN_CALLS_PER_BATCH + 2 * TRAIN_CALLS_PER_BATCH + 1, (2, 3)
+    else:  # during the evaluation after epoch 2
+        kind, fire_at, expect = "eval", 2 * EVAL_CALLS + 2, (2, 0)
+    d = tmp_path / "interrupted"
+    with pytest.raises(training.Terminated):
+        _train_seeds(digits_small, d, loss=SignalingLoss(kind, fire_at))
+    assert not sigterm_guard  # the trainer's handler took the signal
+    st = torch.load(d / "state.pt", weights_only=False)
+    assert (st["epoch"], st["batch"]) == expect and st["status"] == "running"
+    _assert_same_seeds_run(full, _train_seeds(digits_small, d, loss=SignalingLoss()))
+
+
+def test_batched_seeds_one_diverging_seed_is_recorded_and_the_others_go_on(digits_small, tmp_path):
+    """Seed 1 starts from a huge (fixed) output layer and blows up within the first epoch; it is
+    recorded as diverged at the step the single-seed run finds, its logs end with that epoch as the
+    single-seed run's do, and seeds 0 and 2 train on unaffected."""
+    def members():
+        ms = _members()
+        with torch.no_grad():
+            ms[1].A.mul_(1e3)
+        return ms
+
+    single = members()[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warnings either
+        ref = adversarial_train(single, digits_small, loss="quadratic", attack=ATTACK, eval_attack=EVAL_ATTACK,
+                                lr=0.5, epochs=3, batch_size=BATCH, seed=1)
+        ens, res = _train_seeds(digits_small, tmp_path, epochs=3, models=members(), lr=0.5,
+                                checkpoint_epochs=(0, 1, 2, 3))
+    assert ref.status == "diverged"
+    assert res[1].status == "diverged" and res[1].diverged_at_step == ref.diverged_at_step
+    assert len(res[1].steps) == len(ref.steps) and len(res[1].epochs) == len(ref.epochs)
+    n_ok = len(res[1].epochs)  # epochs evaluated (0 = initialisation) before the diverging one
+    assert sorted(p.name for p in (tmp_path / "seed~1" / "checkpoints").iterdir()) == [
+        f"epoch_{e:04d}.pt" for e in range(n_ok)]
+    _, normal = _train_seeds(digits_small, epochs=3, lr=0.5)  # the same seeds, none diverging
+    for k in (0, 2):
+        assert res[k].status == "completed" and len(res[k].steps) == 12 and len(res[k].epochs) == 4
+        _close_rows(res[k].steps, normal[k].steps)
+        _close_rows(res[k].epochs, normal[k].epochs, rel=1e-4, acc_tol=0.01)
+    again = _train_seeds(digits_small, tmp_path, epochs=3, models=members(), lr=0.5, checkpoint_epochs=(0, 1, 2, 3))
+    _assert_same_seeds_run_nan((ens, res), again)
+
+
+def _assert_same_seeds_run_nan(a, b):
+    """As _assert_same_seeds_run, NaN weights (a diverged member) equal to NaN."""
+    (ma, ra), (mb, rb) = a, b
+    for x, y in zip(ra, rb):
+        assert (x.status, x.diverged_at_step) == (y.status, y.diverged_at_step)
+        assert _same_rows(x.steps, y.steps) and _same_rows(x.epochs, y.epochs)
+    for k, v in ma.state_dict().items():
+        assert torch.equal(torch.nan_to_num(v), torch.nan_to_num(mb.state_dict()[k])), k
+
+
+def test_batched_seeds_all_diverging_is_recorded_not_raised(digits_small, tmp_path):
+    huge = data_mod.Dataset("digits", digits_small.x_train * 1e4, digits_small.y_train, digits_small.x_test * 1e4,
+                            digits_small.y_test, 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, res = _train_seeds(huge, tmp_path, epochs=3, lr=0.5)
+    for r in res:
+        assert r.status == "diverged" and isinstance(r.diverged_at_step, int) and r.diverged_at_step >= 1
+        assert not all(math.isfinite(v) for v in (r.steps[r.diverged_at_step - 1]["adv_loss"],
+                                                  r.steps[r.diverged_at_step - 1]["clean_loss"]))
+    assert torch.load(tmp_path / "state.pt", weights_only=False)["status"] == "done"
+
+
+def test_batched_seeds_invalid_arguments_raise(digits_small):
+    with pytest.raises(ValueError, match=r"ensemble=\(3,\)"):
+        training.adversarial_train_seeds(_model(0), digits_small, seeds=SEEDS, attack=ATTACK,
+                                         eval_attack=EVAL_ATTACK, lr=0.1, epochs=1, batch_size=BATCH)
+    with pytest.raises(ValueError, match="distinct"):
+        _train_seeds(digits_small, seeds=(0, 0, 1), epochs=1)
+    with pytest.raises(ValueError, match="differs from models"):
+        training.ensemble_of([_model(0, width=8), _model(1, width=16)])
+
+
+def _train_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+    spec = importlib.util.spec_from_file_location("train_script_for_tests", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _csv(path):
+    from adversary_dynamics import runio
+
+    return [{k: int(v) if k in ("step", "epoch") else float(v) for k, v in row.items()} for row in runio.read_csv(path)]
+
+
+def test_train_script_batch_seeds_true_writes_the_same_files_as_false(tmp_path):
+    import json
+
+    script = _train_script()
+    common = ["--scale", "1", "--seeds", "0,1", "--dataset", "digits", "--n-train", "60", "--n-test", "40",
+              "--ratio", "0.5", "--width", "16", "--epochs", "2", "--batch-size", "16", "--lr", "0.05",
+              "--attack-steps", "3", "--attack-step-size", "0.25", "--eval-steps", "3", "--checkpoints", "0,2",
+              "--threads", "1", "--progress", "false", "--device", "cpu"]
+    for mode in ("false", "true"):
+        assert script.main(["--out-root", str(tmp_path / mode), *common, "--batch-seeds", mode]) == 0
+    assert (tmp_path / "true" / script.GROUP_STATE).exists()
+
+    def files(root):
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name != "state.pt"
+                      and p.name != script.GROUP_STATE)
+
+    assert files(tmp_path / "false") == files(tmp_path / "true")
+    for s in (0, 1):
+        a, b = tmp_path / "false" / f"seed~{s}", tmp_path / "true" / f"seed~{s}"
+        _close_rows(_csv(b / "steps.csv"), _csv(a / "steps.csv"))
+        _close_rows(_csv(b / "epochs.csv"), _csv(a / "epochs.csv"), rel=1e-4, acc_tol=0.03)
+        assert json.loads((a / "status.json").read_text()) == json.loads((b / "status.json").read_text())
+        for mode, run in (("false", a), ("true", b)):
+            cfg = json.loads((run / "provenance.json").read_text())["config"]
+            assert cfg["batched"] is (mode == "true") and cfg["batch_seeds"] == mode and cfg["seed"] == s
+        for ck in ("epoch_0000.pt", "epoch_0002.pt"):
+            ma, mb = (torch.load(r / "checkpoints" / ck, weights_only=False)["model"] for r in (a, b))
+            assert ma.keys() == mb.keys()
+            for k in ma:
+                torch.testing.assert_close(mb[k], ma[k], rtol=1e-5, atol=1e-6)
+    # auto: batched on CUDA only (measured no faster on CPU), and never for a single seed
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert script.use_batched("auto", cuda, 2) and not script.use_batched("auto", cpu, 3)
+    assert not script.use_batched("auto", cuda, 1) and script.use_batched("true", cpu, 1)
+    assert not script.use_batched("false", cuda, 3)

@@ -29,8 +29,10 @@ Batching. ``x`` has shape ``(*batch, d)`` with any number of leading dimensions 
 restarts × inputs); ``y`` and a tensor ``eps`` broadcast against ``batch``. A
 :class:`~adversary_dynamics.models.TwoLayerNet` (also an ensemble of them) takes an analytic
 fast path: per step one fused forward GEMM (x W^T is computed once and δ W^T added) and one
-backward GEMM, and all per-example norms are updated algebraically from two reductions (for
-narrow networks, 2m ≤ d, δ W^T is itself carried along with an m × m product; see _TwoLayerGrad).
+backward GEMM, and all per-example norms are updated algebraically from two reductions. For the
+paper's update (l2, raw or normalised gradient, no clamp) with m < 2d, δ is kept
+in coefficient form, δ = α δ₀ + S W, and a step costs a single (n × m)(m × m) product with the
+Gram matrix W Wᵀ (see _ImplicitTwoLayer): fewer operations than the two products above.
 Any other ``nn.Module`` is differentiated by autograd.
 """
 
@@ -98,9 +100,12 @@ def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 def _eps_tensor(eps, batch_shape, like: torch.Tensor) -> torch.Tensor:
     """ε as a tensor of shape (*batch, 1), validated positive."""
-    e = torch.as_tensor(eps, dtype=like.dtype, device=like.device)
-    if not bool(torch.all(e > 0)):
+    if isinstance(eps, (int, float)):  # checked on the host: no device synchronisation
+        if not eps > 0:
+            raise ValueError(f"eps must be > 0, got {eps!r}")
+    elif not bool(torch.all(torch.as_tensor(eps) > 0)):
         raise ValueError(f"eps must be > 0, got {eps!r}")
+    e = torch.as_tensor(eps, dtype=like.dtype, device=like.device)
     return e.expand(batch_shape).unsqueeze(-1).contiguous() if e.dim() else e.reshape(1).expand(*batch_shape, 1)
 
 
@@ -156,14 +161,7 @@ class _TwoLayerGrad:
     Without an ensemble, every intermediate lives in a buffer allocated once, and the returned
     gradient is one of them: the next call overwrites it (clone it to keep it). The output layer
     is computed transposed, Fᵀ = A σ(h)ᵀ (K × n), which is faster for small K.
-
-    Narrow networks (2m ≤ d) also keep P = δ Wᵀ: after an update δ ← c δ + c a g announced by
-    :meth:`advance`, P ← c P + c a (∂ℓ/∂h) W Wᵀ costs an (n × m)(m × m) product instead of the
-    (n × d)(d × m) forward product; P is recomputed from δ every ``RESYNC`` steps (and after any
-    other change of δ), so its rounding drift stays at the level of one GEMM's rounding.
     """
-
-    RESYNC = 16
 
     def __init__(self, model: TwoLayerNet, x: torch.Tensor, loss: LossLike) -> None:
         self.loss = loss
@@ -174,7 +172,6 @@ class _TwoLayerGrad:
         self.ens = bool(model.ensemble)
         self.shape = x.shape
         self._key = self._target = None  # the label tensor and its cached quadratic-loss target
-        self.hidden, self._fresh, self._p_valid = False, -1, -1
         if self.ens:
             self.W = W
             self.xw = torch.matmul(x, W.transpose(-1, -2))
@@ -189,21 +186,18 @@ class _TwoLayerGrad:
                 self.xw += model.b.detach()
             self.h = torch.empty_like(self.xw)
             self.gs = torch.empty_like(self.xw)
-            m = W.shape[0]
-            self.hidden = 2 * m <= d  # keep P = δ Wᵀ up to date from the Gram matrix W Wᵀ
-            # _fresh: steps since P was computed from δ, -1 when P is not valid for the next call;
-            # _p_valid: the same for the P used by the last call
-            if self.hidden:
-                self.G = W @ self.Wt
-                self.P = torch.empty_like(self.xw)
-                self.Q = torch.empty_like(self.xw)
             self.outT = self.xw.new_empty((self.A.shape[0], self.xw.shape[0]))
             self.g = torch.empty_like(x2)
             # views of the buffers, made once (the buffers are always written in place)
             self.hT, self.r, self.g_view = self.h.t(), self.outT.t(), self.g.view(x.shape)
 
     def _ens_call(self, delta: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.xw + torch.matmul(delta, self.W.transpose(-1, -2))
+        ell, gh = self._ens_head(self.xw + torch.matmul(delta, self.W.transpose(-1, -2)), y)
+        g = torch.matmul(gh, self.W)
+        return ell, g.reshape(self.shape)
+
+    def _ens_head(self, h: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ℓ, ∂ℓ/∂h) of an ensemble from the pre-activations h."""
         s, ds = activation_and_derivative(self.act, h)
         out = torch.matmul(s, self.A.transpose(-1, -2))
         if self.quad:
@@ -215,8 +209,7 @@ class _TwoLayerGrad:
             ell, r = loss_and_output_grad(self.loss, out, y)
         gs = torch.matmul(r, self.A)
         gh = torch.ops.aten.threshold_backward(gs, h, 0.0) if ds is None else gs * ds
-        g = torch.matmul(gh, self.W)
-        return ell.reshape(self.shape[:-1]), g.reshape(self.shape)
+        return ell.reshape(self.shape[:-1]), gh
 
     def __call__(self, delta: torch.Tensor, y: torch.Tensor,
                  out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -224,14 +217,13 @@ class _TwoLayerGrad:
         if self.ens:
             ell, g = self._ens_call(delta, y)
             return (ell if out is None else out.copy_(ell)), g
-        if not self.hidden:
-            h = torch.addmm(self.xw, delta.reshape(-1, delta.shape[-1]), self.Wt, out=self.h)
-        else:
-            if self._fresh < 0:
-                torch.mm(delta.reshape(-1, delta.shape[-1]), self.Wt, out=self.P)
-                self._fresh = 0
-            h = torch.add(self.xw, self.P, out=self.h)
-            self._p_valid, self._fresh = self._fresh, -1  # valid for this δ only, unless advance() follows
+        h = torch.addmm(self.xw, delta.reshape(-1, delta.shape[-1]), self.Wt, out=self.h)
+        ell, gh = self._loss_and_grad_h(h, y, out)
+        torch.mm(gh, self.W, out=self.g)
+        return ell, self.g_view
+
+    def _loss_and_grad_h(self, h: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None):
+        """(ℓ, ∂ℓ/∂h) from the pre-activations h (overwritten), into the buffers (not for ensembles)."""
         if self.act == "relu":
             s, ds = h.clamp_min_(0.0), None  # relu in place: s > 0 exactly where h > 0
             outT = torch.mm(self.A, self.hT, out=self.outT)
@@ -256,26 +248,103 @@ class _TwoLayerGrad:
             gh = torch.ops.aten.threshold_backward.grad_input(gs, s, 0.0, grad_input=gs)
         else:
             gh = gs.mul_(ds)
-        torch.mm(gh, self.W, out=self.g)
-        return ell, self.g_view
+        return ell, gh
 
-    def delta_dot_grad(self, delta: torch.Tensor, g: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """δ·∇ℓ per example, for the δ and gradient of the last call (as P·∂ℓ/∂h when P is kept)."""
-        if self.hidden:
-            return torch.linalg.vecdot(self.P, self.gs, out=out if out.dim() == 1 else out.view(-1))
-        return torch.linalg.vecdot(delta, g, out=out)
+
+# PGA keeps δ in coefficient form (_ImplicitTwoLayer) when m < IMPLICIT_MAX_WIDTH_RATIO · d: then its
+# one (n × m)(m × m) product per step costs less than the (n × d)(d × m) and (n × m)(m × d) pair.
+IMPLICIT_MAX_WIDTH_RATIO = 2.0
+
+
+class _ImplicitTwoLayer(_TwoLayerGrad):
+    r"""PGA's l2 iterates of a TwoLayerNet kept in coefficient form, never materialised per step.
+
+    Every raw or normalised l2 step adds a multiple of ∇_δ ℓ = (∂ℓ/∂h) W (a row combination of
+    W) and the projection rescales, so with δ₀ the start::
+
+        δ_t = α_t δ₀ + S_t W,      α_{t+1} = c_t α_t,   S_{t+1} = c_t (S_t + a_t ∂ℓ/∂h),
+
+    (S is n × m). Everything a step needs follows from G = W Wᵀ (m × m) and P = δ Wᵀ::
+
+        h = x Wᵀ + b + P,   ‖∇ℓ‖² = (∂ℓ/∂h) G (∂ℓ/∂h)ᵀ,   δ·∇ℓ = P·(∂ℓ/∂h),
+        P_{t+1} = c_t (P_t + a_t (∂ℓ/∂h) G),
+
+    one (n × m)(m × m) product per step instead of two (n × d)(d × m)-sized ones. P is
+    recomputed as α P₀ + S G every ``RESYNC`` steps, so its drift from the δ that
+    :meth:`delta` finally returns (α δ₀ + S W) stays at the level of one product's rounding.
+    The same arithmetic as the explicit update, reordered: results agree to rounding.
+    """
+
+    RESYNC = 16
+
+    def __init__(self, model: TwoLayerNet, x: torch.Tensor, loss: LossLike, delta0: torch.Tensor | None) -> None:
+        """``delta0``: the start δ₀ (shaped like x), or None for δ₀ = 0."""
+        super().__init__(model, x, loss)
+        Wt = self.W.transpose(-1, -2)
+        self.G = torch.matmul(self.W, Wt)  # (*E, m, m)
+        if self.ens:  # S, P, … shaped (*batch, m); products batched over the ensemble
+            self.xw = self.xw.expand(*self.shape[:-1], self.xw.shape[-1]).contiguous()
+            self.h = self.Q = None
+            d0 = delta0
+        else:  # flat (n, m) buffers, written in place
+            self.Q = torch.empty_like(self.xw)
+            d0 = None if delta0 is None else delta0.reshape(self.xw.shape[0], -1)
+        self.S = torch.zeros_like(self.xw)
+        self.steps_since_sync = 0
+        self.delta0 = d0
+        if self.delta0 is None:
+            self.P0 = self.alpha = None
+            self.P = torch.zeros_like(self.xw)
+        else:
+            self.P0 = torch.matmul(d0, Wt)
+            self.P = self.P0.clone()
+            self.alpha = self.xw.new_ones((*self.xw.shape[:-1], 1))
+        self._gh = None
+
+    def __call__(self, delta, y, out=None):
+        """(ℓ, ∂ℓ/∂h) at the current implicit δ (the ``delta`` argument is ignored)."""
+        if self.ens:
+            ell, self._gh = self._ens_head(self.xw + self.P, y)
+            return (ell if out is None else out.copy_(ell)), self._gh
+        h = torch.add(self.xw, self.P, out=self.h)
+        ell, self._gh = self._loss_and_grad_h(h, y, out)
+        return ell, self._gh
+
+    def norms(self, gn: torch.Tensor, dg: torch.Tensor) -> None:
+        """Write ‖∇ℓ‖ (shaped (*batch, 1)) and δ·∇ℓ (shaped like the batch) for the last call."""
+        gh = self._gh
+        self.Q = torch.matmul(gh, self.G, out=self.Q)
+        torch.linalg.vecdot(self.Q, gh, out=gn.view(gh.shape[:-1])).clamp_min_(0.0).sqrt_()
+        torch.linalg.vecdot(self.P, gh, out=dg.view(gh.shape[:-1]))
 
     def advance(self, c: torch.Tensor, ca) -> None:
-        """The caller has just set δ ← c δ + ca ∇ℓ (c, ca per example, shaped (*batch, 1), or ca a float)."""
-        if not self.hidden or self._p_valid + 1 >= self.RESYNC:
-            return  # P is recomputed from δ at the next call
-        Q = torch.mm(self.gs, self.G, out=self.Q)  # (∂ℓ/∂h) W Wᵀ = ∇ℓ Wᵀ
-        c2 = c if c.dim() == 2 else c.view(-1, 1)
+        """δ ← c δ + ca ∇ℓ (c, ca per example, shaped (*batch, 1), or ca a float), in coefficient form."""
+        shape = (*self.S.shape[:-1], 1)
+        c2 = c.reshape(shape)
         if isinstance(ca, float):
-            self.P.mul_(c2).addcmul_(Q, c2, value=ca)
+            self.S.mul_(c2).addcmul_(self._gh, c2, value=ca)
         else:
-            self.P.mul_(c2).addcmul_(Q, ca if ca.dim() == 2 else ca.view(-1, 1))
-        self._fresh = self._p_valid + 1
+            ca2 = ca.reshape(shape)
+            self.S.mul_(c2).addcmul_(self._gh, ca2)
+        if self.alpha is not None:
+            self.alpha.mul_(c2)
+        self.steps_since_sync += 1
+        if self.steps_since_sync >= self.RESYNC:
+            torch.matmul(self.S, self.G, out=self.P)
+            if self.P0 is not None:
+                self.P.addcmul_(self.P0, self.alpha)
+            self.steps_since_sync = 0
+        elif isinstance(ca, float):
+            self.P.mul_(c2).addcmul_(self.Q, c2, value=ca)
+        else:
+            self.P.mul_(c2).addcmul_(self.Q, ca2)
+
+    def delta(self) -> torch.Tensor:
+        """δ = α δ₀ + S W, shaped like x (a new tensor)."""
+        d = torch.matmul(self.S, self.W)
+        if self.delta0 is not None:
+            d.addcmul_(self.delta0, self.alpha)
+        return d.reshape(self.shape)
 
 
 def _autograd_fn(model: nn.Module, x: torch.Tensor, loss: LossLike):
@@ -336,9 +405,10 @@ def pga(
     batch = x.shape[:-1]
     y = y.expand(batch) if y.shape != batch else y
     e = _eps_tensor(eps, batch, x)
-    eta = torch.as_tensor(step_size, dtype=x.dtype, device=x.device)
-    if not bool(torch.all(eta > 0)):
+    scalar_step = isinstance(step_size, (int, float))
+    if not (step_size > 0 if scalar_step else bool(torch.all(torch.as_tensor(step_size) > 0))):
         raise ValueError(f"step_size must be > 0, got {step_size!r}")
+    eta = torch.as_tensor(step_size, dtype=x.dtype, device=x.device)
     eta = eta.expand(batch).unsqueeze(-1) if eta.dim() else eta
     l2 = norm == "l2"
     if delta0 is not None:
@@ -352,7 +422,17 @@ def pga(
 
     with torch.no_grad():
         fast = isinstance(model, TwoLayerNet)
-        vg = _TwoLayerGrad(model, x, loss) if fast else _autograd_fn(model, x, loss)
+        # l2 without sign or clamp: the algebraic update, δ in place (δ is a fresh tensor here) unless the
+        # movement criterion needs δ_t next to δ_{t+1}
+        algebraic = l2 and gradient != "sign" and clamp is None
+        in_place = algebraic and not (tol is not None and criterion == "movement")
+        implicit = fast and in_place and model.width < IMPLICIT_MAX_WIDTH_RATIO * model.input_dim
+        if implicit:
+            if delta.shape != x.shape or not delta.is_contiguous():
+                delta = delta.expand(x.shape).contiguous()
+            vg = _ImplicitTwoLayer(model, x, loss, None if (delta0 is None and init == "zero") else delta)
+        else:
+            vg = _TwoLayerGrad(model, x, loss) if fast else _autograd_fn(model, x, loss)
         T = steps
         # per-step logs; row t of each is written in place at step t (rows unbound once, outside the loop)
         losses = torch.empty((T + 1, *batch), dtype=x.dtype, device=x.device)
@@ -368,12 +448,10 @@ def pga(
             delta = delta.expand(x.shape).contiguous()
         # ‖δ_t‖², kept algebraically on the common path
         dn2 = torch.sum(delta * delta, -1, keepdim=True, out=dn2_rows[0]) if l2 else None
-        # l2 without sign or clamp: the algebraic update, δ in place (δ is a fresh tensor here) unless the
-        # movement criterion needs δ_t next to δ_{t+1}
-        algebraic = l2 and gradient != "sign" and clamp is None
-        in_place = algebraic and not (conv is not None and criterion == "movement")
         e2 = e * e if algebraic else None
-        a_float = float(eta) if eta.dim() == 0 and gradient != "normalized" else None  # a scalar step
+        # a scalar step, rounded to x's dtype as η is (on the host: no device synchronisation)
+        a_float = (float(torch.tensor(step_size, dtype=x.dtype)) if scalar_step and gradient != "normalized"
+                   else None)
         t = 0
         while True:
             ell, g = vg(delta, y, loss_rows[t])
@@ -386,13 +464,14 @@ def pga(
                     anchor_t = torch.where(rise, torch.full_like(anchor_t, t), anchor_t)
                     hit = (t - anchor_t >= patience) & (conv < 0)
                     conv = torch.where(hit, anchor_t, conv)
-            gn = torch.linalg.vector_norm(g, dim=-1, keepdim=True, out=gn_rows[t])
-            if l2:
+            if implicit:  # g is ∂ℓ/∂h here; the norms come from the Gram matrix
+                gn, dg = gn_rows[t], dg_rows[t]
+                vg.norms(gn, dg_rows_flat[t])
+            else:
+                gn = torch.linalg.vector_norm(g, dim=-1, keepdim=True, out=gn_rows[t])
+            if l2 and not implicit:
                 dg = dg_rows[t]
-                if fast:
-                    vg.delta_dot_grad(delta, g, dg_rows_flat[t])
-                else:
-                    torch.linalg.vecdot(delta, g, out=dg_rows_flat[t])
+                torch.linalg.vecdot(delta, g, out=dg_rows_flat[t])
             if t == T:
                 break
             if conv is not None and t % check_every == 0 and t > 0 and bool((conv >= 0).all()):
@@ -411,15 +490,15 @@ def pga(
                     pre2 = torch.addcmul(dn2, a, dg, value=2.0).addcmul_(ag, ag)
                 c = torch.div(e, pre2.clamp_min_(0.0).sqrt()).clamp_max_(1.0)
                 dn2 = torch.minimum(pre2, e2, out=dn2_rows[t + 1])  # = c² ‖δ + a g‖²
+                if implicit:
+                    vg.advance(c, a_float if a_float is not None else c * a)
+                    t += 1
+                    continue
                 if in_place:
                     if a_float is not None:
                         delta.mul_(c).addcmul_(g, c, value=a_float)
-                        ca = a_float
                     else:
-                        ca = c * a
-                        delta.mul_(c).addcmul_(g, ca)
-                    if fast:
-                        vg.advance(c, ca)
+                        delta.mul_(c).addcmul_(g, c * a)
                     t += 1
                     continue
                 new = torch.addcmul(delta * c, g, c * a)
@@ -436,6 +515,8 @@ def pga(
             if l2 and not algebraic:
                 dn2 = torch.sum(new * new, -1, keepdim=True, out=dn2_rows[t + 1])
             t += 1
+        if implicit:
+            delta = vg.delta()
         n = t + 1
         gnorm = gn_log[:n].squeeze(-1)
         ratio = tang = None

@@ -48,8 +48,9 @@ _TYPE_NAMES = {"array": "a list", "object": "a mapping (key: value)", "number": 
 def _allowed(err) -> str:
     v, s = err.validator, err.schema
     if v == "enum":
-        allowed = "one of " + ", ".join(map(str, s["enum"]))
-        near = difflib.get_close_matches(str(err.instance).lower(), [str(e) for e in s["enum"]], n=1)
+        names = [str(e).lower() if isinstance(e, bool) else str(e) for e in s["enum"]]  # as YAML writes them
+        allowed = "one of " + ", ".join(names)
+        near = difflib.get_close_matches(str(err.instance).lower(), names, n=1)
         return allowed + (f"; did you mean '{near[0]}'?" if near else "")
     if v == "minimum":
         return f"a value >= {s['minimum']}"
@@ -109,7 +110,8 @@ def _coerce(value: Any, schema: dict) -> Any:
     import yaml
 
     types = _types(schema)
-    if isinstance(value, str) and not _fits(value, types) or (
+    enum = schema.get("enum")
+    if isinstance(value, str) and (not _fits(value, types) or enum is not None and value not in enum) or (
             isinstance(value, str) and "null" in types and value.strip() in ("", "~", "null", "Null", "NULL")):
         try:
             parsed = yaml.safe_load(value) if value.strip() else None

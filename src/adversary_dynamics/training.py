@@ -15,29 +15,37 @@ state (weights, optimiser, every generator's state, logs) is written atomically 
 epoch and, on SIGTERM, at the next minibatch boundary; a rerun resumes from it and ends
 bit-identical to an uninterrupted run (same machine, same thread count). A non-finite loss
 stops training cleanly with ``status = "diverged"`` and the first non-finite step recorded.
+
+:func:`adversarial_train_seeds` trains several seeds of one configuration together, as one
+ensemble network (one batched program per minibatch instead of one per seed): the same per-seed
+random streams and updates, so its results equal per-seed :func:`adversarial_train` up to the
+rounding of the batched matrix products.
 """
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import nn
 
-from .attacks import pga
+from .attacks import pga, random_init
 from .data import Dataset
 from .losses import LossLike, get_loss
+from .models import TwoLayerNet
 from .runio import save_torch_atomic
 
 OPTIMIZERS = ("sgd", "adam")
 
-__all__ = ["OPTIMIZERS", "AttackSpec", "TrainResult", "Terminated", "adversarial_train", "evaluate",
-           "resolve_device", "checkpoint_path"]
+__all__ = ["OPTIMIZERS", "AttackSpec", "TrainResult", "Terminated", "adversarial_train", "adversarial_train_seeds",
+           "ensemble_of", "member_state_dict", "evaluate", "resolve_device", "checkpoint_path"]
 
 
 class Terminated(Exception):
@@ -268,6 +276,328 @@ def adversarial_train(
         result.status = "completed"
         save_state("completed")
         return result
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGTERM, old_handler)
+        if progress and bar is not None:
+            bar.close()
+        if term.is_set() and callable(old_handler):
+            # a SIGTERM after the last minibatch (training ended anyway): pass it on to the
+            # handler it displaced, so the caller still stops
+            old_handler(signal.SIGTERM, None)
+
+
+# ----------------------------------------------------------------------------- several seeds as one program
+
+
+def ensemble_of(models: Sequence[TwoLayerNet]) -> TwoLayerNet:
+    """One ensemble :class:`TwoLayerNet` (``ensemble=(S,)``) whose member k holds a copy of the
+    weights of ``models[k]`` (S plain networks of one architecture, dtype and device)."""
+    if not models:
+        raise ValueError("ensemble_of needs at least one model")
+    m0 = models[0]
+
+    def arch(m) -> tuple:
+        return (type(m), m.input_dim, m.width, m.n_outputs, m.activation, m.has_bias, m.A.requires_grad,
+                m.ensemble, m.W.dtype, m.W.device)
+
+    for k, m in enumerate(models):
+        if not isinstance(m, TwoLayerNet) or m.ensemble:
+            raise ValueError(f"models[{k}] is not a plain TwoLayerNet (got {type(m).__name__}"
+                             f"{', ensemble=' + str(m.ensemble) if isinstance(m, TwoLayerNet) else ''})")
+        if arch(m) != arch(m0):
+            raise ValueError(f"models[{k}] differs from models[0] in architecture, dtype or device: "
+                             f"{arch(m)[1:]} vs {arch(m0)[1:]}")
+    device, dtype = m0.W.device, m0.W.dtype
+    # a throwaway generator: the random initialisation is overwritten, and the global RNG is not touched
+    ens = TwoLayerNet(input_dim=m0.input_dim, width=m0.width, n_outputs=m0.n_outputs, activation=m0.activation,
+                      bias=m0.has_bias, train_output_layer=m0.A.requires_grad, ensemble=(len(models),),
+                      generator=torch.Generator(device=device).manual_seed(0), device=device, dtype=dtype)
+    with torch.no_grad():
+        for name, p in ens.named_parameters():
+            p.copy_(torch.stack([getattr(m, name).detach() for m in models]))
+    return ens
+
+
+def member_state_dict(model: TwoLayerNet, k: int) -> "OrderedDict[str, torch.Tensor]":
+    """The state dict of member ``k`` of an ensemble TwoLayerNet in exactly the plain network's
+    format (keys ``W``, ``A`` and ``b`` when present, without the ensemble dimension; copies, so
+    saving one does not save the whole ensemble's storage): it loads into ``TwoLayerNet(...)``."""
+    sd = model.state_dict()
+    out = OrderedDict((name, t[k].clone()) for name, t in sd.items())
+    meta = getattr(sd, "_metadata", None)
+    if meta is not None:
+        out._metadata = OrderedDict((key, dict(v)) for key, v in meta.items())
+    return out
+
+
+def _evaluate_members(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, *, loss: LossLike, attack: AttackSpec,
+                      generators: Sequence[torch.Generator], active: Sequence[int],
+                      chunk: int = 2048) -> list[dict[str, float] | None]:
+    """:func:`evaluate` for every member of an ensemble at once (None for members not in ``active``).
+
+    Member k's random starts are drawn with ``generators[k]`` by the call pga makes on its own,
+    ``random_init((restarts, n_chunk, d), ...)``, and passed to pga as ``delta0``; inactive
+    members start from 0 and draw nothing.
+    """
+    fn = get_loss(loss)
+    S = len(generators)
+    act = set(active)
+    acc = [[0.0, 0.0, 0.0, 0.0] for _ in range(S)]  # correct, robust, clean loss, robust loss
+    with torch.no_grad():
+        for i in range(0, x.shape[0], chunk):
+            xb, yb = x[i:i + chunk], y[i:i + chunk]
+            out = model(xb)  # (S, n, K)
+            correct = (_predict(out) == yb).sum(-1).tolist()
+            closs = fn(out, yb).sum(-1).tolist()
+            shape = (attack.restarts, *xb.shape)
+            delta0 = torch.stack([
+                random_init(shape, eps=attack.eps, norm=attack.norm, init=attack.init, generator=generators[k],
+                            device=xb.device, dtype=xb.dtype) if k in act
+                else torch.zeros(shape, device=xb.device, dtype=xb.dtype) for k in range(S)], dim=1)
+            xr = xb.expand(attack.restarts, S, *xb.shape)  # (R, S, n, d): broadcasts against W (S, m, d)
+            res = pga(model, xr, yb, loss=loss, eps=attack.eps, norm=attack.norm, steps=attack.steps,
+                      step_size=attack.step_size, gradient=attack.gradient, init=attack.init, delta0=delta0)
+            out_adv = model(xr + res.delta)  # (R, S, n, K)
+            robust = (_predict(out_adv) == yb).all(0).sum(-1).tolist()
+            rloss = fn(out_adv, yb).max(0).values.sum(-1).tolist()
+            for k in range(S):
+                for j, v in enumerate((correct[k], robust[k], closs[k], rloss[k])):
+                    acc[k][j] += float(v)
+    n = x.shape[0]
+    return [{"clean_test_acc": a[0] / n, "robust_test_acc": a[1] / n, "clean_test_loss": a[2] / n,
+             "robust_test_loss": a[3] / n} if k in act else None for k, a in enumerate(acc)]
+
+
+def adversarial_train_seeds(
+    model: TwoLayerNet,
+    data: Dataset,
+    *,
+    seeds: Sequence[int],
+    run_dirs: Sequence[str | Path] | None = None,
+    state_file: str | Path | None = None,
+    loss: LossLike = "quadratic",
+    attack: AttackSpec,
+    eval_attack: AttackSpec,
+    optimizer: str = "sgd",
+    lr: float,
+    momentum: float = 0.0,
+    epochs: int,
+    batch_size: int,
+    checkpoint_epochs: tuple[int, ...] = (),
+    fingerprint: Any = None,
+    progress: bool = False,
+    handle_sigterm: bool = True,
+    stop_after_epoch: int | None = None,
+) -> list[TrainResult]:
+    r"""Adversarially train S = len(seeds) seeds together, as one ensemble network.
+
+    ``model`` is an ensemble :class:`TwoLayerNet` with ``ensemble=(S,)`` (see :func:`ensemble_of`);
+    member k, θ_k = (W[k], A[k], b[k]), is seed ``seeds[k]``'s network. Per minibatch, each seed
+    draws exactly what :func:`adversarial_train` draws for it: its own minibatch I_k from its own
+    permutation (generator ``seed*1000 + 1``, CPU), its PGA start δ⁰_k from its attack generator
+    (``seed*1000 + 2``) by the same ``random_init`` call pga makes, and its evaluation starts from
+    its evaluation generator (``seed*1000 + 3``). The inputs x[I_k] (shape (S, B, d)) are attacked
+    by one batched :func:`~adversary_dynamics.attacks.pga` call (δ⁰ passed as ``delta0``), and the
+    optimiser minimises
+
+        L(θ) = Σ_k L_k(θ_k),   L_k(θ_k) = (1/B) Σ_{i ∈ I_k} ℓ(F_{θ_k}(x_i + δ_{k,i}), y_i).
+
+    The θ_k are disjoint slices of the parameters, so ∂L/∂θ_k = ∂L_k/∂θ_k, each seed's
+    single-seed gradient; SGD (with momentum) and Adam act elementwise (Adam's step count is
+    shared, and equal for all seeds that are still training), so every seed follows its
+    single-seed trajectory. The results (logs, checkpoints, final weights) therefore equal those of
+    :func:`adversarial_train` run per seed from the same initial weights **up to floating-point
+    rounding** of the batched products (not bitwise; rounding differences can grow along training,
+    as between two thread counts). Runs of this function are bit-identical among themselves
+    (same machine, same thread count), also across a resume.
+
+    Per seed, ``run_dirs[k]`` receives checkpoints ``checkpoints/epoch_XXXX.pt`` in the plain
+    network's format (:func:`member_state_dict`: they load into a plain TwoLayerNet). The group's
+    resume state (ensemble weights, optimiser, every seed's three generators, logs) goes to
+    ``state_file``, written atomically after every epoch and, on SIGTERM, at the next minibatch
+    boundary (then :class:`Terminated` is raised); an existing state is resumed if its
+    ``fingerprint`` and ``seeds`` equal the given ones. A seed whose losses or weights become
+    non-finite is found at the end of the epoch, as :func:`adversarial_train` finds it: it is
+    recorded ``"diverged"`` at its first non-finite step, its logs end with that epoch, its weights
+    are frozen there, and the other seeds go on. Returns one :class:`TrainResult` per seed.
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer={optimizer!r} is not allowed: choose one of {OPTIMIZERS}")
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    bad = [c for c in checkpoint_epochs if not 0 <= c <= epochs]
+    if bad:
+        raise ValueError(f"checkpoint epochs {bad} are outside 0..{epochs} (the last epoch)")
+    seeds = [int(s) for s in seeds]
+    S = len(seeds)
+    if S < 1 or len(set(seeds)) != S:
+        raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
+    if not isinstance(model, TwoLayerNet) or model.ensemble != (S,):
+        raise ValueError(f"model must be a TwoLayerNet with ensemble=({S},), one member per seed; got "
+                         f"{type(model).__name__}" + (f" with ensemble={model.ensemble}"
+                                                      if isinstance(model, TwoLayerNet) else ""))
+    if run_dirs is not None and len(run_dirs) != S:
+        raise ValueError(f"run_dirs must name one folder per seed: {len(run_dirs)} folders for {S} seeds")
+    device = data.x_train.device
+    fn = get_loss(loss)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = (torch.optim.SGD(params, lr=lr, momentum=momentum) if optimizer == "sgd"
+           else torch.optim.Adam(params, lr=lr))
+    g_shuffle = [_generator(s * 1000 + 1, "cpu") for s in seeds]
+    g_attack = [_generator(s * 1000 + 2, device) for s in seeds]
+    g_eval = [_generator(s * 1000 + 3, device) for s in seeds]
+    n = data.x_train.shape[0]
+    nb = (n + batch_size - 1) // batch_size
+    state_file = Path(state_file) if state_file is not None else None
+    key = {"fingerprint": fingerprint, "seeds": seeds}
+
+    results = [TrainResult(status="running", diverged_at_step=None) for _ in seeds]
+    epoch, batch, step, perm = 0, 0, 0, None  # shared by the seeds still training
+    adv_vals, clean_vals = [], []  # the current epoch's per-step losses, (S,) each, logged at its end
+    frozen: dict[int, dict[str, torch.Tensor]] = {}  # member -> its parameters when it diverged
+    st = torch.load(state_file, map_location=device, weights_only=False) if (
+        state_file is not None and state_file.exists()) else None
+    if st is not None and st.get("fingerprint") != key:
+        warnings.warn(f"{state_file} was written by a different configuration or seed list; starting afresh",
+                      stacklevel=2)
+        st = None
+    if st is not None:
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        for gens, name in ((g_shuffle, "g_shuffle"), (g_attack, "g_attack"), (g_eval, "g_eval")):
+            for g, state in zip(gens, st[name]):
+                g.set_state(state.to(g.get_state().device))
+        epoch, batch, step, perm = st["epoch"], st["batch"], st["step"], st["perm"]
+        adv_vals, clean_vals = list(st["adv_vals"]), list(st["clean_vals"])
+        frozen = st["frozen"]
+        for r, saved in zip(results, st["results"]):
+            r.status, r.diverged_at_step, r.steps, r.epochs = (saved["status"], saved["diverged_at_step"],
+                                                               saved["steps"], saved["epochs"])
+        if st["status"] == "done":
+            return results
+
+    def active() -> list[int]:
+        return [k for k, r in enumerate(results) if r.status == "running"]
+
+    def save_state(status: str = "running") -> None:
+        if state_file is None:
+            return
+        save_torch_atomic({
+            "fingerprint": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "g_shuffle": [g.get_state() for g in g_shuffle], "g_attack": [g.get_state() for g in g_attack],
+            "g_eval": [g.get_state() for g in g_eval], "epoch": epoch, "batch": batch, "step": step, "perm": perm,
+            "adv_vals": adv_vals, "clean_vals": clean_vals, "frozen": frozen, "status": status,
+            "results": [{"status": r.status, "diverged_at_step": r.diverged_at_step, "steps": r.steps,
+                         "epochs": r.epochs} for r in results],
+        }, state_file)
+
+    def save_checkpoints(k: int) -> None:
+        if run_dirs is not None and k in checkpoint_epochs:
+            for j in active():
+                save_torch_atomic({"epoch": k, "model": member_state_dict(model, j)}, checkpoint_path(run_dirs[j], k))
+
+    term = threading.Event()
+    old_handler = None
+    if handle_sigterm and state_file is not None and threading.current_thread() is threading.main_thread():
+        old_handler = signal.signal(signal.SIGTERM, lambda *_: term.set())
+
+    def log_eval(k: int) -> None:
+        evs = _evaluate_members(model, data.x_test, data.y_test, loss=loss, attack=eval_attack, generators=g_eval,
+                                active=active())
+        for r, ev in zip(results, evs):
+            if ev is None:
+                continue
+            ep_steps = [s for s in r.steps if s["epoch"] == k]
+            r.epochs.append({"epoch": k, "step": step,
+                             "train_adv_loss": (sum(s["adv_loss"] for s in ep_steps) / len(ep_steps)) if ep_steps
+                             else float("nan"), **ev})
+
+    def restore_frozen() -> None:
+        """Keep diverged members' weights where they diverged (their slices get no useful update)."""
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                for j, snap in frozen.items():
+                    p[j].copy_(snap[name])
+
+    try:
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=epochs * nb, initial=epoch * nb + batch, desc=f"train {S} seeds", unit="step",
+                       mininterval=2.0)
+        if epoch == 0 and batch == 0 and not results[0].epochs:
+            log_eval(0)
+            save_checkpoints(0)
+            save_state()
+        while epoch < epochs:
+            if batch == 0:
+                adv_vals, clean_vals = [], []
+            live = active()
+            live_set = set(live)
+            while batch < nb:
+                if term.is_set():
+                    save_state()
+                    term.clear()  # acted on: not passed on below
+                    raise Terminated(f"SIGTERM: resume state written at epoch {epoch}, batch {batch}")
+                if batch == 0:  # after the SIGTERM check: a state saved at batch 0 has not drawn it yet
+                    perm = torch.stack([torch.randperm(n, generator=g_shuffle[k]) if k in live_set
+                                        else torch.arange(n) for k in range(S)]).to(device)
+                idx = perm[:, batch * batch_size:(batch + 1) * batch_size]  # (S, B): each seed its own minibatch
+                xb, yb = data.x_train[idx], data.y_train[idx]
+                # each seed's random start, drawn by the very call pga makes in the single-seed path
+                delta0 = torch.stack([
+                    random_init(tuple(xb.shape[1:]), eps=attack.eps, norm=attack.norm, init=attack.init,
+                                generator=g_attack[k], device=device, dtype=xb.dtype) if k in live_set
+                    else torch.zeros(xb.shape[1:], device=device, dtype=xb.dtype) for k in range(S)])
+                res = pga(model, xb, yb, loss=loss, eps=attack.eps, norm=attack.norm, steps=attack.steps,
+                          step_size=attack.step_size, gradient=attack.gradient, init=attack.init, delta0=delta0)
+                with torch.no_grad():
+                    clean = fn(model(xb), yb).mean(-1)  # (S,)
+                opt.zero_grad(set_to_none=True)
+                adv = fn(model(xb + res.delta), yb).mean(-1)  # (S,): L_k per seed
+                (adv.sum() if len(live) == S else adv[live].sum()).backward()
+                opt.step()
+                if frozen:
+                    restore_frozen()
+                step += 1
+                batch += 1
+                adv_vals.append(adv.detach())
+                clean_vals.append(clean)
+                if bar is not None:
+                    bar.update(1)
+            adv_t, clean_t = torch.stack(adv_vals).t().tolist(), torch.stack(clean_vals).t().tolist()  # (S, steps)
+            with torch.no_grad():
+                params_finite = torch.stack([torch.isfinite(p).reshape(S, -1).all(1)
+                                             for p in model.parameters()]).all(0).tolist()
+            first = step - len(adv_vals)
+            for k in live:
+                r = results[k]
+                r.steps.extend({"step": first + i + 1, "epoch": epoch + 1, "adv_loss": a, "clean_loss": c}
+                               for i, (a, c) in enumerate(zip(adv_t[k], clean_t[k])))
+                bad_steps = [first + i + 1 for i, (a, c) in enumerate(zip(adv_t[k], clean_t[k]))
+                             if not (math.isfinite(a) and math.isfinite(c))]
+                if bad_steps or not params_finite[k]:
+                    r.status = "diverged"
+                    r.diverged_at_step = bad_steps[0] if bad_steps else step
+                    frozen[k] = {name: p.detach()[k].clone() for name, p in model.named_parameters()}
+            epoch += 1
+            batch = 0
+            if not active():  # every seed has diverged
+                save_state("done")
+                return results
+            log_eval(epoch)
+            save_checkpoints(epoch)
+            if epoch == epochs:
+                for k in active():
+                    results[k].status = "completed"
+                save_state("done")
+                return results
+            save_state()
+            if stop_after_epoch is not None and epoch >= stop_after_epoch:
+                return results
+        return results  # not reached: the loop returns at the last epoch
     finally:
         if old_handler is not None:
             signal.signal(signal.SIGTERM, old_handler)

@@ -140,6 +140,7 @@ def train_args(wildcards):
         f"--attack-steps {a['steps']} --attack-step-size {a['step_size']} --attack-gradient {a['gradient']} "
         f"--attack-init {a['init']} --eval-steps {t['eval_steps']} --eval-restarts {t['eval_restarts']} "
         f"--checkpoints {_ints(sorted(set(config['probe']['checkpoints'])))} "
+        f"--batch-seeds {str(t['batch_seeds']).lower()} "
         f"--device {config['device']} --threads {config['threads']}"
     )
 

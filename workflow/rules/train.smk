@@ -1,5 +1,6 @@
-# Adversarial training: one job per scale, training every seed (runs land in seed~<k>/).
-# A rerun resumes each seed from its state.pt. `exec`: the script is the shell's process, so a
+# Adversarial training: one job per scale, training every seed (runs land in seed~<k>/), one after
+# another or as one batched program (train.batch_seeds). A rerun resumes each seed from its state.pt
+# (batched: the scale's state-batched.pt). `exec`: the script is the shell's process, so a
 # scheduler's SIGTERM (time limit, pre-emption) reaches it and it writes its resume state first.
 
 
