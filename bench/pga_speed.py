@@ -14,7 +14,10 @@ is shared and noisy. Per shape (two-layer ReLU net, d = 784, K = 10 outputs):
   coefficient form, δ = α δ₀ + S W, and needs a single (B×m)@(m×m) product per step (the Gram
   matrix W Wᵀ; see attacks._ImplicitTwoLayer), so it can beat this floor: by about 2d/m in
   operations (12x at m = 128, 1.5x at m = 1024). The floor is still the textbook one, so that
-  floor/ours > 1 says how much the reformulation saves.
+  floor/ours > 1 says how much the reformulation saves. W Wᵀ (m² d) is formed once per model and
+  cached while W is unchanged, so the timed calls reuse it, as probes and evaluations do (pga
+  counts its cost when choosing the path: adversarial training's 10-step calls, with W new at
+  every minibatch, stay on the textbook path at m = 1024).
 
 Times are milliseconds per step: a call's wall time divided by its number of steps S. pga does
 S + 1 gradient evaluations for S steps (it also logs loss and gradient at δ_S), so its per-step

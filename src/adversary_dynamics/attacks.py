@@ -30,14 +30,17 @@ restarts × inputs); ``y`` and a tensor ``eps`` broadcast against ``batch``. A
 :class:`~adversary_dynamics.models.TwoLayerNet` (also an ensemble of them) takes an analytic
 fast path: per step one fused forward GEMM (x W^T is computed once and δ W^T added) and one
 backward GEMM, and all per-example norms are updated algebraically from two reductions. For the
-paper's update (l2, raw or normalised gradient, no clamp) with m < 2d, δ is kept
+paper's update (l2, raw or normalised gradient, no clamp) with m < 2d, δ can be kept
 in coefficient form, δ = α δ₀ + S W, and a step costs a single (n × m)(m × m) product with the
-Gram matrix W Wᵀ (see _ImplicitTwoLayer): fewer operations than the two products above.
+Gram matrix W Wᵀ (see _ImplicitTwoLayer): fewer operations than the two products above, which
+pga checks per call (counting the m² d of forming W Wᵀ, cached per model while W is unchanged).
 Any other ``nn.Module`` is differentiated by autograd.
 """
 
 from __future__ import annotations
 
+import math
+import weakref
 from dataclasses import dataclass
 from typing import Optional
 
@@ -251,9 +254,45 @@ class _TwoLayerGrad:
         return ell, gh
 
 
-# PGA keeps δ in coefficient form (_ImplicitTwoLayer) when m < IMPLICIT_MAX_WIDTH_RATIO · d: then its
-# one (n × m)(m × m) product per step costs less than the (n × d)(d × m) and (n × m)(m × d) pair.
-IMPLICIT_MAX_WIDTH_RATIO = 2.0
+# Which l2 path pga takes for a TwoLayerNet: "auto" (the coefficient form where the operation count
+# below says it is cheaper), "always" or "never" (for tests and benchmarks).
+IMPLICIT_MODE = "auto"
+_IMPLICIT_MARGIN = 0.9  # auto: the coefficient form must need < 90 % of the explicit path's operations
+_GRAM_CACHE: "weakref.WeakKeyDictionary[TwoLayerNet, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _gram(model: TwoLayerNet) -> torch.Tensor:
+    """G = W Wᵀ (*E, m, m), cached per model until W changes (its version counter moves on every
+    in-place update: an optimiser step, load_state_dict)."""
+    W = model.W.detach()
+    key = (W._version, W.data_ptr(), W.shape, W.dtype, W.device)
+    hit = _GRAM_CACHE.get(model)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    G = torch.matmul(W, W.transpose(-1, -2))
+    _GRAM_CACHE[model] = (key, G)
+    return G
+
+
+def _gram_cached(model: TwoLayerNet) -> bool:
+    hit = _GRAM_CACHE.get(model)
+    W = model.W.detach()
+    return hit is not None and hit[0] == (W._version, W.data_ptr(), W.shape, W.dtype, W.device)
+
+
+def _implicit_pays(model: TwoLayerNet, n: int, steps: int, random_start: bool) -> bool:
+    """Whether the coefficient form needs fewer multiply-adds than the explicit update for ``steps``
+    steps on n examples: (T+1) n m² (+1/16 for the resyncs) + n m d for the final δ (+ n m d for
+    P₀ = δ₀ Wᵀ) + m² d per member for G unless cached, against (T+1) · 2 n m d."""
+    if IMPLICIT_MODE != "auto":
+        return IMPLICIT_MODE == "always"
+    m, d, k = model.width, model.input_dim, steps + 1
+    members = math.prod(model.ensemble) if model.ensemble else 1
+    explicit = k * 2 * n * m * d
+    implicit = k * n * m * m * (1 + 1 / _ImplicitTwoLayer.RESYNC) + n * m * d * (1 + random_start)
+    if not _gram_cached(model):
+        implicit += members * m * m * d
+    return implicit < _IMPLICIT_MARGIN * explicit
 
 
 class _ImplicitTwoLayer(_TwoLayerGrad):
@@ -281,7 +320,7 @@ class _ImplicitTwoLayer(_TwoLayerGrad):
         """``delta0``: the start δ₀ (shaped like x), or None for δ₀ = 0."""
         super().__init__(model, x, loss)
         Wt = self.W.transpose(-1, -2)
-        self.G = torch.matmul(self.W, Wt)  # (*E, m, m)
+        self.G = _gram(model)  # (*E, m, m)
         if self.ens:  # S, P, … shaped (*batch, m); products batched over the ensemble
             self.xw = self.xw.expand(*self.shape[:-1], self.xw.shape[-1]).contiguous()
             self.h = self.Q = None
@@ -426,7 +465,8 @@ def pga(
         # movement criterion needs δ_t next to δ_{t+1}
         algebraic = l2 and gradient != "sign" and clamp is None
         in_place = algebraic and not (tol is not None and criterion == "movement")
-        implicit = fast and in_place and model.width < IMPLICIT_MAX_WIDTH_RATIO * model.input_dim
+        implicit = fast and in_place and _implicit_pays(model, math.prod(batch), steps,
+                                                        delta0 is not None or init != "zero")
         if implicit:
             if delta.shape != x.shape or not delta.is_contiguous():
                 delta = delta.expand(x.shape).contiguous()
