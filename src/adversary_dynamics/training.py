@@ -83,6 +83,25 @@ class TrainResult:
     epochs: list[dict[str, Any]] = field(default_factory=list)
 
 
+class _SigtermGuard:
+    """While installed (main thread only), a SIGTERM sets ``event`` instead of ending the process:
+    training then writes its resume state at the next minibatch boundary and raises Terminated."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.event = threading.Event()
+        self.old = None
+        if enabled and threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGTERM, lambda *_: self.event.set())
+
+    def restore(self) -> None:
+        """Put the displaced handler back; a SIGTERM not acted on (it came after the last minibatch,
+        training ended anyway) is passed on to it, so the caller still stops."""
+        if self.old is not None:
+            signal.signal(signal.SIGTERM, self.old)
+        if self.event.is_set() and callable(self.old):
+            self.old(signal.SIGTERM, None)
+
+
 def checkpoint_path(run_dir, epoch: int) -> Path:
     return Path(run_dir) / "checkpoints" / f"epoch_{epoch:04d}.pt"
 
@@ -205,10 +224,8 @@ def adversarial_train(
         if run_dir is not None and k in checkpoint_epochs:
             save_torch_atomic({"epoch": k, "model": model.state_dict()}, checkpoint_path(run_dir, k))
 
-    term = threading.Event()
-    old_handler = None
-    if handle_sigterm and state_file is not None and threading.current_thread() is threading.main_thread():
-        old_handler = signal.signal(signal.SIGTERM, lambda *_: term.set())
+    guard = _SigtermGuard(handle_sigterm and state_file is not None)
+    term = guard.event
 
     def log_eval(k: int) -> None:
         ev = evaluate(model, data.x_test, data.y_test, loss=loss, attack=eval_attack, generator=g_eval)
@@ -277,14 +294,9 @@ def adversarial_train(
         save_state("completed")
         return result
     finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGTERM, old_handler)
         if progress and bar is not None:
             bar.close()
-        if term.is_set() and callable(old_handler):
-            # a SIGTERM after the last minibatch (training ended anyway): pass it on to the
-            # handler it displaced, so the caller still stops
-            old_handler(signal.SIGTERM, None)
+        guard.restore()
 
 
 # ----------------------------------------------------------------------------- several seeds as one program
@@ -497,10 +509,8 @@ def adversarial_train_seeds(
             for j in active():
                 save_torch_atomic({"epoch": k, "model": member_state_dict(model, j)}, checkpoint_path(run_dirs[j], k))
 
-    term = threading.Event()
-    old_handler = None
-    if handle_sigterm and state_file is not None and threading.current_thread() is threading.main_thread():
-        old_handler = signal.signal(signal.SIGTERM, lambda *_: term.set())
+    guard = _SigtermGuard(handle_sigterm and state_file is not None)
+    term = guard.event
 
     def log_eval(k: int) -> None:
         evs = _evaluate_members(model, data.x_test, data.y_test, loss=loss, attack=eval_attack, generators=g_eval,
@@ -599,14 +609,9 @@ def adversarial_train_seeds(
                 return results
         return results  # not reached: the loop returns at the last epoch
     finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGTERM, old_handler)
         if progress and bar is not None:
             bar.close()
-        if term.is_set() and callable(old_handler):
-            # a SIGTERM after the last minibatch (training ended anyway): pass it on to the
-            # handler it displaced, so the caller still stops
-            old_handler(signal.SIGTERM, None)
+        guard.restore()
 
 
 def spec_dict(spec: AttackSpec) -> dict:
