@@ -12,7 +12,7 @@ Measured, interleaved over ``--repeats`` rounds (order rotated per round), media
   evaluation passes (at epoch 0 and 1) use a 16-image test set and a 1-step attack, so they
   cost next to nothing, but it still includes them;
 * ``training steps``: the training steps of one epoch alone, calling the same functions in the
-  same order as ``adversarial_train``'s inner loop (shuffle, ``training._attack`` = pga, clean
+  same order as ``adversarial_train``'s inner loop (shuffle, ``training.train_step``: pga, clean
   loss, forward + backward + SGD step on the adversarial minibatch, loss logging);
 * ``attack only``: the pga calls of those training steps alone (the attack's share);
 * ``GEMM floor``: the matrix products the same work cannot avoid, alone, with torch.mm into
@@ -55,7 +55,6 @@ import torch
 
 from _common import default_threads, loadavg  # bench/ is the script folder, on sys.path
 from adversary_dynamics import training
-from adversary_dynamics.attacks import pga
 from adversary_dynamics.data import Dataset, load_digits
 from adversary_dynamics.losses import get_loss
 from adversary_dynamics.models import TwoLayerNet
@@ -72,24 +71,15 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _attack(model, x, y, spec, loss, generator):
-    """The attack call of training's inner loop (``training._attack``; pga with the spec's fields)."""
-    fn = getattr(training, "_attack", None)
-    if fn is not None:
-        return fn(model, x, y, spec, loss, generator)
-    return pga(model, x, y, loss=loss, eps=spec.eps, norm=spec.norm, steps=spec.steps, step_size=spec.step_size,
-               gradient=spec.gradient, init=spec.init, generator=generator)
-
-
 def training_steps(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, batch: int, seed: int,
                    attack_only: bool = False) -> None:
-    """One epoch of adversarial_train's inner loop (same calls, same order), without its evaluation."""
+    """One epoch of adversarial_train's inner loop (the same generators, shuffle and
+    ``training.train_step`` calls, and the same loss logging), without its evaluation; with
+    ``attack_only``, the step's pga call (``training._attack``) alone."""
     device = x.device
     fn = get_loss(LOSS)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=LR, momentum=0.0)
-    g_shuffle = torch.Generator(device="cpu").manual_seed(seed * 1000 + 1)
-    g_attack = torch.Generator(device=device).manual_seed(seed * 1000 + 2)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=LR, momentum=0.0)
+    g_shuffle, g_attack, _ = training._seed_generators(seed, device)
     n = x.shape[0]
     nb = (n + batch - 1) // batch
     perm = torch.randperm(n, generator=g_shuffle).to(device)
@@ -97,16 +87,11 @@ def training_steps(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, batch: 
     for b in range(nb):
         idx = perm[b * batch:(b + 1) * batch]
         xb, yb = x[idx], y[idx]
-        res = _attack(model, xb, yb, ATTACK, LOSS, g_attack)
         if attack_only:
+            training._attack(model, xb, yb, ATTACK, LOSS, g_attack)
             continue
-        with torch.no_grad():
-            clean = fn(model(xb), yb).mean()
-        opt.zero_grad(set_to_none=True)
-        adv = fn(model(xb + res.delta), yb).mean()
-        adv.backward()
-        opt.step()
-        adv_vals.append(adv.detach())
+        adv, clean = training.train_step(model, opt, fn, xb, yb, attack=ATTACK, loss=LOSS, generator=g_attack)
+        adv_vals.append(adv)
         clean_vals.append(clean)
     if not attack_only:
         torch.stack(adv_vals).tolist(), torch.stack(clean_vals).tolist()
@@ -281,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
 
     labels = {
         "adversarial_train": "adversarial_train, 1 epoch (+ 2 tiny evals)",
-        "training_steps": "training steps of 1 epoch (loop replica)",
+        "training_steps": "training steps of 1 epoch (train_step loop)",
         "attack_only": "attack only (the epoch's pga calls)",
         "gemm_floor": f"GEMM floor ({2 * ATTACK.steps + 3} GEMMs per minibatch)",
     }

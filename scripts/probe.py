@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     x = data.scale_inputs(ds.x_test[idx], args.scale).to(device)
     y = ds.y_test[idx].to(device)
     eps = data.epsilon(ratio=args.ratio, scale=args.scale)
-    eta = args.step_size * eps if args.step_rule == "relative" else args.step_size
+    eta = data.step_length(step_size=args.step_size, eps=eps, rule=args.step_rule)
     model = cli.model_from_args(args, input_dim=ds.input_dim, n_classes=ds.n_classes, device=device)
     for j, seed in enumerate(args.seeds):
         probe_seed(args, cfg, model=model, x=x, y=y, eps=eps, eta=eta, device=device, seed=seed,

@@ -166,6 +166,8 @@ class _TwoLayerGrad:
     is computed transposed, Fᵀ = A σ(h)ᵀ (K × n), which is faster for small K.
     """
 
+    INPUT_GRADIENT = True  # allocate the (n, d) buffer of ∇_δ ℓ
+
     def __init__(self, model: TwoLayerNet, x: torch.Tensor, loss: LossLike) -> None:
         self.loss = loss
         self.act = model.activation
@@ -190,9 +192,11 @@ class _TwoLayerGrad:
             self.h = torch.empty_like(self.xw)
             self.gs = torch.empty_like(self.xw)
             self.outT = self.xw.new_empty((self.A.shape[0], self.xw.shape[0]))
-            self.g = torch.empty_like(x2)
             # views of the buffers, made once (the buffers are always written in place)
-            self.hT, self.r, self.g_view = self.h.t(), self.outT.t(), self.g.view(x.shape)
+            self.hT, self.r = self.h.t(), self.outT.t()
+            if self.INPUT_GRADIENT:
+                self.g = torch.empty_like(x2)
+                self.g_view = self.g.view(x.shape)
 
     def _ens_call(self, delta: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ell, gh = self._ens_head(self.xw + torch.matmul(delta, self.W.transpose(-1, -2)), y)
@@ -261,23 +265,25 @@ _IMPLICIT_MARGIN = 0.9  # auto: the coefficient form must need < 90 % of the exp
 _GRAM_CACHE: "weakref.WeakKeyDictionary[TwoLayerNet, tuple]" = weakref.WeakKeyDictionary()
 
 
-def _gram(model: TwoLayerNet) -> torch.Tensor:
-    """G = W Wᵀ (*E, m, m), cached per model until W changes (its version counter moves on every
-    in-place update: an optimiser step, load_state_dict)."""
-    W = model.W.detach()
-    key = (W._version, W.data_ptr(), W.shape, W.dtype, W.device)
-    hit = _GRAM_CACHE.get(model)
-    if hit is not None and hit[0] == key:
-        return hit[1]
-    G = torch.matmul(W, W.transpose(-1, -2))
-    _GRAM_CACHE[model] = (key, G)
-    return G
+def _gram_key(W: torch.Tensor) -> tuple:
+    """What identifies W's current values: its version counter moves on every in-place update
+    (an optimiser step, load_state_dict), its data pointer on reassignment."""
+    return (W._version, W.data_ptr(), W.shape, W.dtype, W.device)
 
 
 def _gram_cached(model: TwoLayerNet) -> bool:
     hit = _GRAM_CACHE.get(model)
+    return hit is not None and hit[0] == _gram_key(model.W.detach())
+
+
+def _gram(model: TwoLayerNet) -> torch.Tensor:
+    """G = W Wᵀ (*E, m, m), cached per model until W changes (see _gram_key)."""
+    if _gram_cached(model):
+        return _GRAM_CACHE[model][1]
     W = model.W.detach()
-    return hit is not None and hit[0] == (W._version, W.data_ptr(), W.shape, W.dtype, W.device)
+    G = torch.matmul(W, W.transpose(-1, -2))
+    _GRAM_CACHE[model] = (_gram_key(W), G)
+    return G
 
 
 def _implicit_pays(model: TwoLayerNet, n: int, steps: int, random_start: bool) -> bool:
@@ -315,6 +321,7 @@ class _ImplicitTwoLayer(_TwoLayerGrad):
     """
 
     RESYNC = 16
+    INPUT_GRADIENT = False  # ∂ℓ/∂h (n × m) stands in for ∇_δ ℓ
 
     def __init__(self, model: TwoLayerNet, x: torch.Tensor, loss: LossLike, delta0: torch.Tensor | None) -> None:
         """``delta0``: the start δ₀ (shaped like x), or None for δ₀ = 0."""
@@ -465,12 +472,12 @@ def pga(
         # movement criterion needs δ_t next to δ_{t+1}
         algebraic = l2 and gradient != "sign" and clamp is None
         in_place = algebraic and not (tol is not None and criterion == "movement")
-        implicit = fast and in_place and _implicit_pays(model, math.prod(batch), steps,
-                                                        delta0 is not None or init != "zero")
+        if delta.shape != x.shape or not delta.is_contiguous():
+            delta = delta.expand(x.shape).contiguous()
+        random_start = delta0 is not None or init != "zero"
+        implicit = fast and in_place and _implicit_pays(model, math.prod(batch), steps, random_start)
         if implicit:
-            if delta.shape != x.shape or not delta.is_contiguous():
-                delta = delta.expand(x.shape).contiguous()
-            vg = _ImplicitTwoLayer(model, x, loss, None if (delta0 is None and init == "zero") else delta)
+            vg = _ImplicitTwoLayer(model, x, loss, delta if random_start else None)
         else:
             vg = _TwoLayerGrad(model, x, loss) if fast else _autograd_fn(model, x, loss)
         T = steps
@@ -484,8 +491,6 @@ def pga(
         if l2:
             dn2_rows, dg_rows, dg_rows_flat = dn2_log.unbind(0), dg_log.unbind(0), dg_log.squeeze(-1).unbind(0)
         conv = torch.full(batch, -1, dtype=torch.long, device=x.device) if tol is not None else None
-        if delta.shape != x.shape or not delta.is_contiguous():
-            delta = delta.expand(x.shape).contiguous()
         # ‖δ_t‖², kept algebraically on the common path
         dn2 = torch.sum(delta * delta, -1, keepdim=True, out=dn2_rows[0]) if l2 else None
         e2 = e * e if algebraic else None

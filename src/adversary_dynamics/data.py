@@ -72,6 +72,23 @@ def epsilon(*, ratio: float, scale: float) -> float:
     return float(ratio) * float(scale)
 
 
+STEP_RULES = ("relative", "absolute")
+
+
+def check_step_rule(rule: str) -> None:
+    if rule not in STEP_RULES:
+        raise ValueError(f"step_rule={rule!r} is not allowed: choose one of {STEP_RULES}")
+
+
+def step_length(*, step_size: float, eps, rule: str = "relative"):
+    """PGA step η: ``relative`` η = step_size · ε (scale-free), ``absolute`` η = step_size at every
+    scale. ``eps`` is a float or a tensor; a tensor gives a tensor of its shape either way."""
+    check_step_rule(rule)
+    if rule == "relative":
+        return step_size * eps
+    return torch.full_like(eps, step_size) if torch.is_tensor(eps) else step_size
+
+
 def stratified_indices(labels: np.ndarray, n: int | None, *, seed: int) -> np.ndarray:
     """Indices of a seeded, stratified subsample of size n (all, in order, when n is None).
 

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import torch
 
 from .attacks import local_max_certificate, pga
-from .data import gaussian_inputs, teacher_labels
+from .data import check_step_rule, gaussian_inputs, step_length, teacher_labels
 from .models import TwoLayerNet
 
 __all__ = ["theory_run"]
@@ -28,6 +28,7 @@ def theory_run(*, d: int, m: int, scales: Sequence[float], ratio: float, trials:
                step_size: float, tol: float, patience: int = 10, step_rule: str = "relative", init: str = "uniform_ball", activation: str = "relu",
                seed: int = 0, device: torch.device | str = "cpu") -> list[dict[str, Any]]:
     """One row per (scale, trial): iterations to converge, on-sphere, certificate, final loss."""
+    check_step_rule(step_rule)  # before any work
     g = torch.Generator(device=device).manual_seed(seed)
     net = TwoLayerNet(input_dim=d, width=m, n_outputs=1, activation=activation, ensemble=(trials,), generator=g,
                       device=device)
@@ -37,9 +38,7 @@ def theory_run(*, d: int, m: int, scales: Sequence[float], ratio: float, trials:
     xs = x.unsqueeze(1) * s.view(1, -1, 1)  # (trials, S, d)
     ys = y.unsqueeze(1).expand(trials, len(scales))
     eps = (ratio * s).expand(trials, len(scales))
-    if step_rule not in ("relative", "absolute"):
-        raise ValueError(f"step_rule={step_rule!r} is not allowed: choose relative or absolute")
-    eta = step_size * eps if step_rule == "relative" else torch.full_like(eps, step_size)
+    eta = step_length(step_size=step_size, eps=eps, rule=step_rule)
     res = pga(net, xs, ys, loss="quadratic", eps=eps, norm="l2", steps=max_steps, step_size=eta,
               gradient="raw", init=init, generator=g, tol=tol, patience=patience)
     cert = local_max_certificate(net, xs, ys, res.delta, loss="quadratic", eps=eps, generator=g)

@@ -45,7 +45,7 @@ from .runio import save_torch_atomic
 OPTIMIZERS = ("sgd", "adam")
 
 __all__ = ["OPTIMIZERS", "AttackSpec", "TrainResult", "Terminated", "adversarial_train", "adversarial_train_seeds",
-           "ensemble_of", "member_state_dict", "evaluate", "resolve_device", "checkpoint_path"]
+           "ensemble_of", "member_state_dict", "evaluate", "resolve_device", "checkpoint_path", "train_step"]
 
 
 class Terminated(Exception):
@@ -141,6 +141,49 @@ def _generator(seed: int, device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(int(seed))
 
 
+def _seed_generators(seed: int, device) -> tuple[torch.Generator, torch.Generator, torch.Generator]:
+    """A seed's three generators: minibatch order (CPU), training-attack starts, evaluation starts."""
+    return _generator(seed * 1000 + 1, "cpu"), _generator(seed * 1000 + 2, device), _generator(seed * 1000 + 3, device)
+
+
+def _check_schedule(optimizer: str, epochs: int, batch_size: int, checkpoint_epochs) -> None:
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer={optimizer!r} is not allowed: choose one of {OPTIMIZERS}")
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    bad = [c for c in checkpoint_epochs if not 0 <= c <= epochs]
+    if bad:
+        raise ValueError(f"checkpoint epochs {bad} are outside 0..{epochs} (the last epoch)")
+
+
+def _make_optimizer(model: nn.Module, optimizer: str, lr: float, momentum: float) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    return (torch.optim.SGD(params, lr=lr, momentum=momentum) if optimizer == "sgd"
+            else torch.optim.Adam(params, lr=lr))
+
+
+def _epoch_row(epoch: int, step: int, steps: list[dict[str, Any]], ev: dict[str, float]) -> dict[str, Any]:
+    """One epochs.csv row: the evaluation ``ev`` after ``epoch`` and the epoch's mean adversarial loss."""
+    ep = [s["adv_loss"] for s in steps if s["epoch"] == epoch]
+    return {"epoch": epoch, "step": step, "train_adv_loss": sum(ep) / len(ep) if ep else float("nan"), **ev}
+
+
+def train_step(model: nn.Module, opt: torch.optim.Optimizer, fn, xb: torch.Tensor, yb: torch.Tensor, *,
+               attack: AttackSpec, loss: LossLike, generator: torch.Generator | None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of adversarial training on the minibatch (xb, yb): δ from PGA (weights fixed),
+    then one optimiser step on (1/B) Σ ℓ(F(x_i + δ_i), y_i). Returns the adversarial and the clean
+    minibatch loss before the update (detached tensors: no device synchronisation)."""
+    res = _attack(model, xb, yb, attack, loss, generator)
+    with torch.no_grad():
+        clean = fn(model(xb), yb).mean()
+    opt.zero_grad(set_to_none=True)
+    adv = fn(model(xb + res.delta), yb).mean()
+    adv.backward()
+    opt.step()
+    return adv.detach(), clean
+
+
 def adversarial_train(
     model: nn.Module,
     data: Dataset,
@@ -169,21 +212,11 @@ def adversarial_train(
     state to ``run_dir/state.pt``; an existing state is resumed (its ``fingerprint`` must equal
     the given one). ``stop_after_epoch`` ends early after that epoch (used by tests).
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer={optimizer!r} is not allowed: choose one of {OPTIMIZERS}")
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
-    bad = [c for c in checkpoint_epochs if not 0 <= c <= epochs]
-    if bad:
-        raise ValueError(f"checkpoint epochs {bad} are outside 0..{epochs} (the last epoch)")
+    _check_schedule(optimizer, epochs, batch_size, checkpoint_epochs)
     device = data.x_train.device
     fn = get_loss(loss)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = (torch.optim.SGD(params, lr=lr, momentum=momentum) if optimizer == "sgd"
-           else torch.optim.Adam(params, lr=lr))
-    g_shuffle = _generator(seed * 1000 + 1, "cpu")
-    g_attack = _generator(seed * 1000 + 2, device)
-    g_eval = _generator(seed * 1000 + 3, device)
+    opt = _make_optimizer(model, optimizer, lr, momentum)
+    g_shuffle, g_attack, g_eval = _seed_generators(seed, device)
     n = data.x_train.shape[0]
     nb = (n + batch_size - 1) // batch_size
     state_file = Path(run_dir) / "state.pt" if run_dir is not None else None
@@ -229,11 +262,7 @@ def adversarial_train(
 
     def log_eval(k: int) -> None:
         ev = evaluate(model, data.x_test, data.y_test, loss=loss, attack=eval_attack, generator=g_eval)
-        ep_steps = [s for s in result.steps if s["epoch"] == k]
-        ev_row = {"epoch": k, "step": step,
-                  "train_adv_loss": (sum(s["adv_loss"] for s in ep_steps) / len(ep_steps)) if ep_steps else float("nan"),
-                  **ev}
-        result.epochs.append(ev_row)
+        result.epochs.append(_epoch_row(k, step, result.steps, ev))
 
     try:
         bar = None
@@ -256,17 +285,11 @@ def adversarial_train(
                 if batch == 0:  # after the SIGTERM check: a state saved at batch 0 has not drawn it yet
                     perm = torch.randperm(n, generator=g_shuffle).to(device)
                 idx = perm[batch * batch_size:(batch + 1) * batch_size]
-                xb, yb = data.x_train[idx], data.y_train[idx]
-                res = _attack(model, xb, yb, attack, loss, g_attack)
-                with torch.no_grad():
-                    clean = fn(model(xb), yb).mean()
-                opt.zero_grad(set_to_none=True)
-                adv = fn(model(xb + res.delta), yb).mean()
-                adv.backward()
-                opt.step()
+                adv, clean = train_step(model, opt, fn, data.x_train[idx], data.y_train[idx], attack=attack,
+                                        loss=loss, generator=g_attack)
                 step += 1
                 batch += 1
-                adv_vals.append(adv.detach())
+                adv_vals.append(adv)
                 clean_vals.append(clean)
                 if bar is not None:
                     bar.update(1)
@@ -343,6 +366,17 @@ def member_state_dict(model: TwoLayerNet, k: int) -> "OrderedDict[str, torch.Ten
     return out
 
 
+def _member_starts(shape: tuple[int, ...], attack: AttackSpec, generators: Sequence[torch.Generator],
+                   active, like: torch.Tensor, *, dim: int) -> torch.Tensor:
+    """Every member's PGA start, stacked along ``dim``: member k's drawn with ``generators[k]`` by the
+    very ``random_init(shape, ...)`` call pga makes for a single network; zeros (nothing drawn) for
+    members not in ``active``."""
+    kw = dict(device=like.device, dtype=like.dtype)
+    return torch.stack([
+        random_init(shape, eps=attack.eps, norm=attack.norm, init=attack.init, generator=g, **kw) if k in active
+        else torch.zeros(shape, **kw) for k, g in enumerate(generators)], dim=dim)
+
+
 def _evaluate_members(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, *, loss: LossLike, attack: AttackSpec,
                       generators: Sequence[torch.Generator], active: Sequence[int],
                       chunk: int = 2048) -> list[dict[str, float] | None]:
@@ -362,11 +396,7 @@ def _evaluate_members(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, *, l
             out = model(xb)  # (S, n, K)
             correct = (_predict(out) == yb).sum(-1).tolist()
             closs = fn(out, yb).sum(-1).tolist()
-            shape = (attack.restarts, *xb.shape)
-            delta0 = torch.stack([
-                random_init(shape, eps=attack.eps, norm=attack.norm, init=attack.init, generator=generators[k],
-                            device=xb.device, dtype=xb.dtype) if k in act
-                else torch.zeros(shape, device=xb.device, dtype=xb.dtype) for k in range(S)], dim=1)
+            delta0 = _member_starts((attack.restarts, *xb.shape), attack, generators, act, xb, dim=1)
             xr = xb.expand(attack.restarts, S, *xb.shape)  # (R, S, n, d): broadcasts against W (S, m, d)
             res = pga(model, xr, yb, loss=loss, eps=attack.eps, norm=attack.norm, steps=attack.steps,
                       step_size=attack.step_size, gradient=attack.gradient, init=attack.init, delta0=delta0)
@@ -434,13 +464,7 @@ def adversarial_train_seeds(
     recorded ``"diverged"`` at its first non-finite step, its logs end with that epoch, its weights
     are frozen there, and the other seeds go on. Returns one :class:`TrainResult` per seed.
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer={optimizer!r} is not allowed: choose one of {OPTIMIZERS}")
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
-    bad = [c for c in checkpoint_epochs if not 0 <= c <= epochs]
-    if bad:
-        raise ValueError(f"checkpoint epochs {bad} are outside 0..{epochs} (the last epoch)")
+    _check_schedule(optimizer, epochs, batch_size, checkpoint_epochs)
     seeds = [int(s) for s in seeds]
     S = len(seeds)
     if S < 1 or len(set(seeds)) != S:
@@ -453,12 +477,8 @@ def adversarial_train_seeds(
         raise ValueError(f"run_dirs must name one folder per seed: {len(run_dirs)} folders for {S} seeds")
     device = data.x_train.device
     fn = get_loss(loss)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = (torch.optim.SGD(params, lr=lr, momentum=momentum) if optimizer == "sgd"
-           else torch.optim.Adam(params, lr=lr))
-    g_shuffle = [_generator(s * 1000 + 1, "cpu") for s in seeds]
-    g_attack = [_generator(s * 1000 + 2, device) for s in seeds]
-    g_eval = [_generator(s * 1000 + 3, device) for s in seeds]
+    opt = _make_optimizer(model, optimizer, lr, momentum)
+    g_shuffle, g_attack, g_eval = (list(g) for g in zip(*(_seed_generators(s, device) for s in seeds)))
     n = data.x_train.shape[0]
     nb = (n + batch_size - 1) // batch_size
     state_file = Path(state_file) if state_file is not None else None
@@ -516,12 +536,8 @@ def adversarial_train_seeds(
         evs = _evaluate_members(model, data.x_test, data.y_test, loss=loss, attack=eval_attack, generators=g_eval,
                                 active=active())
         for r, ev in zip(results, evs):
-            if ev is None:
-                continue
-            ep_steps = [s for s in r.steps if s["epoch"] == k]
-            r.epochs.append({"epoch": k, "step": step,
-                             "train_adv_loss": (sum(s["adv_loss"] for s in ep_steps) / len(ep_steps)) if ep_steps
-                             else float("nan"), **ev})
+            if ev is not None:
+                r.epochs.append(_epoch_row(k, step, r.steps, ev))
 
     def restore_frozen() -> None:
         """Keep diverged members' weights where they diverged (their slices get no useful update)."""
@@ -556,11 +572,7 @@ def adversarial_train_seeds(
                                         else torch.arange(n) for k in range(S)]).to(device)
                 idx = perm[:, batch * batch_size:(batch + 1) * batch_size]  # (S, B): each seed its own minibatch
                 xb, yb = data.x_train[idx], data.y_train[idx]
-                # each seed's random start, drawn by the very call pga makes in the single-seed path
-                delta0 = torch.stack([
-                    random_init(tuple(xb.shape[1:]), eps=attack.eps, norm=attack.norm, init=attack.init,
-                                generator=g_attack[k], device=device, dtype=xb.dtype) if k in live_set
-                    else torch.zeros(xb.shape[1:], device=device, dtype=xb.dtype) for k in range(S)])
+                delta0 = _member_starts(tuple(xb.shape[1:]), attack, g_attack, live_set, xb, dim=0)
                 res = pga(model, xb, yb, loss=loss, eps=attack.eps, norm=attack.norm, steps=attack.steps,
                           step_size=attack.step_size, gradient=attack.gradient, init=attack.init, delta0=delta0)
                 with torch.no_grad():
