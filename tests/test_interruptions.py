@@ -408,10 +408,10 @@ def test_train_script_crash_during_write_leaves_no_partial_file(tmp_path, monkey
 # ---- numerical trouble ------------------------------------------------------------------------
 @pytest.mark.slow
 def test_diverging_run_is_recorded_and_workflow_completes(tmp_path):
-    figure = (ROOT / "notebooks" / "fig2_training_convergence.ipynb").exists()
+    figure = (ROOT / "notebooks" / "ext_training_convergence.ipynb").exists()
     work = _workdir(tmp_path, name="blowup", scales=[1000.0], seeds=[0], **{"train.lr": 10.0})
     # every table, and the figure of the training runs where its notebook exists
-    targets = AGGREGATES + (["fig2_training_convergence"] if figure else [])
+    targets = AGGREGATES + (["ext_training_convergence"] if figure else [])
     res = subprocess.run(SNAKEMAKE + targets + ["--cores", "2", "--configfile", "test.yaml"], cwd=work, env=ENV,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-5000:]
@@ -420,12 +420,12 @@ def test_diverging_run_is_recorded_and_workflow_completes(tmp_path):
     steps = pd.read_csv(work / "results/blowup/train/scale~1000/seed~0/steps.csv")
     bad = steps.loc[~(steps["adv_loss"].abs() < float("inf")) | ~(steps["clean_loss"].abs() < float("inf")), "step"]
     assert int(bad.iloc[0]) == status["diverged_at_step"]
-    runs = pd.read_csv(work / "results/blowup/tables/fig2_runs.csv")
+    runs = pd.read_csv(work / "results/blowup/tables/ext_training_convergence/runs.csv")
     assert runs.loc[0, "status"] == "diverged" and int(runs.loc[0, "diverged_at_step"]) == status["diverged_at_step"]
     probe = json.loads((work / "results/blowup/probe/scale~1000/seed~0/status.json").read_text())
     assert probe["missing_checkpoints"] == [2] and probe["probed"] == [0]
-    for t in ("fig1_curves", "fig1_final", "fig3_regularity", "fig4_theory"):
+    for t in ("fig1_curves", "fig1_final", "fig3_regularity", "ext_theory"):
         assert len(pd.read_csv(work / "results/blowup/tables" / f"{t}.csv")) > 0, t
     if figure:
         for ext in ("pdf", "png"):
-            assert (work / "figures/blowup" / f"fig2_training_convergence.{ext}").stat().st_size > 1000
+            assert (work / "figures/blowup" / f"ext_training_convergence.{ext}").stat().st_size > 1000

@@ -70,7 +70,7 @@ def defaults(nb: dict) -> dict[str, object]:
 
 
 def test_figures_smk_parsed_and_nb_params_contract():
-    assert set(FIGS) == {"fig1_pga_convergence", "fig2_training_convergence", "fig3_landscape", "fig4_theory"}
+    assert set(FIGS) == {"ext_pga_convergence", "ext_training_convergence", "ext_landscape_statistics", "ext_theory"}
     assert all(FIGS.values())
     # the extra parameters hard-coded above are what nb_params and the rule's outputs produce
     common = COMMON_SMK.read_text(encoding="utf-8")

@@ -47,7 +47,7 @@ CLUSTER_ARGS = [
     "--slurm-init-seconds-before-status-checks", "5",
     "--cores", str(min(4, os.cpu_count() or 1)),
 ]
-FIGURES = ["fig1_pga_convergence", "fig2_training_convergence", "fig3_landscape", "fig4_theory"]
+FIGURES = ["ext_pga_convergence", "ext_training_convergence", "ext_landscape_statistics", "ext_theory"]
 
 
 def _unavailable(reason: str):

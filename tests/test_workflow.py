@@ -15,9 +15,9 @@ import pytest
 from workflow_copy import ROOT, copy_workflow
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-FIGURES = ["fig1_pga_convergence", "fig2_training_convergence", "fig3_landscape", "fig4_theory"]
+FIGURES = ["ext_pga_convergence", "ext_training_convergence", "ext_landscape_statistics", "ext_theory"]
 TABLES = ["fig1_curves", "fig1_final", "fig2_steps", "fig2_epochs", "fig2_runs", "fig3_grid", "fig3_circle",
-          "fig3_traj", "fig3_regularity", "fig4_theory"]
+          "fig3_traj", "fig3_regularity", "ext_theory"]
 
 
 def run(args, cwd, timeout=900):
@@ -66,12 +66,12 @@ def test_second_run_has_nothing_to_do(tiny_run):
 @pytest.mark.slow
 def test_one_figure_alone(tiny_run):
     """Removing one figure rebuilds just that figure's rule."""
-    target = tiny_run / "figures" / "tiny" / "fig4_theory.pdf"
+    target = tiny_run / "figures" / "tiny" / "ext_theory.pdf"
     target.unlink()
-    res = run(["-n", "fig4_theory", "--cores", "2", "--configfile", "tests/workflow/config.yaml"], tiny_run)
+    res = run(["-n", "ext_theory", "--cores", "2", "--configfile", "tests/workflow/config.yaml"], tiny_run)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
-    assert "fig4_theory" in out and "rule train" not in out and "rule probe" not in out
+    assert "ext_theory" in out and "rule train" not in out and "rule probe" not in out
 
 
 def test_lint_is_clean():

@@ -1,17 +1,17 @@
 # Raw runs -> one set of tidy tables per figure (docs/tables.md). Notebooks read only these.
 
 
-rule aggregate_fig1:
+rule aggregate_ext_pga_convergence:
     input:
         restarts=all_probe("restarts.csv"),
         curves=all_probe("curves.npz"),
-        code=CODE_AGG,
+        code=script_code("scripts/aggregate.py"),
     output:
-        curves=f"{TABLES}/fig1_curves.csv",
-        final=f"{TABLES}/fig1_final.csv",
-        provenance=f"{TABLES}/fig1.provenance.json",
+        curves=f"{TABLES}/ext_pga_convergence/curves.csv",
+        final=f"{TABLES}/ext_pga_convergence/final.csv",
+        provenance=f"{TABLES}/ext_pga_convergence/provenance.json",
     log:
-        f"{LOGS}/aggregate/fig1.log",
+        f"{LOGS}/aggregate/ext_pga_convergence.log",
     conda:
         CONDA_ENV
     threads: 1
@@ -27,19 +27,19 @@ rule aggregate_fig1:
         "--out-curves {output.curves} --out-final {output.final} --out-provenance {output.provenance} --config-json {params.config} > {log} 2>&1"
 
 
-rule aggregate_fig2:
+rule aggregate_ext_training_convergence:
     input:
         steps=all_train("steps.csv"),
         epochs=all_train("epochs.csv"),
         status=all_train("status.json"),
-        code=CODE_AGG,
+        code=script_code("scripts/aggregate.py"),
     output:
-        steps=f"{TABLES}/fig2_steps.csv",
-        epochs=f"{TABLES}/fig2_epochs.csv",
-        runs=f"{TABLES}/fig2_runs.csv",
-        provenance=f"{TABLES}/fig2.provenance.json",
+        steps=f"{TABLES}/ext_training_convergence/steps.csv",
+        epochs=f"{TABLES}/ext_training_convergence/epochs.csv",
+        runs=f"{TABLES}/ext_training_convergence/runs.csv",
+        provenance=f"{TABLES}/ext_training_convergence/provenance.json",
     log:
-        f"{LOGS}/aggregate/fig2.log",
+        f"{LOGS}/aggregate/ext_training_convergence.log",
     conda:
         CONDA_ENV
     threads: 1
@@ -55,19 +55,19 @@ rule aggregate_fig2:
         "--out-steps {output.steps} --out-epochs {output.epochs} --out-runs {output.runs} --out-provenance {output.provenance} --config-json {params.config} > {log} 2>&1"
 
 
-rule aggregate_fig3:
+rule aggregate_ext_landscape_statistics:
     input:
         regularity=all_probe("regularity.csv"),
         landscape=all_probe("landscape.npz"),
-        code=CODE_AGG,
+        code=script_code("scripts/aggregate.py"),
     output:
-        grid=f"{TABLES}/fig3_grid.csv",
-        circle=f"{TABLES}/fig3_circle.csv",
-        traj=f"{TABLES}/fig3_traj.csv",
-        regularity=f"{TABLES}/fig3_regularity.csv",
-        provenance=f"{TABLES}/fig3.provenance.json",
+        grid=f"{TABLES}/ext_landscape_statistics/grid.csv",
+        circle=f"{TABLES}/ext_landscape_statistics/circle.csv",
+        traj=f"{TABLES}/ext_landscape_statistics/traj.csv",
+        regularity=f"{TABLES}/ext_landscape_statistics/regularity.csv",
+        provenance=f"{TABLES}/ext_landscape_statistics/provenance.json",
     log:
-        f"{LOGS}/aggregate/fig3.log",
+        f"{LOGS}/aggregate/ext_landscape_statistics.log",
     conda:
         CONDA_ENV
     threads: 1
@@ -83,15 +83,15 @@ rule aggregate_fig3:
         "--out-provenance {output.provenance} --config-json {params.config} > {log} 2>&1"
 
 
-rule aggregate_fig4:
+rule aggregate_ext_theory:
     input:
         tables=all_theory(),
-        code=CODE_AGG,
+        code=script_code("scripts/aggregate.py"),
     output:
-        theory=f"{TABLES}/fig4_theory.csv",
-        provenance=f"{TABLES}/fig4.provenance.json",
+        theory=f"{TABLES}/ext_theory/theory.csv",
+        provenance=f"{TABLES}/ext_theory/provenance.json",
     log:
-        f"{LOGS}/aggregate/fig4.log",
+        f"{LOGS}/aggregate/ext_theory.log",
     conda:
         CONDA_ENV
     threads: 1
@@ -103,3 +103,28 @@ rule aggregate_fig4:
         runs=theory_spec(),
     shell:
         "python scripts/aggregate.py fig4 --runs {params.runs} --out {output.theory} --out-provenance {output.provenance} --config-json {params.config} > {log} 2>&1"
+
+
+register_figure(
+    "ext_pga_convergence",
+    tables={k: f"{TABLES}/ext_pga_convergence/{k}.csv" for k in ("curves", "final")},
+    provenance=f"{TABLES}/ext_pga_convergence/provenance.json",
+)
+register_figure(
+    "ext_training_convergence",
+    tables={k: f"{TABLES}/ext_training_convergence/{k}.csv" for k in ("steps", "epochs", "runs")},
+    provenance=f"{TABLES}/ext_training_convergence/provenance.json",
+)
+register_figure(
+    "ext_landscape_statistics",
+    tables={
+        k: f"{TABLES}/ext_landscape_statistics/{k}.csv"
+        for k in ("grid", "circle", "traj", "regularity")
+    },
+    provenance=f"{TABLES}/ext_landscape_statistics/provenance.json",
+)
+register_figure(
+    "ext_theory",
+    tables={"theory": f"{TABLES}/ext_theory/theory.csv"},
+    provenance=f"{TABLES}/ext_theory/provenance.json",
+)

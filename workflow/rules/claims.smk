@@ -4,16 +4,14 @@
 
 from adversary_dynamics.claims import cli_flags as claims_flags
 
-CODE_CLAIMS = code("claims", "runio", "cli", script="claims.py")
-
 
 rule claims:
     input:
-        fig1_final=f"{TABLES}/fig1_final.csv",
-        fig2_runs=f"{TABLES}/fig2_runs.csv",
-        fig3_regularity=f"{TABLES}/fig3_regularity.csv",
-        fig4_theory=f"{TABLES}/fig4_theory.csv",
-        code=CODE_CLAIMS,
+        fig1_final=f"{TABLES}/ext_pga_convergence/final.csv",
+        fig2_runs=f"{TABLES}/ext_training_convergence/runs.csv",
+        fig3_regularity=f"{TABLES}/ext_landscape_statistics/regularity.csv",
+        fig4_theory=f"{TABLES}/ext_theory/theory.csv",
+        code=script_code("scripts/claims.py"),
     output:
         md=report(
             f"{FIGDIR}/claims.md", caption="../report/claims.rst", category="Claims"

@@ -13,12 +13,9 @@ LOGS = f"logs/{NAME}"
 BENCH = f"benchmarks/{NAME}"
 TABLES = f"{RESULTS}/tables"
 FIGDIR = "figures" if NAME == "default" else f"figures/{NAME}"
-FIGURES = [
-    "fig1_pga_convergence",
-    "fig2_training_convergence",
-    "fig3_landscape",
-    "fig4_theory",
-]
+# figure name -> {"tables": {notebook parameter: table path}, "provenance": path}; every concern file
+# registers its figures (register_figure) and figures.smk, included last, makes one rule per figure
+FIGURES = {}
 LIB = "src/adversary_dynamics"
 # the software of every rule, used with --use-conda (relative to workflow/rules/)
 CONDA_ENV = "../../environment.yml"
@@ -39,37 +36,58 @@ def use_gpu():
     return 1 if dev == "cuda" or (dev == "auto" and shutil.which("nvidia-smi")) else 0
 
 
-def code(*modules, script):
-    """Library modules and the script of a job; editing one reruns the job."""
-    return [f"scripts/{script}"] + [f"{LIB}/{m}.py" for m in modules]
+def _imported_modules(path):
+    """Modules of adversary_dynamics that the Python file at `path` imports, anywhere in it
+    (also inside functions: lazy imports count)."""
+    import ast
+
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"), filename=str(path))
+    in_lib = Path(path).parent.resolve() == (Path(workflow.basedir) / LIB).resolve()
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                parts = a.name.split(".")
+                if parts[0] == "adversary_dynamics":
+                    found.add(parts[1] if len(parts) > 1 else "__init__")
+        elif isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            if node.level == 0 and mod.split(".")[0] != "adversary_dynamics":
+                continue
+            if node.level > 0 and not in_lib:
+                continue
+            parts = mod.split(".")[1:] if node.level == 0 else ([mod.split(".")[0]] if mod else [])
+            if parts:
+                found.add(parts[0])
+            else:  # from adversary_dynamics import x, y / from . import x, y
+                found.update(a.name for a in node.names)
+    base = Path(workflow.basedir) / LIB
+    return {m for m in found if (base / f"{m}.py").exists()}
 
 
-CODE_TRAIN = code(
-    "training",
-    "attacks",
-    "models",
-    "losses",
-    "data",
-    "datasets",
-    "runio",
-    "cli",
-    script="train.py",
-)
-CODE_PROBE = code(
-    "landscape",
-    "attacks",
-    "models",
-    "losses",
-    "data",
-    "datasets",
-    "runio",
-    "cli",
-    script="probe.py",
-)
-CODE_THEORY = code(
-    "theory", "attacks", "models", "losses", "data", "runio", "cli", script="theory.py"
-)
-CODE_AGG = ["scripts/aggregate.py"]
+def script_code(script):
+    """The code a job runs: the script and every library module it imports, directly or through
+    other library modules (derived from the import statements, so no edit is missed); editing any
+    of them reruns the job."""
+    seen, todo = {"__init__"}, list(_imported_modules(Path(workflow.basedir) / script))
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        todo.extend(_imported_modules(Path(workflow.basedir) / LIB / f"{m}.py"))
+    return [script] + sorted(f"{LIB}/{m}.py" for m in seen)
+
+
+def register_figure(fig, *, tables, provenance):
+    """Register a figure: its notebook notebooks/<fig>.ipynb reads `tables` (parameter -> path)
+    and figures.smk makes the rule <fig> writing {FIGDIR}/<fig>.pdf/.png/.provenance.json."""
+    FIGURES[fig] = {"tables": dict(tables), "provenance": provenance}
+
+
+def fig_tables(fig):
+    """Folder of one figure's tables."""
+    return f"{TABLES}/{fig}"
 
 
 def train_dir(scale, seed):

@@ -1,40 +1,21 @@
 # One papermill notebook per figure; each rule is named after its figure, so
-# `snakemake fig2_training_convergence` rebuilds that figure and only what it needs.
-# The executed notebook goes to the log; the notebook itself writes PDF and PNG atomically.
-# Beside each figure, <figure>.provenance.json names the configuration, the code version and
-# every run its numbers come from.
+# `snakemake --cores 2 paper_fig2_escape_by_scale` rebuilds that figure and only what it needs.
+# Figures are registered by the concern files (register_figure in common.smk): this file is
+# included last and makes one rule per registered figure. The executed notebook goes to the
+# log; the notebook itself writes PDF and PNG atomically. Beside each figure,
+# <figure>.provenance.json names the configuration, the code version and every run its numbers
+# come from.
 
-FIGURE_TABLES = {
-    "fig1_pga_convergence": {
-        "curves": f"{TABLES}/fig1_curves.csv",
-        "final": f"{TABLES}/fig1_final.csv",
-    },
-    "fig2_training_convergence": {
-        "steps": f"{TABLES}/fig2_steps.csv",
-        "epochs": f"{TABLES}/fig2_epochs.csv",
-        "runs": f"{TABLES}/fig2_runs.csv",
-    },
-    "fig3_landscape": {
-        "grid": f"{TABLES}/fig3_grid.csv",
-        "circle": f"{TABLES}/fig3_circle.csv",
-        "traj": f"{TABLES}/fig3_traj.csv",
-        "regularity": f"{TABLES}/fig3_regularity.csv",
-    },
-    "fig4_theory": {
-        "theory": f"{TABLES}/fig4_theory.csv",
-    },
-}
-
-for fig, tables in FIGURE_TABLES.items():
+for fig, spec in FIGURES.items():
 
     rule:
         name:
             fig
         input:
-            **tables,
+            **spec["tables"],
             notebook=f"notebooks/{fig}.ipynb",
             style=f"{LIB}/plotting.py",
-            provenance=f"{TABLES}/{fig.split('_')[0]}.provenance.json",
+            provenance=spec["provenance"],
         output:
             pdf=figure(fig, "pdf"),
             png=report(

@@ -5,7 +5,7 @@
 rule probe:
     input:
         status=seed_files("train", "status.json"),
-        code=CODE_PROBE,
+        code=script_code("scripts/probe.py"),
     output:
         restarts=seed_files("probe", "restarts.csv"),
         regularity=seed_files("probe", "regularity.csv"),

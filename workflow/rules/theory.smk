@@ -4,7 +4,7 @@
 
 rule theory:
     input:
-        code=CODE_THEORY,
+        code=script_code("scripts/theory.py"),
     output:
         tables=all_theory(),
     log:

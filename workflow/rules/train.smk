@@ -6,7 +6,7 @@
 
 rule train:
     input:
-        code=CODE_TRAIN,
+        code=script_code("scripts/train.py"),
     output:
         steps=seed_files("train", "steps.csv"),
         epochs=seed_files("train", "epochs.csv"),
