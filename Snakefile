@@ -1,5 +1,7 @@
 # Rebuilds every figure of Deng, He, Huang & Su (ICML 2020), "Towards Understanding the
 # Dynamics of the First-Order Adversaries", from raw runs. Usage: snakemake --cores 8
+import sys
+
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -21,6 +23,8 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/probe.smk"
 include: "workflow/rules/theory.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/paper_escape.smk"
+include: "workflow/rules/paper_fig1.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/claims.smk"
 
@@ -29,3 +33,20 @@ rule all:
     default_target: True
     input:
         get_final_outputs(),
+
+
+# Before the first job: record the configuration in its results folder ({RESULTS}/config.json; where
+# results go was printed when the workflow was read). Each job prints its stage and log as it
+# starts (the rules' `message:`, common.smk's stage_message).
+onstart:
+    record_config()
+    submit_without_guessed_account()
+
+
+onerror:
+    print(
+        f"The run stopped before the end: a job failed (its log is printed above: "
+        f"profiles/default sets show-failed-logs) or the run was interrupted. All job logs of this "
+        f"configuration are in {LOGS}/; rerunning the same command resumes.",
+        file=sys.stderr,
+    )

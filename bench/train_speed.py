@@ -37,6 +37,14 @@ for two shapes:
   ``--seed-images`` images (default 6000), with the tiny evaluation of ``adversarial_train``'s row.
 
 Ratio sequential/batched > 1 means batching the seeds is faster.
+
+CNN (``--cnn-images``, default 1000, quick 128; 0 skips it), one epoch of ``adversarial_train``
+(the one training loop; a CNN trains seed by seed, autograd PGA on flat inputs):
+
+* ``cnn-digits-default``: the default configuration's CNN (channels 16, 32; 5×5; hidden 128) on
+  digits at scale 1 (all 1 438 training images), the digits attack and evaluation above;
+* ``cnn-mnist-shape``: the classic MNIST CNN (channels 32, 64; 5×5; hidden 1024) on the first
+  ``--cnn-images`` synthetic MNIST-shaped images, the attack above, a tiny evaluation.
 The last line of output is one JSON object with every number.
 """
 
@@ -57,7 +65,7 @@ from _common import default_threads, loadavg  # bench/ is the script folder, on 
 from adversary_dynamics import training
 from adversary_dynamics.data import Dataset, load_digits
 from adversary_dynamics.losses import get_loss
-from adversary_dynamics.models import TwoLayerNet
+from adversary_dynamics.models import CNN, TwoLayerNet
 from adversary_dynamics.training import AttackSpec, adversarial_train, resolve_device
 
 D, WIDTH, K = 784, 1024, 10
@@ -175,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
                     "(default %(default)s; 0 skips it)")
     ap.add_argument("--seed-images", type=int, default=None, help="training images of its MNIST shape (default "
                     "6000, quick 1000; capped at --images)")
+    ap.add_argument("--cnn-images", type=int, default=None, help="training images of the MNIST-shaped CNN epoch "
+                    "(default 1000, quick 128; capped at --images; 0 skips both CNN rows)")
     args = ap.parse_args(argv)
     n = args.images or (6000 if args.quick else 60000)
     repeats = args.repeats or (1 if args.quick else 3)
@@ -186,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         print("# this version of adversary_dynamics has no adversarial_train_seeds: seeds comparison skipped")
         args.seed_count = 0
     n_seed = min(n, args.seed_images or (1000 if args.quick else 6000))
+    n_cnn = min(n, args.cnn_images if args.cnn_images is not None else (128 if args.quick else 1000))
+    if n_cnn < 0:
+        ap.error("--cnn-images must be >= 0")
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     env = {"torch": torch.__version__, "python": platform.python_version(), "device": str(device),
@@ -249,6 +262,32 @@ def main(argv: list[str] | None = None) -> int:
                             dw.y_test[:16], dw.n_classes)
             for batched in (False, True):
                 seeds_epoch(c["make"], small, seeds, c["attack"], TINY_EVAL, args.batch, batched)
+    # CNN: one epoch of adversarial_train, seed by seed through the same loop
+    cnn_shapes: dict[str, dict] = {}
+    if n_cnn:
+        digits_cnn = load_digits(seed=0).to(device)
+        cnn_shapes = {
+            "cnn-digits-default": dict(data=digits_cnn, attack=DIGITS_ATTACK, eval_attack=DIGITS_EVAL,
+                                       make=lambda: CNN(input_shape=(1, 8, 8), channels=(16, 32), kernel_size=5,
+                                                        hidden=128, generator=torch.Generator().manual_seed(args.seed),
+                                                        device=device)),
+            "cnn-mnist-shape": dict(data=Dataset("synthetic-mnist-shape", x[:n_cnn], y[:n_cnn], x[:16].clone(),
+                                                 y[:16].clone(), K, image_shape=(1, 28, 28)),
+                                    attack=ATTACK, eval_attack=TINY_EVAL,
+                                    make=lambda: CNN(input_shape=(1, 28, 28),
+                                                     generator=torch.Generator().manual_seed(args.seed),
+                                                     device=device)),
+        }
+        for shape, c in cnn_shapes.items():
+            def run_cnn(c=c) -> None:
+                res = adversarial_train(c["make"](), c["data"], loss=LOSS, attack=c["attack"],
+                                        eval_attack=c["eval_attack"], optimizer="sgd", lr=LR, epochs=1,
+                                        batch_size=args.batch, seed=args.seed, handle_sigterm=False)
+                if res.status != "completed":
+                    raise RuntimeError(f"CNN training ended with status {res.status!r}")
+                sync(device)
+
+            fns[f"cnn_{shape}"] = run_cnn
     names = list(fns)
     times: dict[str, list[float]] = {k: [] for k in names}
     for r in range(repeats):
@@ -259,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             fns[k]()
             times[k].append(time.perf_counter() - t0)
     sec = {k: statistics.median(v) for k, v in times.items()}
-    main_names = [k for k in names if not k.startswith("seeds_")]
+    main_names = [k for k in names if not k.startswith(("seeds_", "cnn_"))]
     flops_per_gemm = 2.0 * args.batch * D * WIDTH
     gemms = nb * (2 * ATTACK.steps + 3)
     floor_gflops = gemms * flops_per_gemm / sec["gemm_floor"] / 1e9
@@ -300,6 +339,24 @@ def main(argv: list[str] | None = None) -> int:
             seeds_summary.append(row)
             print(f"{shape:16s} {row['images']:>7} {row['d']:>4} {row['m']:>5} {sec[seq]:>13.3f} {sec[bat]:>10.3f} "
                   f"{sec[seq] / sec[bat]:>12.2f}")
+    cnn_summary = []
+    if cnn_shapes:
+        print(f"\nCNN, one epoch of adversarial_train (medians of {repeats})")
+        print(f"{'shape':20s} {'images':>7} {'input':>10} {'channels':>9} {'hidden':>7} {'s/epoch':>9} {'ms/batch':>9}")
+        for shape, c in cnn_shapes.items():
+            dc, k = c["data"], f"cnn_{shape}"
+            m = c["make"]()
+            nbc = (dc.x_train.shape[0] + args.batch - 1) // args.batch
+            row = {"shape": shape, "images": dc.x_train.shape[0], "input_shape": list(dc.image_shape),
+                   "channels": list(m.channels), "kernel_size": m.kernel_size, "hidden": m.hidden_units,
+                   "pga_steps": c["attack"].steps, "test_images": dc.x_test.shape[0],
+                   "eval_steps": c["eval_attack"].steps, "eval_restarts": c["eval_attack"].restarts,
+                   "seconds_per_epoch": round(sec[k], 4), "min_max": [round(min(times[k]), 4), round(max(times[k]), 4)],
+                   "ms_per_minibatch": round(1e3 * sec[k] / nbc, 3)}
+            cnn_summary.append(row)
+            print(f"{shape:20s} {row['images']:>7} {'x'.join(map(str, dc.image_shape)):>10} "
+                  f"{','.join(map(str, m.channels)):>9} {m.hidden_units:>7} {sec[k]:>9.3f} "
+                  f"{row['ms_per_minibatch']:>9.1f}")
     wall = time.perf_counter() - t_start
     env["loadavg_end"] = loadavg()
     print(f"wall time {wall:.1f} s; load average at the end {env['loadavg_end']}")
@@ -313,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         "attack_floor_over_attack_only": round(floor_of["attack_only"] / sec["attack_only"], 4),
         "attack_share": round(share, 4), "floor_gemms_per_epoch": gemms, "floor_gflops": round(floor_gflops, 1),
         "seeds_comparison": {"seeds": len(seeds), "epochs": 1, "shapes": seeds_summary},
+        "cnn_epoch": cnn_summary,
         "wall_s": round(wall, 2)}))
     return 0
 

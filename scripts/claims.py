@@ -1,11 +1,14 @@
 #!/usr/bin/env python
-"""Check the paper's claims against the aggregated tables (docs/tables.md) and write a
-Markdown report and a JSON file, one entry per claim, each with its statistic, interval,
-number of runs and verdict by the rules given here (the configuration's `claims:` section).
+"""Check the paper's statements T1-T7 (and our extensions E1-E4) against the figure tables and
+write a Markdown report and a JSON file, one entry per claim with its paper location, statistic,
+interval, runs and verdict by the rules given here (the configuration's `claims:` section).
 
-    claims.py --fig1-final F1.csv --fig2-runs F2.csv --fig3-regularity F3.csv --fig4-theory F4.csv \\
-        --config-name default --min-fraction 0.9 --confidence 0.95 --bootstrap 2000 --seed 0 \\
-        --min-runs 3 --power-law-fraction 0.75 --max-slope 3 --out-md claims.md --out-json claims.json
+A table given as `none` (or a path that does not exist) is missing: the claims that need it are
+inconclusive and say why.
+
+    claims.py --theory-runs R.csv --theory-hessian H.csv --theory-maxima M.csv --fig1-maxima none \\
+        --escape-scale E2.csv --escape-training E3.csv --training-runs T.csv --pga-final F.csv \\
+        --landscape-regularity G.csv --confidence 0.95 --bootstrap 2000 ... --out-md claims.md --out-json claims.json
 """
 
 from __future__ import annotations
@@ -14,6 +17,18 @@ import argparse
 import sys
 import time
 from pathlib import Path
+
+TABLE_FLAGS = {  # claims.TABLES name -> what it is
+    "theory_runs": "ext_theory/pga.csv (T1, T2)",
+    "theory_hessian": "ext_theory/hessian.csv (T3)",
+    "theory_maxima": "ext_theory/maxima.csv (T4)",
+    "fig1_maxima": "paper_fig1_landscapes/maxima.csv (T4, optional)",
+    "escape_scale": "paper_fig2_escape_by_scale/escape.csv (T5)",
+    "escape_training": "paper_fig3_escape_during_training/escape.csv (T6)",
+    "training_runs": "ext_training_convergence/runs.csv (T7)",
+    "pga_final": "ext_pga_convergence/final.csv (E1-E3)",
+    "landscape_regularity": "ext_landscape_statistics/regularity.csv (E4)",
+}
 
 
 def _fraction(text: str) -> float:
@@ -37,23 +52,28 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _table(text: str) -> Path | None:
+    return None if text.strip().lower() in ("none", "") else Path(text)
+
+
 def get_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    t = p.add_argument_group("tables")
-    t.add_argument("--fig1-final", type=Path, required=True, help="fig1_final.csv (claims 1-3)")
-    t.add_argument("--fig2-runs", type=Path, required=True, help="fig2_runs.csv (claim 4)")
-    t.add_argument("--fig3-regularity", type=Path, required=True, help="fig3_regularity.csv (claim 5)")
-    t.add_argument("--fig4-theory", type=Path, required=True, help="fig4_theory.csv (claims 2 and 6)")
+    t = p.add_argument_group("tables (a path or none)")
+    for name, what in TABLE_FLAGS.items():
+        t.add_argument(f"--{name.replace('_', '-')}", type=_table, default=None, help=what)
     r = p.add_argument_group("verdict rules (config `claims:`)")
-    r.add_argument("--min-fraction", type=_fraction, required=True, help="claims 1-2: least fraction")
     r.add_argument("--confidence", type=_level, required=True, help="two-sided level of every interval")
     r.add_argument("--bootstrap", type=_positive_int, required=True, help="bootstrap resamples")
     r.add_argument("--seed", type=int, required=True, help="seed of the bootstrap")
-    r.add_argument("--min-runs", type=_positive_int, required=True,
-                   help="fewer seeds per scale (theory: trials per cell) -> inconclusive")
-    r.add_argument("--power-law-fraction", type=_fraction, required=True,
-                   help="claim 6: least fraction of curves where the power law fits better than the exponential")
-    r.add_argument("--max-slope", type=float, required=True, help="claim 6: largest admissible log-log slope")
+    r.add_argument("--min-runs", type=_positive_int, required=True, help="fewer units in a group -> inconclusive")
+    r.add_argument("--min-fraction", type=_fraction, required=True, help="fraction rules (T2-T4, E1, E2)")
+    r.add_argument("--min-supported-groups", type=_fraction, required=True,
+                   help="share of counted groups that must be supported (none contradicting)")
+    r.add_argument("--iterations-slope", type=float, required=True, help="T1: least admissible slope of iterations")
+    r.add_argument("--distance-slope", type=float, required=True, help="T1: least admissible slope of the distance")
+    r.add_argument("--slope-tolerance", type=float, required=True, help="T1: tolerance below a slope bound")
+    r.add_argument("--min-rate", type=float, required=True, help="T2: least loss increase per unit eta")
+    r.add_argument("--theorem-activation", choices=("softplus", "relu"), default="softplus")
     p.add_argument("--config-name", type=str, default="default")
     p.add_argument("--out-md", type=Path, required=True)
     p.add_argument("--out-json", type=Path, required=True)
@@ -70,23 +90,20 @@ def main(argv=None) -> int:
     from adversary_dynamics import claims, runio
 
     t0 = time.time()
-    paths = {"fig1_final": args.fig1_final, "fig2_runs": args.fig2_runs, "fig3_regularity": args.fig3_regularity,
-             "fig4_theory": args.fig4_theory}
-    tables = {k: pd.read_csv(v) for k, v in paths.items()}
-    rules = {"min_fraction": args.min_fraction, "confidence": args.confidence, "bootstrap": args.bootstrap,
-             "seed": args.seed, "min_runs": args.min_runs, "power_law_fraction": args.power_law_fraction,
-             "max_slope": args.max_slope}
+    paths = {k: getattr(args, k) for k in TABLE_FLAGS}
+    tables = {k: pd.read_csv(v) if v is not None and v.is_file() else None for k, v in paths.items()}
+    rules = {k: getattr(args, k) for k in claims.DEFAULT_RULES}
     results = claims.evaluate_claims(tables, rules)
     runio.write_text_atomic(args.out_md, claims.render_markdown(results, args.config_name, rules))
     runio.write_json_atomic(args.out_json, claims.to_jsonable({
         "config_name": args.config_name,
         "rules": rules,
-        "tables": {k: str(v) for k, v in paths.items()},
+        "tables": {k: (str(v) if tables[k] is not None else None) for k, v in paths.items()},
         "code_version": runio.code_version(),
         "claims": results,
     }))
     for e in results:
-        print(f"claim {e['id']}: {e['verdict']} ({e['value']!r}, interval {e['interval']}, {e['n_runs']} runs)",
+        print(f"{e['id']}: {e['verdict']} ({e['value']!r}, interval {e['interval']}, {e['runs']['count']} runs)",
               file=sys.stderr)
     print(f"wrote {args.out_md} and {args.out_json} in {time.time() - t0:.1f}s", file=sys.stderr)
     return 0

@@ -5,6 +5,8 @@ their saved checkpoints.
 For every probed checkpoint: PGA from R random starts on N fixed test inputs (one batched
 call), a local-maximum certificate for each final iterate, regularity measures per input,
 and (with --landscape-inputs > 0) plane slices of the loss with the projected trajectories.
+The probed test inputs are rescaled as training rescaled them: by the training set's factor
+s / mean_i ||x_i||_p (p = --norm), so --scale is the mean l_p norm of the training inputs.
 
 Writes to --out-root/seed~<k>/: restarts.csv, regularity.csv, curves.npz, landscape.npz (if requested),
 status.json and provenance.json. Checkpoints missing because the run diverged are skipped
@@ -28,7 +30,8 @@ def get_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--train-root", type=Path, required=True, help="training folder of the scale (seed~<k>/ inside)")
     p.add_argument("--out-root", type=Path, required=True)
-    p.add_argument("--scale", type=float, required=True)
+    p.add_argument("--scale", type=float, required=True,
+                   help="input scale s: mean l_p norm of the training inputs after rescaling (as in train.py)")
     p.add_argument("--seeds", type=cli.int_list, required=True, help="comma-separated seeds")
     p.add_argument("--dataset", type=str, default="digits")
     p.add_argument("--root", type=str, default=None)
@@ -37,11 +40,8 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--ratio", type=float, required=True)
-    p.add_argument("--width", type=int, required=True)
-    p.add_argument("--activation", choices=("relu", "softplus", "tanh"), default="relu")
-    p.add_argument("--bias", type=cli.bool_arg, default=False)
-    p.add_argument("--train-output-layer", type=cli.bool_arg, default=False)
-    p.add_argument("--loss", choices=("quadratic", "cross_entropy"), default="quadratic")
+    p.add_argument("--norm", choices=("l2", "linf"), default="l2", help="p of the input scale (the threat norm)")
+    cli.add_model_args(p)
     p.add_argument("--checkpoints", type=cli.int_list, required=True)
     p.add_argument("--n-inputs", type=int, required=True)
     p.add_argument("--restarts", type=int, required=True)
@@ -138,11 +138,12 @@ def main(argv=None) -> int:
     ds = data.load_dataset(args.dataset, root=args.root, n_train=args.n_train, n_test=args.n_test,
                            seed=args.split_seed, dim=args.dim)
     idx = data.stratified_indices(ds.y_test.numpy(), min(args.n_inputs, len(ds.y_test)), seed=args.split_seed)
-    x = data.scale_inputs(ds.x_test[idx], args.scale).to(device)
+    x = data.rescale_to_scale(ds.x_test[idx], scale=args.scale, reference=ds.x_train, norm=args.norm).to(device)
     y = ds.y_test[idx].to(device)
     eps = data.epsilon(ratio=args.ratio, scale=args.scale)
     eta = data.step_length(step_size=args.step_size, eps=eps, rule=args.step_rule)
-    model = cli.model_from_args(args, input_dim=ds.input_dim, n_classes=ds.n_classes, device=device)
+    model = cli.model_from_args(args, input_dim=ds.input_dim, n_classes=ds.n_classes, device=device,
+                                image_shape=ds.image_shape)
     for j, seed in enumerate(args.seeds):
         probe_seed(args, cfg, model=model, x=x, y=y, eps=eps, eta=eta, device=device, seed=seed,
                    train_dir=args.train_root / f"seed~{seed}", out_dir=args.out_root / f"seed~{seed}",

@@ -1,15 +1,19 @@
 #!/usr/bin/env python
-"""Adversarially train two-layer networks at one input scale, one run per seed.
+"""Adversarially train networks (two-layer or CNN, --architecture) at one input scale, one run per seed.
+
+The input scale s is the paper's (Sec. 5.1): the mean l_p norm (p = --norm) of the training
+inputs after one global rescaling x <- x * s / mean_i ||x_i||_p, applied to train and test
+with the training set's factor; eps = ratio * s.
 
 Writes to --out-root/seed~<k>/ for every seed: steps.csv, epochs.csv, status.json,
 provenance.json, checkpoints/epoch_XXXX.pt and state.pt (resume state). Seeds run one after
 another in one process (one interpreter start per scale), or, with --batch-seeds, all together
-as one batched program (one ensemble network; equal to one after another up to floating-point
-rounding; the group's resume state is then --out-root/state-batched.pt instead of the seeds'
-state.pt). Rerunning after an interruption resumes from the resume state; on SIGTERM the resume
-state is written and the process exits with 143 (during training at the next minibatch
-boundary; before or between trainings at once, any file being written is dropped whole by the
-atomic writes).
+as one batched program (two-layer networks only: one ensemble network; equal to one after
+another up to floating-point rounding; the group's resume state is then
+--out-root/state-batched.pt instead of the seeds' state.pt). Rerunning after an interruption
+resumes from the resume state; on SIGTERM the resume state is written and the process exits
+with 143 (during training at the next minibatch boundary; before or between trainings at once,
+any file being written is dropped whole by the atomic writes).
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ CPU_BATCHED = False
 def get_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out-root", type=Path, required=True, help="folder of the scale; runs go to seed~<k>/")
-    p.add_argument("--scale", type=float, required=True, help="input scale s (inputs are multiplied by s)")
+    p.add_argument("--scale", type=float, required=True,
+                   help="input scale s: mean l_p norm of the training inputs after rescaling")
     p.add_argument("--seeds", type=cli.int_list, required=True, help="comma-separated training seeds")
     p.add_argument("--dataset", type=str, default="digits", help="dataset name")
     p.add_argument("--root", type=str, default=None, help="dataset folder (file-based datasets)")
@@ -44,12 +49,8 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dim", type=int, default=64, help="input dimension of the gaussian dataset")
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--ratio", type=float, required=True, help="eps = ratio * scale")
-    p.add_argument("--norm", choices=("l2", "linf"), default="l2")
-    p.add_argument("--width", type=int, required=True)
-    p.add_argument("--activation", choices=("relu", "softplus", "tanh"), default="relu")
-    p.add_argument("--bias", type=cli.bool_arg, default=False)
-    p.add_argument("--train-output-layer", type=cli.bool_arg, default=False)
-    p.add_argument("--loss", choices=("quadratic", "cross_entropy"), default="quadratic")
+    p.add_argument("--norm", choices=("l2", "linf"), default="l2", help="threat norm; p of the input scale")
+    cli.add_model_args(p)
     p.add_argument("--epochs", type=int, required=True)
     p.add_argument("--batch-size", type=int, required=True)
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
@@ -68,19 +69,22 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument("--progress", type=cli.bool_arg, default=True)
     p.add_argument("--batch-seeds", type=str.lower, choices=BATCH_SEEDS, default="auto",
                    help="train the seeds together as one batched program: true, false, or auto (batched with "
-                        "two or more seeds on CUDA; on CPU not, where it measured no faster: see use_batched)")
+                        "two or more seeds on CUDA; on CPU not, where it measured no faster: see use_batched); "
+                        "two-layer networks only (a CNN trains seed by seed)")
     return p.parse_args(argv)
 
 
-def use_batched(option: str, device, n_seeds: int) -> bool:
+def use_batched(option: str, device, n_seeds: int, architecture: str = "two_layer") -> bool:
     """Whether --batch-seeds ``option`` trains the seeds as one batched program on ``device``.
 
     ``auto``: with two or more seeds on CUDA (one sequence of kernel launches for all seeds instead
     of one per seed keeps the GPU busy); on CPU only if CPU_BATCHED (bench/train_speed.py's
-    measurement: not faster there, so off).
+    measurement: not faster there, so off). Never for a CNN (no ensemble form: seed by seed).
     """
     if option not in BATCH_SEEDS:
         raise ValueError(f"--batch-seeds {option!r} is not allowed: choose one of {BATCH_SEEDS}")
+    if architecture != "two_layer":
+        return False
     if option != "auto":
         return option == "true"
     return n_seeds >= 2 and (device.type == "cuda" or CPU_BATCHED)
@@ -115,8 +119,7 @@ def _main(argv=None) -> int:
     device = training.resolve_device(args.device)
     ds = data.load_dataset(args.dataset, root=args.root, n_train=args.n_train, n_test=args.n_test,
                            seed=args.split_seed, dim=args.dim, download=args.download)
-    ds = data.Dataset(ds.name, data.scale_inputs(ds.x_train, args.scale), ds.y_train,
-                      data.scale_inputs(ds.x_test, args.scale), ds.y_test, ds.n_classes).to(device)
+    ds = data.rescale_dataset(ds, scale=args.scale, norm=args.norm).to(device)
     eps = data.epsilon(ratio=args.ratio, scale=args.scale)
     lr = args.lr * args.scale ** (-args.lr_scale_power)
     attack = training.AttackSpec(eps=eps, steps=args.attack_steps, step_size=args.attack_step_size * eps,
@@ -128,7 +131,7 @@ def _main(argv=None) -> int:
     fingerprint = {k: v for k, v in cfg.items()
                    if k not in ("out_root", "seeds", "progress", "device", "threads", "batch_seeds")}
     fingerprint["code"] = runio.code_version()["source_sha256"]
-    batched = use_batched(args.batch_seeds, device, len(args.seeds))
+    batched = use_batched(args.batch_seeds, device, len(args.seeds), args.architecture)
     outs = [args.out_root / f"seed~{seed}" for seed in args.seeds]
 
     def write_outputs(seed: int, out: Path, res, seed_started: float) -> None:
@@ -145,7 +148,8 @@ def _main(argv=None) -> int:
     if batched:  # every seed at once; each seed's wall time in provenance.json is the group's
         group_started = time.time()
         models = [cli.model_from_args(args, input_dim=ds.input_dim, n_classes=ds.n_classes, device=device,
-                                      generator=torch.Generator().manual_seed(seed)) for seed in args.seeds]
+                                      generator=torch.Generator().manual_seed(seed), image_shape=ds.image_shape)
+                  for seed in args.seeds]
         try:
             results = training.adversarial_train_seeds(
                 training.ensemble_of(models), ds, seeds=args.seeds, run_dirs=outs,
@@ -162,7 +166,7 @@ def _main(argv=None) -> int:
     for seed, out in zip(args.seeds, outs):
         seed_started = time.time()
         model = cli.model_from_args(args, input_dim=ds.input_dim, n_classes=ds.n_classes, device=device,
-                                    generator=torch.Generator().manual_seed(seed))
+                                    generator=torch.Generator().manual_seed(seed), image_shape=ds.image_shape)
         try:
             res = training.adversarial_train(
                 model, ds, loss=args.loss, attack=attack, eval_attack=eval_attack, optimizer=args.optimizer,

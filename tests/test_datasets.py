@@ -97,9 +97,10 @@ def test_idx_roundtrip_exact(tmp_path, gz):
 def test_load_idx_dataset_exact_values(tmp_path, gz, gz_suffix):
     """Gzip is detected by content, so raw and gzipped files load under either name."""
     arrays = write_idx_dataset(tmp_path / "mnist", gz=gz, gz_suffix=gz_suffix)
-    ds = datasets.load_file_dataset("mnist", root=tmp_path / "mnist")
+    ds = data.load_file_dataset("mnist", root=tmp_path / "mnist")
     assert isinstance(ds, data.Dataset) and ds.name == "mnist" and ds.n_classes == 10
     assert ds.x_train.shape == (40, 784) and ds.x_test.shape == (20, 784) and ds.input_dim == 784
+    assert ds.image_shape == (1, 28, 28) and ds.to("cpu").image_shape == (1, 28, 28)
     assert ds.x_train.dtype == torch.float32 and ds.y_train.dtype == torch.int64
     want = torch.from_numpy(arrays["train-images-idx3-ubyte"].reshape(40, 784).astype(np.float32)) / 255.0
     assert torch.equal(ds.x_train, want)
@@ -121,7 +122,7 @@ def test_torchvision_and_plain_layouts(tmp_path, layout):
     write_idx_dataset(tmp_path / layout if layout else tmp_path, gz=False)
     files = datasets.check_dataset_files("mnist", tmp_path, False)
     assert len(files) == 4 and all(Path(f).parent == (tmp_path / layout if layout else tmp_path) for f in files)
-    assert datasets.load_file_dataset("mnist", root=tmp_path).x_train.shape == (40, 784)
+    assert data.load_file_dataset("mnist", root=tmp_path).x_train.shape == (40, 784)
 
 
 def test_fashion_torchvision_layout_and_raw_preferred(tmp_path):
@@ -136,14 +137,14 @@ def test_fashion_torchvision_layout_and_raw_preferred(tmp_path):
 def test_default_root_is_data_name_under_cwd(tmp_path, monkeypatch):
     write_idx_dataset(tmp_path / "data" / "mnist", gz=True)
     monkeypatch.chdir(tmp_path)
-    assert datasets.load_file_dataset("mnist").x_train.shape == (40, 784)
+    assert data.load_file_dataset("mnist").x_train.shape == (40, 784)
 
 
 def test_truncated_idx_names_file(tmp_path):
     write_idx_dataset(tmp_path)
     p = tmp_path / "train-images-idx3-ubyte"
     p.write_bytes(p.read_bytes()[:-100])
-    for call in (lambda: datasets.load_file_dataset("mnist", root=tmp_path),
+    for call in (lambda: data.load_file_dataset("mnist", root=tmp_path),
                  lambda: datasets.check_dataset_files("mnist", tmp_path, False)):
         with pytest.raises(DataError, match="truncated") as e:
             call()
@@ -170,7 +171,7 @@ def test_truncated_gzip_names_file(tmp_path, check):
         if check:
             datasets.check_dataset_files("mnist", tmp_path, False)
         else:
-            datasets.load_file_dataset("mnist", root=tmp_path)
+            data.load_file_dataset("mnist", root=tmp_path)
     assert str(p) in str(e.value)
 
 
@@ -181,7 +182,7 @@ def test_corrupt_gzip_names_file(tmp_path):
     raw[12:20] = b"\xff" * 8  # damage the deflate stream
     p.write_bytes(bytes(raw))
     with pytest.raises(DataError) as e:
-        datasets.load_file_dataset("mnist", root=tmp_path)
+        data.load_file_dataset("mnist", root=tmp_path)
     assert str(p) in str(e.value)
 
 
@@ -189,7 +190,7 @@ def test_bad_magic_names_file(tmp_path):
     write_idx_dataset(tmp_path)
     p = tmp_path / "train-images-idx3-ubyte"
     p.write_bytes(b"PK\x03\x04" + p.read_bytes()[4:])
-    for call in (lambda: datasets.load_file_dataset("mnist", root=tmp_path),
+    for call in (lambda: data.load_file_dataset("mnist", root=tmp_path),
                  lambda: datasets.check_dataset_files("mnist", tmp_path, False)):
         with pytest.raises(DataError, match="magic") as e:
             call()
@@ -201,7 +202,7 @@ def test_labels_file_where_images_expected(tmp_path):
     img, lab = tmp_path / "train-images-idx3-ubyte", tmp_path / "train-labels-idx1-ubyte"
     img.write_bytes(lab.read_bytes())
     with pytest.raises(DataError, match="magic 00000801") as e:
-        datasets.load_file_dataset("mnist", root=tmp_path)
+        data.load_file_dataset("mnist", root=tmp_path)
     assert str(img) in str(e.value)
 
 
@@ -209,7 +210,7 @@ def test_wrong_image_size(tmp_path):
     write_idx_dataset(tmp_path)
     p = tmp_path / "t10k-images-idx3-ubyte"
     write_idx(p, make_images(20, 0, hw=(32, 32)))
-    for call in (lambda: datasets.load_file_dataset("fashion_mnist", root=tmp_path),
+    for call in (lambda: data.load_file_dataset("fashion_mnist", root=tmp_path),
                  lambda: datasets.check_dataset_files("fashion_mnist", tmp_path, False)):
         with pytest.raises(DataError, match="wrong image size 32x32: expected 28x28") as e:
             call()
@@ -220,7 +221,7 @@ def test_label_count_mismatch(tmp_path):
     write_idx_dataset(tmp_path, gz=True)
     lab = tmp_path / "train-labels-idx1-ubyte.gz"
     write_idx(lab, balanced_labels(39, 0), gz=True)
-    for call in (lambda: datasets.load_file_dataset("mnist", root=tmp_path),
+    for call in (lambda: data.load_file_dataset("mnist", root=tmp_path),
                  lambda: datasets.check_dataset_files("mnist", tmp_path, False)):
         with pytest.raises(DataError, match="39 labels, but .* holds 40 images") as e:
             call()
@@ -234,7 +235,7 @@ def test_labels_out_of_range(tmp_path):
     y[3] = 12
     write_idx(lab, y)
     with pytest.raises(DataError, match=r"labels outside 0\.\.9 \(e\.g\. \[12\]\)") as e:
-        datasets.load_file_dataset("mnist", root=tmp_path)
+        data.load_file_dataset("mnist", root=tmp_path)
     assert str(lab) in str(e.value)
 
 
@@ -244,7 +245,7 @@ def test_labels_out_of_range(tmp_path):
 def test_missing_files_error_lists_files_paths_and_remedies(tmp_path):
     write_idx_dataset(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte").unlink()
-    for call in (lambda: datasets.load_file_dataset("fashion_mnist", root=tmp_path),
+    for call in (lambda: data.load_file_dataset("fashion_mnist", root=tmp_path),
                  lambda: datasets.check_dataset_files("fashion_mnist", tmp_path, False)):
         with pytest.raises(DataError) as e:
             call()
@@ -277,7 +278,7 @@ def test_missing_cifar_names_batches(tmp_path):
 def test_download_without_torchvision_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torchvision", None)  # makes `import torchvision` fail
     monkeypatch.setitem(sys.modules, "torchvision.datasets", None)
-    for call in (lambda: datasets.load_file_dataset("mnist", root=tmp_path, download=True),
+    for call in (lambda: data.load_file_dataset("mnist", root=tmp_path, download=True),
                  lambda: datasets.check_dataset_files("mnist", tmp_path, True)):
         with pytest.raises(DataError, match="download is true, but torchvision cannot be imported") as e:
             call()
@@ -305,7 +306,7 @@ def test_download_uses_torchvision_into_root(tmp_path, monkeypatch):
     # the config-time check only imports torchvision and names the download folder
     assert datasets.check_dataset_files("mnist", tmp_path / "dl", True) == [str(tmp_path / "dl")]
     assert calls == []
-    ds = datasets.load_file_dataset("mnist", root=tmp_path / "dl", download=True)
+    ds = data.load_file_dataset("mnist", root=tmp_path / "dl", download=True)
     assert calls == [(str(tmp_path / "dl"), True, True), (str(tmp_path / "dl"), False, True)]
     assert ds.x_train.shape == (40, 784)
 
@@ -315,7 +316,7 @@ def test_download_uses_torchvision_into_root(tmp_path, monkeypatch):
 
     fake.CIFAR10 = Failing
     with pytest.raises(DataError, match="download into .* failed .*corrupted"):
-        datasets.load_file_dataset("cifar10", root=tmp_path / "c", download=True)
+        data.load_file_dataset("cifar10", root=tmp_path / "c", download=True)
 
 
 def test_check_dataset_files_is_cheap_and_returns_paths(tmp_path):
@@ -344,8 +345,8 @@ def test_unknown_name():
 def test_cifar_roundtrip_exact(tmp_path, protocol, legacy):
     folder = tmp_path / "cifar-10-batches-py"
     batches = write_cifar_dataset(folder, protocol=protocol, legacy_numpy_names=legacy)
-    ds = datasets.load_file_dataset("cifar10", root=tmp_path)
-    assert ds.name == "cifar10" and ds.n_classes == 10
+    ds = data.load_file_dataset("cifar10", root=tmp_path)
+    assert ds.name == "cifar10" and ds.n_classes == 10 and ds.image_shape == (3, 32, 32)
     assert ds.x_train.shape == (50, 3072) and ds.x_test.shape == (10, 3072) and ds.input_dim == 3072
     xtr = np.concatenate([batches[f"data_batch_{i}"][0] for i in range(1, 6)])
     ytr = np.concatenate([batches[f"data_batch_{i}"][1] for i in range(1, 6)])
@@ -360,7 +361,7 @@ def test_cifar_root_may_be_the_batches_folder(tmp_path):
     write_cifar_dataset(folder)
     assert datasets.check_dataset_files("cifar10", folder, False) == [
         str(folder / n) for n in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]]
-    assert datasets.load_file_dataset("cifar10", root=folder, n_train=20, n_test=5).x_train.shape == (20, 3072)
+    assert data.load_file_dataset("cifar10", root=folder, n_train=20, n_test=5).x_train.shape == (20, 3072)
 
 
 def test_cifar_truncated_and_corrupt(tmp_path):
@@ -368,7 +369,7 @@ def test_cifar_truncated_and_corrupt(tmp_path):
     p = tmp_path / "data_batch_3"
     p.write_bytes(p.read_bytes()[:-50])
     with pytest.raises(DataError, match="corrupt or truncated CIFAR-10 batch") as e:
-        datasets.load_file_dataset("cifar10", root=tmp_path)
+        data.load_file_dataset("cifar10", root=tmp_path)
     assert str(p) in str(e.value)
     p.write_bytes(b"not a pickle at all")
     with pytest.raises(DataError, match="not a pickled CIFAR-10 batch") as e:
@@ -382,18 +383,18 @@ def test_cifar_wrong_size_count_labels(tmp_path):
     rng = np.random.default_rng(0)
     write_cifar_batch(p, {b"data": rng.integers(0, 256, (10, 784), dtype=np.uint8), b"labels": [0] * 10})
     with pytest.raises(DataError, match="wrong image size: 784 values per image, expected 3072") as e:
-        datasets.load_file_dataset("cifar10", root=tmp_path)
+        data.load_file_dataset("cifar10", root=tmp_path)
     assert str(p) in str(e.value)
     write_cifar_batch(p, {b"data": rng.integers(0, 256, (10, 3072), dtype=np.uint8), b"labels": [0] * 9})
     with pytest.raises(DataError, match="9 labels, but b'data' holds 10 images") as e:
-        datasets.load_file_dataset("cifar10", root=tmp_path)
+        data.load_file_dataset("cifar10", root=tmp_path)
     assert str(p) in str(e.value)
     write_cifar_batch(p, {b"data": rng.integers(0, 256, (10, 3072), dtype=np.uint8), b"labels": [10] * 10})
     with pytest.raises(DataError, match=r"labels outside 0\.\.9"):
-        datasets.load_file_dataset("cifar10", root=tmp_path)
+        data.load_file_dataset("cifar10", root=tmp_path)
     write_cifar_batch(p, {b"data": rng.integers(0, 256, (10, 3072), dtype=np.uint8), b"fine_labels": [1] * 10})
     with pytest.raises(DataError, match="CIFAR-100"):
-        datasets.load_file_dataset("cifar10", root=tmp_path)
+        data.load_file_dataset("cifar10", root=tmp_path)
 
 
 def test_cifar_unpickler_refuses_code(tmp_path):
@@ -406,7 +407,7 @@ def test_cifar_unpickler_refuses_code(tmp_path):
     p = tmp_path / "data_batch_1"
     p.write_bytes(pickle.dumps({b"data": Evil(), b"labels": []}, protocol=2))
     with pytest.raises(DataError, match="references .*print.*only numpy arrays") as e:
-        datasets.load_file_dataset("cifar10", root=tmp_path)
+        data.load_file_dataset("cifar10", root=tmp_path)
     assert str(p) in str(e.value)
 
 
@@ -415,17 +416,17 @@ def test_cifar_unpickler_refuses_code(tmp_path):
 
 def test_stratified_subsample_sizes_balance_and_determinism(tmp_path):
     write_idx_dataset(tmp_path, n_train=200, n_test=100, gz=True)
-    a = datasets.load_file_dataset("mnist", root=tmp_path, n_train=50, n_test=30, seed=5)
+    a = data.load_file_dataset("mnist", root=tmp_path, n_train=50, n_test=30, seed=5)
     assert a.x_train.shape == (50, 784) and a.x_test.shape == (30, 784)
     assert torch.bincount(a.y_train, minlength=10).tolist() == [5] * 10
     assert torch.bincount(a.y_test, minlength=10).tolist() == [3] * 10
-    b = datasets.load_file_dataset("mnist", root=tmp_path, n_train=50, n_test=30, seed=5)
+    b = data.load_file_dataset("mnist", root=tmp_path, n_train=50, n_test=30, seed=5)
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_train, b.y_train)
     assert torch.equal(a.x_test, b.x_test)
-    c = datasets.load_file_dataset("mnist", root=tmp_path, n_train=50, n_test=30, seed=6)
+    c = data.load_file_dataset("mnist", root=tmp_path, n_train=50, n_test=30, seed=6)
     assert not torch.equal(a.x_train, c.x_train)
     # the subsample is exactly the rows that stratified_indices picks (seed for train, seed + 1 for test)
-    full = datasets.load_file_dataset("mnist", root=tmp_path)
+    full = data.load_file_dataset("mnist", root=tmp_path)
     idx = data.stratified_indices(full.y_train.numpy(), 50, seed=5)
     assert torch.equal(a.x_train, full.x_train[idx])
     idx_te = data.stratified_indices(full.y_test.numpy(), 30, seed=6)
@@ -435,7 +436,7 @@ def test_stratified_subsample_sizes_balance_and_determinism(tmp_path):
 def test_subsample_larger_than_split_is_a_data_error(tmp_path):
     write_idx_dataset(tmp_path)
     with pytest.raises(DataError, match="n_train=41.*40 training"):
-        datasets.load_file_dataset("mnist", root=tmp_path, n_train=41)
+        data.load_file_dataset("mnist", root=tmp_path, n_train=41)
 
 
 # ---- the real Fashion-MNIST (Debian's dataset-fashion-mnist) ------------------------------------
@@ -460,6 +461,66 @@ def test_real_fashion_mnist_found_without_configuration(tmp_path, monkeypatch):
     # images are not noise: the mean image is brighter in the centre than in the corners
     mean = ds.x_train.mean(0).reshape(28, 28)
     assert float(mean[10:18, 10:18].mean()) > 3 * float(mean[:3, :3].mean())
-    sub = datasets.load_file_dataset("fashion_mnist", n_train=1000, n_test=500, seed=0)
+    sub = data.load_file_dataset("fashion_mnist", n_train=1000, n_test=500, seed=0)
     assert torch.bincount(sub.y_train, minlength=10).tolist() == [100] * 10
     assert torch.bincount(sub.y_test, minlength=10).tolist() == [50] * 10
+
+
+# ---- module structure, image shapes and the input scale (paper Sec. 5.1) -----------------------
+
+
+def test_file_readers_do_not_import_the_rest_of_the_package():
+    import subprocess
+
+    code = ("import sys, adversary_dynamics.datasets as d; "
+            "print(sorted(m for m in sys.modules if m.startswith('adversary_dynamics.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['adversary_dynamics.datasets']"
+    assert callable(datasets.read_file_dataset) and not hasattr(datasets, "load_file_dataset")
+
+
+def test_read_file_dataset_returns_the_raw_arrays(tmp_path):
+    arrays = write_idx_dataset(tmp_path, gz=True)
+    xtr, ytr, xte, yte = datasets.read_file_dataset("mnist", root=tmp_path)
+    assert xtr.dtype == np.uint8 and xtr.shape == (40, 784) and ytr.dtype == np.int64
+    np.testing.assert_array_equal(xte, arrays["t10k-images-idx3-ubyte"].reshape(20, 784))
+    np.testing.assert_array_equal(ytr, arrays["train-labels-idx1-ubyte"])
+
+
+def test_embedded_datasets_image_shapes():
+    assert data.load_digits(n_train=20, n_test=10).image_shape == (1, 8, 8)
+    assert data.load_dataset("digits", n_train=20, n_test=10).image_shape == (1, 8, 8)
+    assert data.load_dataset("gaussian", n_train=20, n_test=10, dim=5).image_shape is None
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_mean_norm_and_rescaling_give_the_requested_scale(norm):
+    ds = data.load_digits(n_train=300, n_test=100, seed=0)
+    xtr, xte = ds.x_train.numpy().astype(np.float64), ds.x_test.numpy().astype(np.float64)
+    order = 2 if norm == "l2" else np.inf
+    ref = float(np.mean(np.linalg.norm(xtr, ord=order, axis=1)))  # numpy, row by row
+    assert data.mean_norm(ds.x_train, norm=norm) == pytest.approx(ref, rel=1e-12)
+    for s in (0.01, 1.0, 1000.0):
+        out = data.rescale_dataset(ds, scale=s, norm=norm)
+        assert out.image_shape == (1, 8, 8) and out.x_train.dtype == torch.float32
+        assert data.mean_norm(out.x_train, norm=norm) == pytest.approx(s, rel=1e-6)
+        # train and test by the training set's factor (the test set's own mean norm differs)
+        np.testing.assert_allclose(out.x_test.numpy(), xte * (s / ref), rtol=1e-6)
+        assert torch.equal(out.x_test, data.rescale_to_scale(ds.x_test, scale=s, reference=ds.x_train, norm=norm))
+    # unit-norm rows (the gaussian setting): the scale is the norm of every row
+    g = data.make_gaussian(d=16, n_train=50, n_test=10, n_classes=10, seed=0)
+    r = data.rescale_dataset(g, scale=3.0)
+    np.testing.assert_allclose(torch.linalg.vector_norm(r.x_train, dim=-1).numpy(), 3.0, rtol=1e-6)
+
+
+def test_rescaling_refuses_bad_input():
+    x = torch.ones(4, 3)
+    with pytest.raises(ValueError, match="scale"):
+        data.rescale_to_scale(x, scale=0.0, reference=x)
+    with pytest.raises(ValueError, match="scale"):
+        data.rescale_to_scale(x, scale=float("inf"), reference=x)
+    with pytest.raises(ValueError, match="reference"):
+        data.rescale_to_scale(x, scale=1.0, reference=torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="norm='l1'"):
+        data.mean_norm(x, norm="l1")
+    assert not hasattr(data, "scale_inputs")

@@ -32,7 +32,9 @@ from adversary_dynamics import runio
 from workflow_copy import ROOT, copy_workflow
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-AGGREGATES = ["aggregate_fig1", "aggregate_fig2", "aggregate_fig3", "aggregate_fig4"]
+# the table-producing targets of the extension figures (the theory rule writes its tables itself)
+AGGREGATES = ["aggregate_ext_pga_convergence", "aggregate_ext_training_convergence",
+              "aggregate_ext_landscape_statistics", "theory"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 
 # digits, 300 training examples, width 32: ~0.3 s per epoch, long enough to interrupt mid-run
@@ -212,18 +214,25 @@ def test_ctrl_c_of_workflow_then_rerun_keeps_completed_jobs(tmp_path):
     finished = list(finished_ids.values())
     assert finished, first[-3000:]
     # the outputs of the jobs Snakemake reported finished (a job killed while it was writing
-    # its last file is not finished: Snakemake reruns it, as it must)
-    outputs_of = {m.group(2): m.group(1).split(", ") for m in
-                  re.finditer(r"\n    output: (.*)\n(?:    .*\n)*?    jobid: (\d+)", first)}
+    # its last file is not finished: Snakemake reruns it, as it must); every rule has one job here,
+    # so --summary's output -> rule table gives them (rules with a `message:` log no output list)
+    summary = subprocess.run(SNAKEMAKE + args + ["--summary"], cwd=work, env=ENV, capture_output=True, text=True,
+                             timeout=60)
+    assert summary.returncode == 0, summary.stderr[-3000:]
+    outputs_of_rule: dict[str, list[str]] = {}
+    for line in summary.stdout.splitlines()[1:]:
+        cols = line.split("\t")
+        if len(cols) >= 3:
+            outputs_of_rule.setdefault(cols[2], []).append(cols[0])
     existing = _outputs(work)
-    done = {f: existing[f] for j in finished_ids for f in outputs_of[j]}
+    done = {f: existing[f] for r in set(finished_ids.values()) for f in outputs_of_rule.get(r, []) if f in existing}
     assert done, "no completed output survived the interruption"
 
     dry = subprocess.run(SNAKEMAKE + args + ["-n"], cwd=work, env=ENV, capture_output=True, text=True, timeout=60)
     assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
     planned, at_first = _jobs_planned(dry.stdout + dry.stderr), _jobs_planned(first)
-    # theory, train, probe and 4 aggregates at first; now all but the completed ones
-    assert sum(at_first.values()) == 7
+    # train, probe and the targets at first; now all but the completed ones
+    assert sum(at_first.values()) == 2 + len(AGGREGATES)
     for rule, n in at_first.items():
         assert planned.get(rule, 0) == n - finished.count(rule), (finished, planned)
     second = subprocess.run(SNAKEMAKE + args, cwd=work, env=ENV, capture_output=True, text=True, timeout=120)
@@ -353,7 +362,7 @@ def test_sigterm_after_last_minibatch_still_stops_train_script(tmp_path, monkeyp
     with pytest.raises(SystemExit) as exc:
         train_script.main(_small_args(tmp_path / "run", "0,1"))
     assert exc.value.code == 143
-    assert torch.load(tmp_path / "run/seed~0/state.pt", weights_only=False)["status"] == "completed"
+    assert torch.load(tmp_path / "run/seed~0/state.pt", weights_only=False)["status"] == "done"
     assert not (tmp_path / "run/seed~1").exists(), "the next seed started after SIGTERM"
     monkeypatch.setattr(training, "evaluate", real_eval)
     assert signal.getsignal(signal.SIGTERM) is handler_before, "the script left its SIGTERM handler installed"
@@ -415,17 +424,20 @@ def test_diverging_run_is_recorded_and_workflow_completes(tmp_path):
     res = subprocess.run(SNAKEMAKE + targets + ["--cores", "2", "--configfile", "test.yaml"], cwd=work, env=ENV,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-5000:]
-    status = json.loads((work / "results/blowup/train/scale~1000/seed~0/status.json").read_text())
+    (results,) = [p for p in (work / "results").iterdir() if p.name.split("-")[0] == "blowup"]  # name or name-digest
+    status = json.loads((results / "train/scale~1000/seed~0/status.json").read_text())
     assert status["status"] == "diverged" and status["diverged_at_step"] >= 1
-    steps = pd.read_csv(work / "results/blowup/train/scale~1000/seed~0/steps.csv")
+    steps = pd.read_csv(results / "train/scale~1000/seed~0/steps.csv")
     bad = steps.loc[~(steps["adv_loss"].abs() < float("inf")) | ~(steps["clean_loss"].abs() < float("inf")), "step"]
     assert int(bad.iloc[0]) == status["diverged_at_step"]
-    runs = pd.read_csv(work / "results/blowup/tables/ext_training_convergence/runs.csv")
+    runs = pd.read_csv(results / "tables/ext_training_convergence/runs.csv")
     assert runs.loc[0, "status"] == "diverged" and int(runs.loc[0, "diverged_at_step"]) == status["diverged_at_step"]
-    probe = json.loads((work / "results/blowup/probe/scale~1000/seed~0/status.json").read_text())
+    probe = json.loads((results / "probe/scale~1000/seed~0/status.json").read_text())
     assert probe["missing_checkpoints"] == [2] and probe["probed"] == [0]
-    for t in ("fig1_curves", "fig1_final", "fig3_regularity", "ext_theory"):
-        assert len(pd.read_csv(work / "results/blowup/tables" / f"{t}.csv")) > 0, t
+    for t in ("ext_pga_convergence/curves", "ext_pga_convergence/final", "ext_landscape_statistics/regularity"):
+        assert len(pd.read_csv(results / "tables" / f"{t}.csv")) > 0, t
+    theory = sorted((results / "tables" / "ext_theory").glob("*.csv"))
+    assert theory and all(len(pd.read_csv(t)) > 0 for t in theory)
     if figure:
         for ext in ("pdf", "png"):
-            assert (work / "figures/blowup" / f"ext_training_convergence.{ext}").stat().st_size > 1000
+            assert (work / "figures" / results.name / f"ext_training_convergence.{ext}").stat().st_size > 1000

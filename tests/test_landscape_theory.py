@@ -1,4 +1,4 @@
-"""Landscape probes (restart clustering, non-linearity index, plane slices) and the theory run."""
+"""Landscape probes (restart clustering, non-linearity index, plane slices)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from adversary_dynamics import landscape, theory
+from adversary_dynamics import landscape
 from adversary_dynamics.attacks import random_init
 from adversary_dynamics.models import TwoLayerNet
 
@@ -183,50 +183,4 @@ def test_probe_restarts_shapes_and_trajectories():
     assert bool((torch.linalg.vector_norm(pr.trajectories, dim=-1) <= 0.5 * (1 + 1e-9)).all())
 
 
-# ----------------------------------------------------------------------------- theory
-
-
-KEYS = {"d", "m", "scale", "trial", "converged", "iterations", "on_sphere", "local_max", "norm_ratio",
-        "initial_loss", "final_loss"}
-
-
-def test_theory_run_rows():
-    scales = [0.1, 1.0, 10.0]
-    kw = dict(d=8, m=16, scales=scales, ratio=0.1, trials=3, max_steps=60, step_size=0.2, tol=1e-4, patience=5,
-              seed=0)
-    rows = theory.theory_run(**kw)
-    assert len(rows) == 3 * len(scales)
-    assert [(r["trial"], r["scale"]) for r in rows] == [(j, s) for j in range(3) for s in scales]
-    for r in rows:
-        assert set(r) == KEYS
-        assert r["d"] == 8 and r["m"] == 16
-        assert isinstance(r["converged"], bool) and isinstance(r["on_sphere"], bool)
-        assert isinstance(r["local_max"], bool) and isinstance(r["iterations"], int)
-        assert 0 <= r["iterations"] <= 60
-        assert r["converged"] or r["iterations"] == 60
-        assert 0.0 <= r["norm_ratio"] <= 1 + 1e-6
-        assert r["on_sphere"] == (r["norm_ratio"] >= 1 - 1e-3 - 1e-6) or abs(r["norm_ratio"] - (1 - 1e-3)) < 1e-5
-        assert math.isfinite(r["initial_loss"]) and math.isfinite(r["final_loss"]) and r["final_loss"] >= 0
-    # PGA on the quadratic loss raises it for most rows
-    assert sum(r["final_loss"] > r["initial_loss"] for r in rows) >= len(rows) // 2
-    # deterministic given the seed; a different seed changes the draw
-    assert theory.theory_run(**kw) == rows
-    assert theory.theory_run(**{**kw, "seed": 1}) != rows
-
-
-def test_theory_step_rule_absolute_vs_relative():
-    """With an absolute step, small scales take relatively larger steps and converge in fewer
-    iterations; the relative rule (eta proportional to eps) reverses the trend."""
-    import statistics
-
-    kw = dict(d=25, m=50, scales=[0.25, 4.0], ratio=0.5, trials=16, max_steps=2000, step_size=0.05, tol=1e-5)
-    for rule in ("absolute", "relative"):
-        rows = theory.theory_run(step_rule=rule, **kw)
-        med = {s: statistics.median(r["iterations"] for r in rows if r["scale"] == s) for s in (0.25, 4.0)}
-        assert all(r["converged"] for r in rows)
-        if rule == "absolute":
-            assert med[0.25] < med[4.0]
-        else:
-            assert med[0.25] > med[4.0]
-    with pytest.raises(ValueError, match="step_rule"):
-        theory.theory_run(step_rule="fixed", **kw)
+# The theory setting (Theorem 3.1's regime) is tested in tests/test_theory.py.

@@ -119,11 +119,14 @@ def _custom(out, y):
 LOSS_CASES = [
     ("quadratic", 10),
     ("quadratic", 1),
+    ("squared_error", 10),
+    ("squared_error", 1),
     ("cross_entropy", 10),
     ("cross_entropy", 3),
     (_custom, 10),
     (_custom, 1),
     (losses.quadratic, 10),  # the function object takes the closed-form path too
+    (losses.squared_error, 1),
 ]
 
 
@@ -161,6 +164,19 @@ def test_quadratic_and_cross_entropy_values():
     f = torch.tensor([[0.3], [-2.0]], dtype=F64)
     yy = torch.tensor([1.0, -1.0], dtype=F64)
     torch.testing.assert_close(losses.quadratic(f, yy), torch.tensor([0.5 * 0.49, 0.5], dtype=F64))
+
+
+def test_squared_error_is_the_papers_loss_without_the_half():
+    """ℓ = ‖F − e_y‖² and (y − f)² for one output: the paper's L = −(y − f)² sign-flipped (Sec. 3)."""
+    out = torch.tensor([[1.0, 2.0, -1.0], [0.5, 0.0, 0.0]], dtype=F64)
+    y = torch.tensor([1, 0])
+    torch.testing.assert_close(losses.squared_error(out, y), torch.tensor([3.0, 0.25], dtype=F64))
+    f = torch.tensor([[0.3], [-2.0]], dtype=F64)
+    yy = torch.tensor([1.0, -1.0], dtype=F64)
+    torch.testing.assert_close(losses.squared_error(f, yy), torch.tensor([0.49, 1.0], dtype=F64))
+    ell, g = losses.loss_and_output_grad("squared_error", f, yy)
+    torch.testing.assert_close(g, torch.tensor([[-1.4], [-2.0]], dtype=F64))  # 2(f − y)
+    assert "squared_error" in losses.LOSSES and losses.get_loss("squared_error") is losses.squared_error
 
 
 def test_get_loss_rejects_unknown():

@@ -1,6 +1,7 @@
-"""The figure notebooks: papermill contract with workflow/rules/figures.smk, clean committed
-notebooks, and a smoke run of every notebook's code on tiny synthetic tables (including a
-diverged training run and NaN/inf values), executed in-process (no kernel, a few seconds)."""
+"""The figure notebooks: papermill contract with the figure registry (register_figure in
+workflow/rules/*.smk, one rule per figure made by figures.smk), clean committed notebooks, and a
+smoke run of the extension notebooks' code on tiny synthetic tables (including a diverged
+training run and NaN/inf values), executed in-process (no kernel, a few seconds)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import ast
 import json
 import math
 import re
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from figure_registry import registered_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -22,28 +26,12 @@ COMMON_SMK = ROOT / "workflow" / "rules" / "common.smk"
 # nb_params (common.smk) adds '-p out_<output key>' for the rule's outputs (pdf, png) and '-p config_name'
 EXTRA_PARAMS = {"out_pdf", "out_png", "config_name"}
 
-
-def figure_tables() -> dict[str, dict[str, str]]:
-    """FIGURE_TABLES of figures.smk (figure -> {parameter: table path}), parsed from its text."""
-    text = FIGURES_SMK.read_text(encoding="utf-8")
-    start = text.index("FIGURE_TABLES = {")
-    depth, end = 0, None
-    for i in range(text.index("{", start), len(text)):
-        depth += {"{": 1, "}": -1}.get(text[i], 0)
-        if depth == 0:
-            end = i + 1
-            break
-    tree = ast.parse(text[start:end])
-    out = {}
-    for k, v in zip(tree.body[0].value.keys, tree.body[0].value.values):
-        out[ast.literal_eval(k)] = {
-            ast.literal_eval(kk): "".join(p.value for p in vv.values if isinstance(p, ast.Constant))
-            for kk, vv in zip(v.keys, v.values)
-        }
-    return out
-
-
-FIGS = figure_tables()
+# figure -> {parameter: table path} of the default configuration, as Snakemake registers them
+REGISTRY = registered_figures()
+FIGS = {fig: spec["tables"] for fig, spec in REGISTRY.items()}
+# the extension figures smoke-run below on the synthetic tables of _tables() (ext_theory's notebook
+# and its smoke run belong to tests/test_claims.py)
+EXTENSIONS = ["ext_pga_convergence", "ext_training_convergence", "ext_landscape_statistics"]
 
 
 def load(fig: str) -> dict:
@@ -69,12 +57,17 @@ def defaults(nb: dict) -> dict[str, object]:
     return out
 
 
-def test_figures_smk_parsed_and_nb_params_contract():
-    assert set(FIGS) == {"ext_pga_convergence", "ext_training_convergence", "ext_landscape_statistics", "ext_theory"}
-    assert all(FIGS.values())
+def test_registry_and_nb_params_contract():
+    assert {*EXTENSIONS, "ext_theory"} <= set(FIGS), sorted(FIGS)
+    assert all(FIGS.values()), "a registered figure has no table"
+    for fig, spec in REGISTRY.items():  # tables and provenance in the figure's own folder
+        for path in [*spec["tables"].values(), spec["provenance"]]:
+            assert path.startswith(f"results/default/tables/{fig}/"), (fig, path)
     # the extra parameters hard-coded above are what nb_params and the rule's outputs produce
     common = COMMON_SMK.read_text(encoding="utf-8")
-    assert '-p out_{k}' in common and "-p config_name" in common
+    nb_params = common[common.index("def nb_params("):]
+    nb_params = nb_params[: nb_params.find("\ndef ", 1) if "\ndef " in nb_params[1:] else len(nb_params)]
+    assert 'f"out_{k}"' in nb_params and "config_name" in nb_params, nb_params
     smk = FIGURES_SMK.read_text(encoding="utf-8")
     assert re.search(r"^\s*pdf=figure\(", smk, re.M) and re.search(r"^\s*png=report\(", smk, re.M)
 
@@ -91,7 +84,7 @@ def test_parameters_cell_defines_every_workflow_parameter(fig):
     assert not missing, f"{fig}: parameters cell lacks {sorted(missing)}"
     # defaults run by hand from the repository root: the default configuration's tables and figures
     for key, path in FIGS[fig].items():
-        assert params[key] == "results/default/tables/" + path.rsplit("/", 1)[-1]
+        assert params[key] == path, (key, params[key], path)
     assert params["out_pdf"] == f"figures/{fig}.pdf" and params["out_png"] == f"figures/{fig}.png"
     assert params["config_name"] == "default"
 
@@ -169,11 +162,6 @@ def _tables(folder: Path) -> dict[str, Path]:
            for s in scales for k in seeds for c in cks for i in range(3)]
     t["regularity"] = pd.DataFrame(reg, columns=["scale", "seed", "checkpoint", "input", "distinct_maxima",
                                                  "loss_spread", "nonlinearity"])
-    theory = [(d, m, s, k, k != 0 or s != 2.0, 30 + int(10 * s) + k if (k != 0 or s != 2.0) else 100, True,
-               k % 2 == 0, 1.0, 0.4, 0.6)
-              for d in (10, 20, 40) for m in (8, 16) for s in scales for k in range(4)]
-    t["theory"] = pd.DataFrame(theory, columns=["d", "m", "scale", "trial", "converged", "iterations", "on_sphere",
-                                                "local_max", "norm_ratio", "initial_loss", "final_loss"])
     paths = {}
     for k, df in t.items():
         paths[k] = folder / f"{k}.csv"
@@ -181,24 +169,50 @@ def _tables(folder: Path) -> dict[str, Path]:
     return paths
 
 
-@pytest.mark.parametrize("fig", sorted(FIGS))
+@pytest.mark.parametrize("fig", EXTENSIONS)
 def test_notebook_runs_on_synthetic_tables(fig, tmp_path):
     """Every code cell, with the parameters replaced as papermill would, on tiny tables."""
     import matplotlib
 
     matplotlib.use("Agg")
     paths = _tables(tmp_path)
+    assert set(FIGS[fig]) <= set(paths), f"{fig} reads tables the synthetic set lacks"
     params = {k: str(paths[k]) for k in FIGS[fig]}
     params |= {"out_pdf": str(tmp_path / "out" / f"{fig}.pdf"), "out_png": str(tmp_path / "out" / f"{fig}.png"),
                "config_name": "smoke"}
     ns: dict = {}
+    t0 = time.perf_counter()
     for cell in load(fig)["cells"]:
         if cell["cell_type"] != "code":
             continue
         exec(compile("".join(cell["source"]), f"<{fig}>", "exec"), ns)
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             ns.update(params)  # papermill's injected cell
+    assert time.perf_counter() - t0 < 10, f"{fig}: the notebook took more than 10 s on tiny tables"
     for ext in ("pdf", "png"):
         out = tmp_path / "out" / f"{fig}.{ext}"
         assert out.stat().st_size > 1000
     assert not [p for p in (tmp_path / "out").iterdir() if ".tmp-" in p.name]
+
+
+@pytest.mark.parametrize("fig", EXTENSIONS)
+def test_extension_is_not_numbered_like_the_paper(fig):
+    """Extension figures say so in their titles (never 'Fig. k', the paper's numbering), label the
+    input scale as the paper defines it, and draw bands and boxes with seaborn."""
+    nb = load(fig)
+    first = "".join(nb["cells"][0]["source"])
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    assert first.startswith("# Extension — "), first[:80]
+    assert "Extension — " in code and not re.search(r"Fig\.\s*\d", first + code)
+    assert "SCALE_AXIS_LABEL" in code or "E‖x‖₂" in code
+    assert "import seaborn as sns" in code
+    assert not re.search(r"P\.(line_band|summarise|dodge)\(", code), "hand-written band/interval helpers"
+
+
+def test_scale_label_is_the_mean_l2_norm():
+    from adversary_dynamics import plotting as P
+
+    assert P.SCALE_AXIS_LABEL == "input scale E‖x‖₂"
+    pal, order = P.scale_hue([4.0, 1, 0.5, 16])
+    assert order == ["0.5", "1", "4", "16"] and list(pal) == order
+    assert pal["1"] == P.scale_palette([0.5, 1, 4, 16])[1.0]

@@ -1,5 +1,6 @@
-"""Side by side: configurations with different names never overwrite each other's results, and
-rerunning a configuration changes nothing that is up to date.
+"""Side by side: two configurations never overwrite each other's results -- not even under the
+same name (results are filed by content: <name>-<hash8> for a configuration that is not a
+committed file) -- and rerunning a configuration changes nothing that is up to date.
 
 Runs the real workflow (the tiny configuration, table targets) in a temporary copy of the
 repository, so the repository's own results/ are never touched.
@@ -20,12 +21,13 @@ import yaml
 from workflow_copy import ROOT, copy_workflow
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-TARGETS = ["aggregate_fig1", "aggregate_fig2", "aggregate_fig3", "aggregate_fig4"]
+TARGETS = ["aggregate_ext_pga_convergence", "aggregate_ext_training_convergence",
+           "aggregate_ext_landscape_statistics", "theory"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 OUTPUT_DIRS = ("results", "logs", "benchmarks", "figures")
 
 
-def _write_config(work: Path, name: str, **overrides) -> str:
+def _write_config(work: Path, name: str, file: str | None = None, **overrides) -> str:
     cfg = yaml.safe_load((ROOT / "tests" / "workflow" / "config.yaml").read_text())
     cfg.update(name=name, seeds=[0])  # one seed: each run stays well under a minute
     for k, v in overrides.items():
@@ -34,7 +36,7 @@ def _write_config(work: Path, name: str, **overrides) -> str:
         for p in parents:
             node = node[p]
         node[last] = v
-    path = work / f"{name}.yaml"
+    path = work / (file or f"{name}.yaml")
     path.write_text(yaml.safe_dump(cfg))
     return path.name
 
@@ -42,6 +44,15 @@ def _write_config(work: Path, name: str, **overrides) -> str:
 def _snakemake(work: Path, configfile: str, *extra: str, timeout: int = 120) -> subprocess.CompletedProcess:
     return subprocess.run(SNAKEMAKE + TARGETS + ["--cores", "2", *extra, "--configfile", configfile], cwd=work,
                           env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def _folder(res: subprocess.CompletedProcess) -> str:
+    """The results folder the run announced ("results in results/<folder>/")."""
+    import re
+
+    m = re.search(r"results in results/([^/\s]+)/", res.stdout + res.stderr)
+    assert m, (res.stdout + res.stderr)[-3000:]
+    return m.group(1)
 
 
 def _state(work: Path, name: str) -> dict[str, tuple[str, int]]:
@@ -63,24 +74,35 @@ def work(tmp_path_factory) -> Path:
         shutil.copy2(ROOT / "environment.yml", work / "environment.yml")
     res = _snakemake(work, _write_config(work, "alpha"))
     assert res.returncode == 0, res.stderr[-4000:]
+    (work / "alpha.folder").write_text(_folder(res))  # alpha-<hash8>
     return work
+
+
+def _alpha(work: Path) -> str:
+    return (work / "alpha.folder").read_text()
 
 
 @pytest.mark.slow
 def test_second_configuration_leaves_the_first_untouched(work):
-    before = _state(work, "alpha")
-    assert any(k.startswith("results/alpha/tables/") for k in before) and len(before) > 20
-    # another name, other scales and a shorter training: every job of 'beta' runs
-    res = _snakemake(work, _write_config(work, "beta", scales=[0.5, 1.0], **{"train.epochs": 1,
-                                                                             "probe.checkpoints": [0, 1]}))
+    alpha = _alpha(work)
+    assert alpha.startswith("alpha-")
+    before = _state(work, alpha)
+    assert any(k.startswith(f"results/{alpha}/tables/") for k in before) and len(before) > 20
+    # the SAME name, other scales and a shorter training: every job of the second one runs
+    scale = yaml.safe_load((ROOT / "tests" / "workflow" / "config.yaml").read_text())["scales"][0]
+    res = _snakemake(work, _write_config(work, "alpha", "alpha2.yaml", scales=[scale, 2 * scale + 1],
+                                         **{"train.epochs": 1, "probe.checkpoints": [0, 1]}))
     assert res.returncode == 0, res.stderr[-4000:]
-    assert _state(work, "alpha") == before, "running 'beta' changed files of 'alpha'"
-    beta = _state(work, "beta")
-    assert any(k.startswith("results/beta/tables/") for k in beta)
-    assert not set(beta) & set(before)
-    # the same settings under another name give the same numbers (scale 0.5, epoch 0 evaluation)
-    a = (work / "results/alpha/train/scale~0.5/seed~0/epochs.csv").read_text().splitlines()[:2]
-    b = (work / "results/beta/train/scale~0.5/seed~0/epochs.csv").read_text().splitlines()[:2]
+    beta = _folder(res)
+    assert beta.startswith("alpha-") and beta != alpha
+    assert _state(work, alpha) == before, "the second configuration changed files of the first"
+    after = _state(work, beta)
+    assert any(k.startswith(f"results/{beta}/tables/") for k in after)
+    assert not set(after) & set(before)
+    # the same settings in both give the same numbers (first scale, epoch 0 evaluation)
+    s = f"{float(scale):g}"
+    a = (work / f"results/{alpha}/train/scale~{s}/seed~0/epochs.csv").read_text().splitlines()[:2]
+    b = (work / f"results/{beta}/train/scale~{s}/seed~0/epochs.csv").read_text().splitlines()[:2]
     assert a == b
     # and 'alpha' is still up to date
     dry = _snakemake(work, "alpha.yaml", "-n")
@@ -89,7 +111,7 @@ def test_second_configuration_leaves_the_first_untouched(work):
 
 @pytest.mark.slow
 def test_rerun_of_same_configuration_changes_nothing(work):
-    before = _state(work, "alpha")
+    before = _state(work, _alpha(work))
     dry = _snakemake(work, "alpha.yaml", "-n")
     out = dry.stdout + dry.stderr
     assert dry.returncode == 0, out[-3000:]
@@ -97,12 +119,12 @@ def test_rerun_of_same_configuration_changes_nothing(work):
     res = _snakemake(work, "alpha.yaml")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Nothing to be done" in res.stdout + res.stderr
-    assert _state(work, "alpha") == before, "a rerun with nothing to do changed files"
+    assert _state(work, _alpha(work)) == before, "a rerun with nothing to do changed files"
     # the default target too (figures, where the notebooks exist) plans no table or run job
     full = subprocess.run(SNAKEMAKE + ["-n", "--cores", "2", "--configfile", "alpha.yaml"], cwd=work, env=ENV,
                           capture_output=True, text=True, timeout=120)
     text = full.stdout + full.stderr
     if full.returncode == 0 and "Nothing to be done" not in text:
-        for rule in ("train", "probe", "theory", "aggregate_fig1", "aggregate_fig2", "aggregate_fig3",
-                     "aggregate_fig4"):
-            assert f"rule {rule}:" not in text, f"rule {rule} planned again:\n{text[-3000:]}"
+        for rule in TARGETS + ["train", "probe"]:
+            assert f"rule {rule}:" not in text and f"(rule {rule})" not in text, \
+                f"rule {rule} planned again:\n{text[-3000:]}"

@@ -15,8 +15,15 @@ runs share the cluster, each in its own copy of the workflow (importing that cop
   with 2 minutes and twice the memory, and the second attempt resumes at exactly the step the
   first one stopped at. The test ends that run there (SIGINT: Snakemake cancels its jobs).
 
+The test's cluster does not depend on the machine's own SLURM configuration: every command,
+also `srun` inside the jobs (from which the executor plugin removes SLURM_CONF), reads the test
+cluster's slurm.conf (tests/slurm/start.sh). To prove it, a decoy /etc/slurm/slurm.conf naming
+an unreachable controller is put in place for the test's duration when the machine has none (and
+removed after; a real one is left alone and must not matter either). When a check fails, the
+message ends with the tails of the failing jobs' own logs (SLURM job logs and rule logs).
+
 Needs root; skipped (with the reason) without SLURM and the means to install it, unless CI=true,
-where it must run. About 3 minutes (2 CPUs).
+where it must run. About 8 minutes (2 CPUs).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -42,12 +50,55 @@ DAEMONS = ("munge", "unmunge", "munged", "slurmctld", "slurmd", "sbatch", "squeu
 # the local test cluster's settings beyond profiles/slurm: no accounts, no accounting daemon
 # (squeue for status, MinJobAge=3600 in slurm.conf), quick first status check, the node's CPUs
 CLUSTER_ARGS = [
-    "--slurm-no-account",
     "--slurm-status-command", "squeue",
     "--slurm-init-seconds-before-status-checks", "5",
     "--cores", str(min(4, os.cpu_count() or 1)),
 ]
-FIGURES = ["ext_pga_convergence", "ext_training_convergence", "ext_landscape_statistics", "ext_theory"]
+# seconds for the tiny configuration through SLURM (23 jobs in 6 submissions: about 7 minutes on
+# 2 CPUs, mostly Snakemake starting inside each job and the status-poll interval)
+RUN_B_LIMIT = 840
+ETC_CONF = Path("/etc/slurm/slurm.conf")
+DECOY = """# DECOY written by tests/test_slurm.py for the test's duration (safe to delete): another cluster's
+# configuration, as on a login node. The test cluster must never read it.
+ClusterName=decoy
+SlurmctldHost=decoy-controller(127.0.0.9)
+SlurmctldPort=9
+"""
+
+
+@pytest.fixture(scope="module")
+def decoy_etc_conf():
+    """/etc/slurm/slurm.conf of another cluster while the test runs (only if the machine has none)."""
+    if ETC_CONF.exists():
+        yield False
+        return
+    made_dir = not ETC_CONF.parent.exists()
+    ETC_CONF.parent.mkdir(parents=True, exist_ok=True)
+    ETC_CONF.write_text(DECOY)
+    try:
+        yield True
+    finally:
+        if ETC_CONF.exists() and ETC_CONF.read_text().startswith("# DECOY written by tests/test_slurm.py"):
+            ETC_CONF.unlink()
+        if made_dir:
+            try:
+                ETC_CONF.parent.rmdir()
+            except OSError:
+                pass
+
+
+def _tails(*runs: Path, lines: int = 25, limit: int = 12) -> str:
+    """The last lines of the jobs' own logs that report an error (SLURM job logs, rule logs), for
+    assertion messages: a failure then shows the failing job's error, not only its state."""
+    out = []
+    for run in runs:
+        logs = sorted((p for p in (run / "logs").rglob("*.log") if p.is_file()), key=lambda p: p.stat().st_mtime)
+        for p in logs:
+            text = p.read_text(errors="replace")
+            if re.search(r"Traceback|Error|error:|FAILED|CANCELLED|Killed|slurmstepd", text):
+                tail = "\n".join(text.splitlines()[-lines:])
+                out.append(f"---- {p.relative_to(run)} (last {lines} lines) ----\n{tail}")
+    return ("\n\nLogs of the failing jobs:\n" + "\n".join(out[-limit:])) if out else "\n(no job log reports an error)"
 
 
 def _unavailable(reason: str):
@@ -61,7 +112,7 @@ def _have_slurm() -> bool:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster(tmp_path_factory, decoy_etc_conf):
     """A running single-node cluster: its state folder and the environment to reach it."""
     if os.geteuid() != 0:
         _unavailable("needs root (starts slurmctld, slurmd and munged)")
@@ -82,8 +133,11 @@ def cluster(tmp_path_factory):
     if r.returncode != 0:
         subprocess.run(["timeout", "-k", "5", "120", str(HERE / "stop.sh"), str(state)])
         pytest.fail(f"starting SLURM failed:\n{r.stdout}\n{r.stderr}")
-    env = {**os.environ, "SLURM_CONF": str(state / "slurm.conf")}
+    # what `source STATE/env` sets: the cluster's slurm.conf, and its srun first on the PATH
+    env = {**os.environ, "SLURM_CONF": str(state / "slurm.conf"),
+           "PATH": f"{state / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("CUDA_VISIBLE_DEVICES", None)
+    assert (state / "bin" / "srun").is_file(), "start.sh wrote no srun wrapper"
     try:
         yield {"state": state, "env": env}
     finally:
@@ -133,7 +187,48 @@ def _submissions(cwd: Path, env: dict, *args: str) -> int:
                           "--configfile=tests/workflow/config.yaml", "--config", "name=dryrun",
                           *CLUSTER_ARGS, *args], cwd=cwd, env=_env(cwd, env), capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return len(re.findall(r"^(?:rule (?!all:)\w+:|\[.*\] Group job )", out.stdout, flags=re.M))
+    # a group job's header, or a job outside any group (its stage message, or "rule X:"), not
+    # indented; the members of a group are indented under their header
+    return len(re.findall(r"^(?:rule (?!all:)\w+:|Job \d+: |\[.*\] Group job )", out.stdout, flags=re.M))
+
+
+def _folder_of(run: Path, configfile: Path) -> str:
+    """The results folder of a configuration file (common.smk: adversary_dynamics.config.folder_name)."""
+    from adversary_dynamics.config import folder_name, merge_config, validate_config
+
+    schema = run / "workflow/schemas/config.schema.yaml"
+    base = run / "config/config.yaml"
+    cfg = validate_config(merge_config(yaml.safe_load(base.read_text()), yaml.safe_load(configfile.read_text())),
+                          schema, check_files=False)
+    return folder_name(cfg, schema, base=base, committed=sorted(run.glob("config/*.yaml"))
+                       + sorted(run.glob("tests/workflow/*.yaml")))
+
+
+def _planned_rules(cwd: Path, env: dict) -> set[str]:
+    """The rules of the tiny configuration's jobs (a dry run's job statistics, all jobs planned as
+    if nothing existed), but `all`."""
+    out = subprocess.run(["timeout", "-k", "5", "120", "snakemake", "-n", "--forceall",
+                          "--configfile=tests/workflow/config.yaml"],
+                         cwd=cwd, env=_env(cwd, env), capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    stats = out.stdout.split("Job stats:", 1)[1].split("total", 1)[0]
+    return set(re.findall(r"^(\w+)\s+\d+\s*$", stats, flags=re.M)) - {"all", "job"}
+
+
+def test_profile_groups_name_existing_rules():
+    """Every rule the SLURM profile groups exists, and every light rule (tables, figure notebooks,
+    claims) is in the `report` group: a renamed rule would otherwise silently become a SLURM job
+    of its own."""
+    prof = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    out = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules", "--configfile=tests/workflow/config.yaml"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rules = {ln.strip() for ln in out.stdout.splitlines() if re.fullmatch(r"\w+", ln.strip())}
+    groups = prof["groups"]
+    assert set(groups) <= rules, f"the profile groups rules that do not exist: {sorted(set(groups) - rules)}"
+    light = {r for r in rules if r == "claims" or r.startswith("aggregate_") or r.endswith("_tables")
+             or (REPO / "notebooks" / f"{r}.ipynb").exists()}
+    assert {r for r in light if groups.get(r) != "report"} == set(), "light rules outside the report group"
 
 
 def test_workflow_on_slurm(cluster, tmp_path):
@@ -149,8 +244,9 @@ def test_workflow_on_slurm(cluster, tmp_path):
     cfg["attack"]["steps"] = 10
     cfg["train"]["epochs"] = 10_000                          # far beyond the first attempt's minute
     (run_a / "resume.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    target = "results/slurm_resume/train/scale~0.5/seed~0/status.json"
-    train_log = run_a / "logs/slurm_resume/train/scale~0.5.log"
+    folder = _folder_of(run_a, run_a / "resume.yaml")  # slurm_resume-<hash8>: not a committed file
+    target = f"results/{folder}/train/scale~0.5/seed~0/status.json"
+    train_log = run_a / f"logs/{folder}/train/scale~0.5.log"
     log_a, log_b = tmp_path / "resume.log", tmp_path / "tiny.log"
     run_b = copy_workflow(tmp_path / "tiny")
     procs = []
@@ -161,7 +257,7 @@ def test_workflow_on_slurm(cluster, tmp_path):
         # run B: the tiny end-to-end configuration, train and probe asking for the (fake) GPU
         procs.append(proc_b := _snakemake(
             run_b, env, log_b, "--profile", "profiles/slurm", "--configfile=tests/workflow/config.yaml",
-            *CLUSTER_ARGS, "--set-resources", "train:gpu=1", "probe:gpu=1", limit=420))
+            *CLUSTER_ARGS, "--set-resources", "train:gpu=1", "probe:gpu=1", limit=RUN_B_LIMIT))
 
         # run A until its second attempt has started and printed where it resumed
         resumed_at = total = None
@@ -180,7 +276,7 @@ def test_workflow_on_slurm(cluster, tmp_path):
         ids_a = _submitted(text_a)
         jobs_a = [_job(env, i) for i in ids_a]
 
-        rc_b = _wait(proc_b, 450 - (time.time() - started))
+        rc_b = _wait(proc_b, RUN_B_LIMIT + 30 - (time.time() - started))
         text_b = log_b.read_text(errors="replace")
         ids_b = _submitted(text_b)
         jobs = {i: _job(env, i) for i in ids_b}
@@ -191,44 +287,52 @@ def test_workflow_on_slurm(cluster, tmp_path):
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
 
+    diag_a, diag_b = _tails(run_a), _tails(run_b)
     # ---- (c) a job killed at its time limit is reported, retried with more, and resumes ------
-    assert len(jobs_a) >= 2, f"no retry was submitted:\n{text_a[-5000:]}"
+    assert len(jobs_a) >= 2, f"no retry was submitted:\n{text_a[-5000:]}{diag_a}"
     first, second = jobs_a[:2]
-    assert first["JobState"] == "TIMEOUT" and first["Reason"] == "TimeLimit", first
+    assert first["JobState"] == "TIMEOUT" and first["Reason"] == "TimeLimit", f"{first}{diag_a}"
     assert first["TimeLimit"] == "00:01:00" and second["TimeLimit"] == "00:02:00", (first, second)
     m1, m2 = _mb(first["MinMemoryNode"]), _mb(second["MinMemoryNode"])
     assert abs(m2 - 2 * m1) <= 2, (m1, m2)
-    assert "Error in group train" in text_a and "Trying to restart job" in text_a, text_a[-5000:]
+    assert "Error in group train" in text_a and "Trying to restart job" in text_a, text_a[-5000:] + diag_a
     # the script got SLURM's SIGTERM and wrote its state (show-failed-logs prints its log) ...
     term = re.search(r"SIGTERM: resume state written at epoch (\d+), batch (\d+)", text_a)
-    assert term, f"the first attempt did not report a SIGTERM state:\n{text_a[-5000:]}"
+    assert term, f"the first attempt did not report a SIGTERM state:\n{text_a[-5000:]}{diag_a}"
     # ... and the second attempt started from exactly there
-    assert resumed_at is not None, f"the second attempt did not resume:\n{text_a[-5000:]}"
+    assert resumed_at is not None, f"the second attempt did not resume:\n{text_a[-5000:]}{diag_a}"
     steps_per_epoch = total // cfg["train"]["epochs"]
     assert resumed_at == int(term.group(1)) * steps_per_epoch + int(term.group(2)), (resumed_at, term.group(0))
 
-    # ---- (a) every job ran as a SLURM job; the groups made 4 submissions of 14 jobs --------
-    assert rc_b == 0, f"the tiny configuration failed on SLURM:\n{text_b[-8000:]}"
-    assert all(j["JobState"] == "COMPLETED" for j in jobs.values()), jobs
-    assert len(ids_b) == 4, f"expected theory + 3 group jobs, got {len(ids_b)}: {ids_b}"
-    assert _submissions(run_b, env) == 4 and _submissions(run_b, env, "--groups", "none=none") == 14
+    # ---- (a) every job ran as a SLURM job; the profile's groups made fewer submissions -----
+    timed_out = f" (timed out after {RUN_B_LIMIT} s)" if rc_b in (124, 137, -9) else f" (exit status {rc_b})"
+    assert rc_b == 0, f"the tiny configuration failed on SLURM{timed_out}:\n{text_b[-6000:]}{diag_b}"
+    assert all(j["JobState"] == "COMPLETED" for j in jobs.values()), f"{jobs}{diag_b}"
+    grouped, ungrouped = _submissions(run_b, env), _submissions(run_b, env, "--groups", "none=none")
+    assert len(ids_b) == grouped < ungrouped, (ids_b, grouped, ungrouped)
     for i in ids_b:
         assert list((run_b / "logs/slurm").rglob(f"{i}.log")), f"no SLURM log of job {i}"
-    rules_run = set(re.findall(r"^\s*rule (\w+):", text_b, flags=re.M))
+    # every planned rule ran inside a SLURM job: its job line (the rules' stage messages,
+    # "Job N: [tiny] <stage> (<rule>): ...", or "rule <rule>:") is in a SLURM job's log
+    in_slurm = "\n".join(p.read_text(errors="replace") for p in (run_b / "logs/slurm").rglob("*.log"))
+    rules_run = set(re.findall(r"^Job \d+: \[[^\]]+\] [\w ]+ \((\w+)\): |^\s*rule (\w+):", in_slurm, flags=re.M))
+    rules_run = {a or b for a, b in rules_run}
     local_run = set(re.findall(r"^\s*localrule (\w+):", text_b, flags=re.M))
     assert local_run <= {"all"}, f"jobs ran on the submit host: {local_run}"
-    assert {"train", "probe", "theory", "aggregate_fig1", "aggregate_fig4", "claims", *FIGURES} <= rules_run
+    planned = _planned_rules(run_b, env)
+    assert {"train", "probe", "theory", "claims"} <= planned, planned
+    assert planned <= rules_run, f"not run inside a SLURM job: {sorted(planned - rules_run)}{diag_b}"
     res = run_b / "results/tiny"
     prov = {p: json.loads(p.read_text()) for p in [*res.glob("train/*/*/provenance.json"),
-                                                   *res.glob("probe/*/*/provenance.json"),
-                                                   *res.glob("theory/*/*/provenance.json")]}
+                                                   *res.glob("probe/*/*/provenance.json")]}
     tiny = yaml.safe_load((REPO / "tests/workflow/config.yaml").read_text())
-    n_runs = 2 * len(tiny["scales"]) * len(tiny["seeds"]) + len(tiny["theory"]["dims"]) * len(tiny["theory"]["widths"])
-    assert len(prov) == n_runs, sorted(map(str, prov))
+    assert len(prov) == 2 * len(tiny["scales"]) * len(tiny["seeds"]), sorted(map(str, prov))
     assert {p["slurm_job_id"] for p in prov.values()} <= set(ids_b), "a run's SLURM job id was not submitted"
 
     # ---- (b) all figures were built ------------------------------------------------------------
-    for fig in FIGURES:
+    figures = [r for r in planned if (run_b / "notebooks" / f"{r}.ipynb").exists()]
+    assert figures, planned
+    for fig in figures:
         for ext in ("pdf", "png"):
             f = run_b / "figures/tiny" / f"{fig}.{ext}"
             assert f.is_file() and f.stat().st_size > 0, f
@@ -239,5 +343,8 @@ def test_workflow_on_slurm(cluster, tmp_path):
     gpu_jobs = {c for c, j in by_comment.items() if "gpu" in j.get("TresPerJob", "")}
     assert gpu_jobs == {"rule_train_train", "rule_probe_probe"}, {c: j.get("TresPerJob") for c, j in by_comment.items()}
     for p, rec in prov.items():
-        expected = None if "theory" in p.parts else "0"
-        assert rec["cuda_visible_devices"] == expected, (p, rec["cuda_visible_devices"])
+        assert rec["cuda_visible_devices"] == "0", (p, rec["cuda_visible_devices"])
+    for p in res.rglob("provenance.json"):  # every other job ran without a GPU
+        rec = json.loads(p.read_text())
+        if p not in prov and "cuda_visible_devices" in rec:
+            assert rec["cuda_visible_devices"] is None, (p, rec["cuda_visible_devices"])

@@ -488,3 +488,5 @@ def test_train_script_batch_seeds_true_writes_the_same_files_as_false(tmp_path):
     assert script.use_batched("auto", cuda, 2) and not script.use_batched("auto", cpu, 3)
     assert not script.use_batched("auto", cuda, 1) and script.use_batched("true", cpu, 1)
     assert not script.use_batched("false", cuda, 3)
+    # a CNN has no ensemble form: it trains seed by seed whatever the option says
+    assert not script.use_batched("true", cpu, 3, "cnn") and not script.use_batched("auto", cuda, 3, "cnn")

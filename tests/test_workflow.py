@@ -1,81 +1,143 @@
 """The real workflow, end to end, on the tiny configuration (tests/workflow/config.yaml):
-every rule runs, every notebook is executed by papermill, every figure and table appears and
-holds finite numbers; a second run has nothing to do; the workflow lints clean."""
+every rule runs, every registered figure's notebook is executed by papermill, every figure and
+table appears (tables under tables/<figure>/) and holds finite numbers; a second run has nothing
+to do; one figure alone plans only its own jobs; the workflow lints clean.
+
+The figures are not listed here: they are read from the workflow's registry (register_figure
+in workflow/rules/*.smk, see figure_registry.py)."""
 
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from figure_registry import registered_figures, rule_names
 from workflow_copy import ROOT, copy_workflow
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-FIGURES = ["ext_pga_convergence", "ext_training_convergence", "ext_landscape_statistics", "ext_theory"]
-TABLES = ["fig1_curves", "fig1_final", "fig2_steps", "fig2_epochs", "fig2_runs", "fig3_grid", "fig3_circle",
-          "fig3_traj", "fig3_regularity", "ext_theory"]
+TINY = "tests/workflow/config.yaml"
+# the figures of the plan (paper's three, the four extensions); claims is a report, not a figure
+PLANNED = ["paper_fig1_landscapes", "paper_fig2_escape_by_scale", "paper_fig3_escape_during_training",
+           "ext_pga_convergence", "ext_training_convergence", "ext_landscape_statistics", "ext_theory"]
+ALONE = "paper_fig2_escape_by_scale"  # the figure rebuilt alone (issue 11)
+# tables of the three data extensions whose NaN entries are by design (checked for inf only); the
+# tables of the paper figures and of ext_theory (inf/NaN by design in places, docs/tables.md) are
+# checked for numbers here and for their values by their owners' tests
+NAN_BY_DESIGN = {("ext_landscape_statistics", "grid"), ("ext_training_convergence", "runs"),
+                 ("ext_landscape_statistics", "regularity")}
 
 
 def run(args, cwd, timeout=900):
     return subprocess.run(SNAKEMAKE + args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
+def jobs_planned(text: str) -> dict[str, int]:
+    """The 'Job stats' table of a (dry) run: rule -> count."""
+    m = re.search(r"Job stats:\n(.*?)\n\n", text + "\n\n", re.S)
+    assert m, text[-2000:]
+    stats = {}
+    for line in m.group(1).splitlines()[2:]:
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+            stats[parts[0]] = int(parts[1])
+    return stats
+
+
+@pytest.fixture(scope="module")
+def figures():
+    """figure -> {"tables": {key: path}, "provenance": path} of the tiny configuration."""
+    figs = registered_figures(TINY)
+    assert figs, "no figure registered"
+    return figs
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     work = copy_workflow(tmp_path_factory.mktemp("wf"))
-    res = run(["--cores", "2", "--configfile", "tests/workflow/config.yaml"], work)
+    res = run(["--cores", "2", "--configfile", TINY], work)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
     return work
 
 
+def test_every_planned_figure_is_registered(figures):
+    missing = [f for f in PLANNED if f not in figures]
+    assert not missing, f"not registered (register_figure in workflow/rules/*.smk): {missing}"
+    rules = set(rule_names(TINY))
+    assert set(figures) <= rules and "claims" in rules
+
+
 @pytest.mark.slow
-def test_every_figure_and_table_is_built(tiny_run):
-    for fig in FIGURES:
+def test_every_figure_and_table_is_built(tiny_run, figures):
+    for fig, spec in figures.items():
         for ext in ("pdf", "png"):
             p = tiny_run / "figures" / "tiny" / f"{fig}.{ext}"
             assert p.exists() and p.stat().st_size > 1000, p
+        assert (tiny_run / "figures" / "tiny" / f"{fig}.provenance.json").exists(), fig
         nb = tiny_run / "logs" / "tiny" / "notebooks" / f"{fig}.ipynb"
         assert nb.exists(), f"papermill did not write the executed notebook {nb}"
-    for t in TABLES:
-        df = pd.read_csv(tiny_run / "results" / "tiny" / "tables" / f"{t}.csv")
-        assert len(df) > 0, t
-        num = df.select_dtypes("number")
-        if t == "fig3_grid":  # NaN outside the disk by design
-            num = num.dropna()
-        if t == "fig2_epochs":  # epoch 0 (initialisation) has no training steps to average
-            assert df.loc[df["epoch"] == 0, "train_adv_loss"].isna().all()
-            num = num.drop(columns="train_adv_loss").join(df.loc[df["epoch"] > 0, ["train_adv_loss"]]).dropna(
-                subset=["train_adv_loss"])
-        if t in ("fig2_runs", "fig3_regularity"):  # optional/undefined entries are empty, not inf
-            assert not num.isin([math.inf, -math.inf]).any().any(), t
-            continue
-        assert num.notna().all().all() and not num.isin([math.inf, -math.inf]).any().any(), t
+        assert spec["provenance"] == f"results/tiny/tables/{fig}/provenance.json"
+        assert (tiny_run / spec["provenance"]).exists(), spec["provenance"]
+        for key, path in spec["tables"].items():
+            assert path.startswith(f"results/tiny/tables/{fig}/"), (fig, path)
+            df = pd.read_csv(tiny_run / path)
+            assert len(df) > 0, path
+            num = df.select_dtypes("number")
+            if not fig.startswith("ext_") or fig == "ext_theory":  # others' tables: their own tests check values
+                assert num.notna().any().all(), f"{path}: a numeric column is all NaN"
+                continue
+            assert not num.isin([math.inf, -math.inf]).any().any(), f"{path}: inf"
+            if (fig, key) in NAN_BY_DESIGN:  # NaN outside the disk; optional/undefined entries empty
+                continue
+            if (fig, key) == ("ext_training_convergence", "epochs"):
+                # epoch 0 (initialisation) has no training steps to average
+                assert df.loc[df["epoch"] == 0, "train_adv_loss"].isna().all()
+                num = num[df["epoch"] > 0]
+            assert num.notna().all().all(), f"{path}: NaN"
+    for ext in ("md", "json"):
+        assert (tiny_run / "figures" / "tiny" / f"claims.{ext}").stat().st_size > 0
 
 
 @pytest.mark.slow
 def test_second_run_has_nothing_to_do(tiny_run):
-    res = run(["-n", "--cores", "2", "--configfile", "tests/workflow/config.yaml"], tiny_run)
+    res = run(["-n", "--cores", "2", "--configfile", TINY], tiny_run)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Nothing to be done" in res.stdout + res.stderr
 
 
 @pytest.mark.slow
-def test_one_figure_alone(tiny_run):
+def test_one_figure_alone(tiny_run, figures):
     """Removing one figure rebuilds just that figure's rule."""
-    target = tiny_run / "figures" / "tiny" / "ext_theory.pdf"
-    target.unlink()
-    res = run(["-n", "ext_theory", "--cores", "2", "--configfile", "tests/workflow/config.yaml"], tiny_run)
+    if ALONE not in figures:
+        pytest.skip(f"{ALONE} is not registered yet")
+    (tiny_run / "figures" / "tiny" / f"{ALONE}.pdf").unlink()
+    res = run(["-n", ALONE, "--cores", "2", "--configfile", TINY], tiny_run)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
-    assert "ext_theory" in out and "rule train" not in out and "rule probe" not in out
+    assert jobs_planned(out) == {ALONE: 1}, out[-3000:]
+
+
+def test_one_figure_from_scratch_plans_only_what_it_needs(tmp_path, figures):
+    """`snakemake paper_fig2_escape_by_scale` in a fresh clone plans its figure rule and no job of
+    the extensions (training, probes, theory, their tables) nor the other figures."""
+    if ALONE not in figures:
+        pytest.skip(f"{ALONE} is not registered yet")
+    work = copy_workflow(tmp_path)
+    res = run(["-n", ALONE, "--cores", "2", "--configfile", TINY], work, timeout=120)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    planned = jobs_planned(out)
+    assert planned.get(ALONE) == 1, planned
+    foreign = {"train", "probe", "theory", "claims", *figures, *(f"aggregate_{f}" for f in figures)} - {ALONE}
+    assert not foreign & set(planned), planned
 
 
 def test_lint_is_clean():
-    res = subprocess.run(SNAKEMAKE + ["--lint", "--configfile", "tests/workflow/config.yaml"], cwd=ROOT,
+    res = subprocess.run(SNAKEMAKE + ["--lint", "--configfile", TINY], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     out = res.stdout + res.stderr
     assert res.returncode == 0 and "Lints for" not in out, out[-4000:]
@@ -88,12 +150,12 @@ def test_dry_run_default_config():
 
 
 @pytest.mark.slow
-def test_report_has_every_figure(tiny_run):
+def test_report_has_every_figure(tiny_run, figures):
     import zipfile
 
-    res = run(["--report", "report.zip", "--configfile", "tests/workflow/config.yaml"], tiny_run)
+    res = run(["--report", "report.zip", "--configfile", TINY], tiny_run)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     names = zipfile.ZipFile(tiny_run / "report.zip").namelist()
-    for fig in FIGURES:
+    for fig in figures:
         assert any(n.endswith(f"{fig}.png") for n in names), (fig, names)
     assert any(n.endswith("claims.md") for n in names) and any(n.endswith("report.html") for n in names)

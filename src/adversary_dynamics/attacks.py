@@ -1,6 +1,6 @@
 r"""Projected gradient ascent (PGA) on input perturbations, and a local-maximum certificate.
 
-The adversary's problem (the paper's inner maximisation), per example (x, y)::
+The adversary's problem (the paper's inner maximisation, Sec. 3), per example (x, y)::
 
     maximise   ℓ(F(x + δ), y)   over   δ ∈ S,
     S = { δ : ‖δ‖₂ ≤ ε }   ("l2", the paper's ball)   or   { δ : ‖δ‖_∞ ≤ ε }   ("linf").
@@ -10,10 +10,25 @@ PGA iterates, from δ₀ given by ``init``::
     δ_{t+1} = Π_S( δ_t + η · D(∇_δ ℓ(F(x + δ_t), y)) ),
 
 with D the identity (``gradient="raw"``, the paper's update), g ↦ g/‖g‖₂ per example
-(``"normalized"``, Madry et al. / torchattacks for l2) or g ↦ sign(g) (``"sign"``, for linf).
-Π_S is the Euclidean projection: δ · min(1, ε/‖δ‖₂) for l2, clip(δ, −ε, ε) for linf.
-With ``clamp=(lo, hi)`` the iterate is then replaced by clip(x + δ, lo, hi) − x
-(torchattacks' convention; the feasible set becomes S ∩ [lo − x, hi − x]).
+(``"normalized"``, Madry et al. for l2: every g ≠ 0 takes a step of length η exactly, g = 0 takes
+none; ``normalize_eps`` gives torchattacks' g/(‖g‖₂ + 1e-10) instead, see pga) or g ↦ sign(g)
+(``"sign"``, for linf). Π_S is the Euclidean projection: δ · min(1, ε/‖δ‖₂) for l2,
+clip(δ, −ε, ε) for linf. With ``clamp=(lo, hi)`` the iterate is then clipped coordinate-wise to
+[lo − x, hi − x] (x + δ stays in [lo, hi], torchattacks' convention; the feasible set becomes
+S ∩ [lo − x, hi − x], and the clip only shrinks |δ_i|, so δ stays in S). x itself must lie in
+[lo, hi]: otherwise x is infeasible (the feasible set may be empty) and pga raises.
+
+Shapes. ``x`` has shape ``(*batch, *event)`` with ``len(event) == event_dims`` (default 1: one
+example is the last dimension, ``(*batch, d)``; ``event_dims=3``: images ``(*batch, C, H, W)``).
+Norms, projections and the per-example ε are taken over the event dimensions; ``batch`` may have
+any number of dimensions (for example restarts × inputs); ``y``, a tensor ``eps`` and a tensor
+``step_size`` broadcast against ``batch``. The model is called on tensors shaped like x.
+
+The model is attacked as a deterministic function: an ``nn.Module`` is put in eval mode for the
+attack (BatchNorm uses its running statistics and does not update them, Dropout is off) and every
+submodule's training flag is restored afterwards, also when the attack raises. Parameters are not
+changed, their ``requires_grad`` is untouched and no ``.grad`` is accumulated (gradients are taken
+with respect to the input only).
 
 Convergence (with ``tol``), two criteria, both scale-free so scales can be compared:
 
@@ -25,21 +40,26 @@ Convergence (with ``tol``), two criteria, both scale-free so scales can be compa
   measure of projected gradient methods; converged at the first t with
   ‖δ_{t+1} − δ_t‖₂ ≤ tol · ε (meaningful for smooth activations).
 
-Batching. ``x`` has shape ``(*batch, d)`` with any number of leading dimensions (for example
-restarts × inputs); ``y`` and a tensor ``eps`` broadcast against ``batch``. A
-:class:`~adversary_dynamics.models.TwoLayerNet` (also an ensemble of them) takes an analytic
-fast path: per step one fused forward GEMM (x W^T is computed once and δ W^T added) and one
-backward GEMM, and all per-example norms are updated algebraically from two reductions. For the
-paper's update (l2, raw or normalised gradient, no clamp) with m < 2d, δ can be kept
-in coefficient form, δ = α δ₀ + S W, and a step costs a single (n × m)(m × m) product with the
-Gram matrix W Wᵀ (see _ImplicitTwoLayer): fewer operations than the two products above, which
-pga checks per call (counting the m² d of forming W Wᵀ, cached per model while W is unchanged).
-Any other ``nn.Module`` is differentiated by autograd.
+Fast paths. A :class:`~adversary_dynamics.models.TwoLayerNet` (also an ensemble of them) with
+``event_dims=1`` takes an analytic path: per step one fused forward GEMM (x W^T is computed once
+and δ W^T added) and one backward GEMM, and all per-example norms are updated algebraically from
+two reductions. For the paper's update (l2, raw or normalised gradient, no clamp) with m < 2d, δ
+can be kept in coefficient form, δ = α δ₀ + S W, and a step costs a single (n × m)(m × m) product
+with the Gram matrix W Wᵀ (see _ImplicitTwoLayer): fewer operations than the two products above,
+which pga checks per call (counting the m² d of forming W Wᵀ, cached per model while W is
+unchanged). Any other model (and any model with ``event_dims > 1``: the event dimensions are
+flattened internally and restored before each call of the model) is differentiated by autograd.
+
+Inputs are validated once, before the first step (no per-step host synchronisation); every
+unusable argument raises ``ValueError`` naming the argument, what was given (shape, dtype or
+value) and what is expected.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import numbers
 import weakref
 from dataclasses import dataclass
 from typing import Optional
@@ -53,12 +73,15 @@ from .models import TwoLayerNet, activation_and_derivative
 NORMS = ("l2", "linf")
 GRADIENTS = ("raw", "normalized", "sign")
 INITS = ("zero", "uniform_ball", "uniform_sphere")
-_DIV_EPS = 1e-10  # added to ‖g‖ before normalising, as torchattacks does
+CRITERIA = ("loss", "movement")
+TORCHATTACKS_NORMALIZE_EPS = 1e-10  # torchattacks' g/(‖g‖ + 1e-10), on the batch-mean loss (× N on ours)
 
 __all__ = [
     "NORMS",
     "GRADIENTS",
     "INITS",
+    "CRITERIA",
+    "TORCHATTACKS_NORMALIZE_EPS",
     "PGAResult",
     "Certificate",
     "pga",
@@ -72,9 +95,10 @@ __all__ = [
 @dataclass
 class PGAResult:
     """What :func:`pga` returns. ``T`` is the number of steps taken (``steps`` unless ``tol``
-    stopped the run early once every example had converged).
+    stopped the run early once every example had converged); ``batch`` is x's batch shape
+    (x.shape without its ``event_dims`` trailing dimensions).
 
-    delta:             final perturbation δ_T, shaped like x.
+    delta:             final perturbation δ_T, shaped like x (*batch, *event).
     losses:            (T+1, *batch) per-example loss at δ_0 … δ_T.
     norm_ratio:        (T+1, *batch) ‖δ_t‖₂/ε (l2 only, else None): 1 means on the sphere.
     tangent_grad_norm: (T+1, *batch) ‖g_t − (g_t·u_t)u_t‖₂ with u_t = δ_t/‖δ_t‖ (l2 only): the
@@ -96,34 +120,242 @@ class PGAResult:
         return self.losses.shape[0] - 1
 
 
-def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
+# ----------------------------------------------------------------------------- argument checks
+# All run once per public call, before any step.
+
+
+def _check_choice(name: str, value, allowed: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{name}={value!r} is not allowed: choose one of {allowed}")
 
 
-def _eps_tensor(eps, batch_shape, like: torch.Tensor) -> torch.Tensor:
-    """ε as a tensor of shape (*batch, 1), validated positive."""
-    if isinstance(eps, (int, float)):  # checked on the host: no device synchronisation
-        if not eps > 0:
-            raise ValueError(f"eps must be > 0, got {eps!r}")
-    elif not bool(torch.all(torch.as_tensor(eps) > 0)):
-        raise ValueError(f"eps must be > 0, got {eps!r}")
-    e = torch.as_tensor(eps, dtype=like.dtype, device=like.device)
-    return e.expand(batch_shape).unsqueeze(-1).contiguous() if e.dim() else e.reshape(1).expand(*batch_shape, 1)
+def _check_int(name: str, value, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r} (type {type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
+    return int(value)
 
 
-def project(delta: torch.Tensor, *, eps, norm: str = "l2") -> torch.Tensor:
-    """Euclidean projection onto S = {‖δ‖ ≤ ε} over the last dimension (a new tensor).
+def _check_real(name: str, value, *, minimum: float = 0.0, strict: bool = False, finite: bool = True) -> float:
+    """A real number ≥ minimum (> minimum when ``strict``), finite unless ``finite=False``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {value!r} (type {type(value).__name__})")
+    v = float(value)
+    bad = math.isnan(v) or (finite and math.isinf(v)) or (v <= minimum if strict else v < minimum)
+    if bad:
+        what = ("a finite number" if finite else "a number") + f" {'>' if strict else '>='} {minimum:g}"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return v
 
-    l2: δ · min(1, ε/‖δ‖₂) (the identity inside the ball); linf: clip(δ, −ε, ε).
-    ``eps`` is a float or a tensor broadcasting against ``delta.shape[:-1]``.
-    """
-    _check_choice("norm", norm, NORMS)
-    e = _eps_tensor(eps, delta.shape[:-1], delta)
+
+def _check_tensor(name: str, value, *, floating: bool = True) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if floating and not value.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {value.dtype} "
+                         f"(shape {tuple(value.shape)})")
+    return value
+
+
+def _check_finite(name: str, t: torch.Tensor) -> None:
+    if t.numel() and not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} (shape {tuple(t.shape)}, dtype {t.dtype}) contains NaN or inf values")
+
+
+def _split_event(name: str, shape: torch.Size | tuple, event_dims) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(batch, event) of a shape (*batch, *event) with len(event) == event_dims."""
+    k = _check_int("event_dims", event_dims, minimum=1)
+    shape = tuple(shape)
+    if len(shape) < k:
+        raise ValueError(f"{name} has shape {shape} ({len(shape)} dims), but event_dims={k} needs at least {k} "
+                         f"dims: {name} is (*batch, *event) with len(event) == event_dims")
+    batch, event = shape[:len(shape) - k], shape[len(shape) - k:]
+    if math.prod(event) == 0:
+        raise ValueError(f"{name} has shape {shape}: its event dims {event} (the last event_dims={k}) are empty")
+    return batch, event
+
+
+def _check_shape_arg(shape) -> tuple[int, ...]:
+    try:
+        out = tuple(shape)
+    except TypeError:
+        raise ValueError(f"shape must be a tuple of ints, got {shape!r}") from None
+    if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in out):
+        raise ValueError(f"shape must be a tuple of ints >= 0, got {shape!r}")
+    return tuple(int(s) for s in out)
+
+
+def _per_example(name: str, value, batch: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """A positive, finite per-example quantity (ε or η) as a tensor of shape (*batch, 1) in like's
+    dtype and device. A number is checked on the host (no device synchronisation); a tensor (or
+    array) must broadcast against ``batch``."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        v = _check_real(name, value, strict=True)
+        return torch.tensor(v, dtype=like.dtype, device=like.device).reshape(1).expand(*batch, 1)
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{name} must be a positive number or a tensor broadcasting against the batch shape "
+                         f"{tuple(batch)}, got {value!r}")
+    try:
+        t = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{name} must be a positive number or a tensor broadcasting against the batch shape "
+                         f"{tuple(batch)}, got {type(value).__name__}") from None
+    if t.dtype == torch.bool or t.is_complex():
+        raise ValueError(f"{name} must be real-valued, got dtype {t.dtype}")
+    try:
+        ok = torch.broadcast_shapes(t.shape, batch) == torch.Size(batch)
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} of shape {tuple(t.shape)} does not broadcast to the batch shape {tuple(batch)} "
+                         f"(one value per example; x's event dims are not part of it)")
+    if t.numel() and not bool(torch.all(torch.isfinite(t) & (t > 0))):
+        raise ValueError(f"{name} must be finite and > 0 for every example, got values in "
+                         f"[{float(t.min()):g}, {float(t.max()):g}] (shape {tuple(t.shape)})")
+    t = t.to(dtype=like.dtype, device=like.device)
+    return t.expand(batch).unsqueeze(-1).contiguous() if t.dim() else t.reshape(1).expand(*batch, 1)
+
+
+def _check_labels(y, batch: tuple[int, ...], x: torch.Tensor, event_dims: int) -> torch.Tensor:
+    """y broadcast to the batch shape (a view)."""
+    if not isinstance(y, torch.Tensor):
+        raise ValueError(f"y must be a torch.Tensor of labels broadcasting to x's batch shape {tuple(batch)}, "
+                         f"got {type(y).__name__}")
+    try:
+        ok = torch.broadcast_shapes(y.shape, batch) == torch.Size(batch)
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"y must broadcast to x's batch shape {tuple(batch)} (x has shape {tuple(x.shape)}, "
+                         f"event_dims={event_dims}: one label per example), got y of shape {tuple(y.shape)}")
+    if y.is_complex():
+        raise ValueError(f"y must be real or integer labels, got dtype {y.dtype}")
+    if y.device != x.device:
+        raise ValueError(f"y is on device {y.device} but x is on {x.device}: put both on the same device")
+    return y if y.shape == torch.Size(batch) else y.expand(batch)
+
+
+def _check_model(model) -> None:
+    if not callable(model):
+        raise ValueError(f"model must be an nn.Module (or a callable) mapping x to outputs, got "
+                         f"{type(model).__name__}")
+
+
+def _check_loss(loss) -> None:
+    if not callable(loss):
+        get_loss(loss)  # raises ValueError for an unknown name or a non-callable
+
+
+def _check_generator(generator) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+
+
+def _check_clamp(clamp, x: torch.Tensor) -> tuple[float, float] | None:
+    """(lo, hi) with lo < hi and x inside [lo, hi] (otherwise no feasible point exists near x)."""
+    if clamp is None:
+        return None
+    try:
+        lo, hi = clamp
+    except (TypeError, ValueError):
+        raise ValueError(f"clamp must be None or a pair (lo, hi), got {clamp!r}") from None
+    lo = _check_real("clamp[0] (lo)", lo, minimum=-math.inf, finite=False)
+    hi = _check_real("clamp[1] (hi)", hi, minimum=-math.inf, finite=False)
+    if not lo < hi:
+        raise ValueError(f"clamp=(lo, hi) needs lo < hi, got clamp={clamp!r}")
+    if x.numel():
+        xmin, xmax = (float(v) for v in torch.aminmax(x))
+        if xmin < lo or xmax > hi:
+            raise ValueError(
+                f"clamp={clamp!r} excludes the inputs themselves: x ranges over [{xmin:g}, {xmax:g}], outside "
+                f"[{lo:g}, {hi:g}]: x itself is infeasible (the feasible set {{‖δ‖ <= ε, lo <= x + δ <= hi}} "
+                f"excludes δ = 0 and may be empty) and clipping x + δ would leave the ε-ball; rescale x into "
+                f"[lo, hi], or widen or drop clamp")
+    return lo, hi
+
+
+# ----------------------------------------------------------------------------- model handling
+
+
+@contextlib.contextmanager
+def _deterministic(model):
+    """Eval mode for the attack (BatchNorm on running statistics, no Dropout); every submodule's
+    training flag restored afterwards, also on exceptions. Parameters are never touched."""
+    if not isinstance(model, nn.Module):
+        yield
+        return
+    modes = [(m, m.training) for m in model.modules()]
+    if any(t for _, t in modes):
+        model.eval()
+    try:
+        yield
+    finally:
+        for m, t in modes:
+            if m.training != t:
+                m.training = t
+
+
+class _EventModel:
+    """The model on inputs flattened over their event dims: reshapes (*b, prod(event)) back to
+    (*b, *event) before calling it."""
+
+    def __init__(self, model, event: tuple[int, ...]) -> None:
+        self.model, self.event = model, tuple(event)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.reshape(*x.shape[:-1], *self.event))
+
+
+def _flat_model(model, event: tuple[int, ...]):
+    return model if len(event) == 1 else _EventModel(model, event)
+
+
+def _flat(t: torch.Tensor, batch: tuple[int, ...]) -> torch.Tensor:
+    return t if t.dim() == len(batch) + 1 else t.reshape(*batch, -1)
+
+
+# ----------------------------------------------------------------------------- projection and starts
+
+
+def _project_flat(delta: torch.Tensor, e: torch.Tensor, norm: str) -> torch.Tensor:
+    """Π_S over the last dim; e is ε shaped (*batch, 1) (validated by the caller)."""
     if norm == "linf":
         return torch.maximum(torch.minimum(delta, e), -e)
     n = torch.linalg.vector_norm(delta, dim=-1, keepdim=True)
     return delta * (e / torch.maximum(n, e))
+
+
+def project(delta: torch.Tensor, *, eps, norm: str = "l2", event_dims: int = 1) -> torch.Tensor:
+    """Euclidean projection onto S = {‖δ‖ ≤ ε} over the event dims (a new tensor, shaped like δ).
+
+    ``delta``: (*batch, *event), floating point, len(event) == ``event_dims``.
+    l2: δ · min(1, ε/‖δ‖₂) (the identity inside the ball); linf: clip(δ, −ε, ε).
+    ``eps``: a positive float or a tensor broadcasting against ``batch`` (one radius per example).
+    Raises ValueError for a non-floating δ, an unknown norm, ε ≤ 0 or non-finite, or an ε shape
+    that does not broadcast to the batch shape.
+    """
+    _check_choice("norm", norm, NORMS)
+    _check_tensor("delta", delta)
+    batch, _ = _split_event("delta", delta.shape, event_dims)
+    e = _per_example("eps", eps, batch, delta)
+    return _project_flat(_flat(delta, batch), e, norm).reshape(delta.shape)
+
+
+def _random_init_flat(shape: tuple[int, ...], e: torch.Tensor, norm: str, init: str, generator,
+                      device, dtype) -> torch.Tensor:
+    """δ₀ of shape (*batch, d) (see random_init); e is ε shaped (*batch, 1)."""
+    if init == "zero":
+        return torch.zeros(shape, device=device, dtype=dtype)
+    if norm == "linf":
+        u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
+        return (2.0 * u - 1.0) * e
+    z = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    z = z / torch.linalg.vector_norm(z, dim=-1, keepdim=True).clamp_min(1e-30)
+    if init == "uniform_sphere":
+        return z * e
+    r = torch.rand((*shape[:-1], 1), generator=generator, device=device, dtype=dtype) ** (1.0 / shape[-1])
+    return z * (r * e)
 
 
 def random_init(
@@ -135,27 +367,32 @@ def random_init(
     generator: torch.Generator | None = None,
     device=None,
     dtype=torch.float32,
+    event_dims: int = 1,
 ) -> torch.Tensor:
-    """δ₀ for PGA: ``zero``; ``uniform_ball`` (uniform in S: for l2, direction uniform on the
-    sphere and radius ε·U^{1/d}; for linf, U(−ε, ε) per coordinate); ``uniform_sphere``
-    (uniform on ‖δ‖₂ = ε, l2 only)."""
+    """δ₀ for PGA, shaped ``shape`` = (*batch, *event) with len(event) == ``event_dims``.
+
+    ``zero``; ``uniform_ball`` (uniform in S: for l2, direction uniform on the sphere of the
+    D = prod(event)-dimensional event space and radius ε·U^{1/D}; for linf, U(−ε, ε) per
+    coordinate); ``uniform_sphere`` (uniform on ‖δ‖₂ = ε, l2 only). ``eps`` as in :func:`project`.
+    The draws do not depend on event_dims (the event is drawn flat and reshaped), so the same
+    generator state gives the same numbers for image-shaped and flattened shapes.
+    Raises ValueError for unknown names, uniform_sphere with linf, a non-floating dtype or a bad ε.
+    """
     _check_choice("init", init, INITS)
     _check_choice("norm", norm, NORMS)
-    ref = torch.empty(0, device=device, dtype=dtype)
-    e = _eps_tensor(eps, shape[:-1], ref)
-    if init == "zero":
-        return torch.zeros(shape, device=device, dtype=dtype)
-    if norm == "linf":
-        if init == "uniform_sphere":
-            raise ValueError("init='uniform_sphere' is defined for norm='l2' only; use 'uniform_ball' for linf")
-        u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
-        return (2.0 * u - 1.0) * e
-    z = torch.randn(shape, generator=generator, device=device, dtype=dtype)
-    z = z / torch.linalg.vector_norm(z, dim=-1, keepdim=True).clamp_min(1e-30)
-    if init == "uniform_sphere":
-        return z * e
-    r = torch.rand((*shape[:-1], 1), generator=generator, device=device, dtype=dtype) ** (1.0 / shape[-1])
-    return z * (r * e)
+    _check_generator(generator)
+    shape = _check_shape_arg(shape)
+    batch, _ = _split_event("shape", shape, event_dims)
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
+    if norm == "linf" and init == "uniform_sphere":
+        raise ValueError("init='uniform_sphere' is defined for norm='l2' only; use 'uniform_ball' for linf")
+    e = _per_example("eps", eps, batch, torch.empty(0, device=device, dtype=dtype))
+    flat = (*batch, math.prod(shape[len(batch):]))
+    return _random_init_flat(flat, e, norm, init, generator, device, dtype).reshape(shape)
+
+
+# ----------------------------------------------------------------------------- analytic TwoLayerNet gradients
 
 
 class _TwoLayerGrad:
@@ -393,7 +630,10 @@ class _ImplicitTwoLayer(_TwoLayerGrad):
         return d.reshape(self.shape)
 
 
-def _autograd_fn(model: nn.Module, x: torch.Tensor, loss: LossLike):
+# ----------------------------------------------------------------------------- autograd path and public calls
+
+
+def _autograd_fn(model, x: torch.Tensor, loss: LossLike):
     fn = get_loss(loss)
 
     def value_and_grad(delta: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None):
@@ -406,14 +646,33 @@ def _autograd_fn(model: nn.Module, x: torch.Tensor, loss: LossLike):
     return value_and_grad
 
 
-def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: LossLike = "quadratic"):
-    """Per-example loss ℓ(F(x), y) and its input gradient ∇_x ℓ (analytic for TwoLayerNet)."""
-    y = y.expand(x.shape[:-1]) if y.dim() else y
+def _input_gradient_flat(model, x: torch.Tensor, y: torch.Tensor, loss: LossLike):
+    """(ℓ, ∇_x ℓ) for flat x (*batch, d), y of the batch shape, model taking flat inputs."""
     with torch.no_grad():
         if isinstance(model, TwoLayerNet):
             ell, g = _TwoLayerGrad(model, x, loss)(torch.zeros_like(x), y)
             return ell, g.clone()
         return _autograd_fn(model, x, loss)(torch.zeros_like(x), y)
+
+
+def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: LossLike = "quadratic",
+                   event_dims: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example loss ℓ(F(x), y) and its input gradient ∇_x ℓ (analytic for a TwoLayerNet with
+    event_dims=1, autograd otherwise), of the deterministic (eval-mode) model, which is left as
+    it was found.
+
+    x: (*batch, *event), floating point, len(event) == ``event_dims``; y broadcasts to ``batch``.
+    Returns ℓ of shape ``batch`` and ∇_x ℓ shaped like x. Raises ValueError for unusable
+    arguments (see :func:`pga`).
+    """
+    _check_model(model)
+    _check_loss(loss)
+    _check_tensor("x", x)
+    batch, event = _split_event("x", x.shape, event_dims)
+    y = _check_labels(y, batch, x, event_dims)
+    with _deterministic(model):
+        ell, g = _input_gradient_flat(_flat_model(model, event), _flat(x, batch), y, loss)
+    return ell, g.reshape(x.shape)
 
 
 def pga(
@@ -435,36 +694,98 @@ def pga(
     criterion: str = "loss",
     patience: int = 10,
     check_every: int = 10,
+    normalize_eps: float = 0.0,
+    event_dims: int = 1,
 ) -> PGAResult:
-    """Projected gradient ascent on δ for max_{δ ∈ S} ℓ(F(x + δ), y) (see the module docstring).
+    """Projected gradient ascent on δ for max_{δ ∈ S} ℓ(F(x + δ), y) (see the module docstring;
+    the paper's inner maximisation, Sec. 3, and its PGA, Sec. 4).
 
-    ``step_size`` η is absolute (a float or a tensor broadcasting against the batch shape);
-    ``eps`` likewise. ``delta0`` overrides ``init``. With ``tol``, the run stops early once all
-    examples have converged (checked every ``check_every`` steps, to avoid device syncs).
+    Shapes: ``x`` (*batch, *event) floating point, len(event) == ``event_dims`` (1: (*batch, d);
+    3: (*batch, C, H, W)); the model is called on tensors of x's shape. ``y``: labels broadcasting
+    to ``batch`` (one per example). ``eps`` ε and ``step_size`` η: absolute (units of x), each a
+    positive number or a tensor broadcasting to ``batch``. ``delta0``: the start, shaped like x
+    (overrides ``init``; projected onto S and clamped). ``steps`` ≥ 0.
+
+    ``gradient="normalized"`` steps by η g/‖g‖₂ exactly (g = 0: no step; a gradient whose squared
+    norm underflows the dtype, about ‖g‖ < 1e-22 in float32, counts as 0); ``normalize_eps`` > 0
+    divides by ‖g‖₂ + normalize_eps instead: TORCHATTACKS_NORMALIZE_EPS = 1e-10 is torchattacks'
+    convention (its PGDL2 differentiates the batch-mean loss, so on a batch of N examples
+    normalize_eps = 1e-10·N reproduces it exactly). ``clamp=(lo, hi)`` keeps
+    x + δ in [lo, hi]; x must lie in [lo, hi]. With ``tol``, the run stops early once all examples
+    have converged (checked every ``check_every`` steps, to avoid device syncs; ``patience`` ≥ 1
+    steps without a rise for ``criterion="loss"``).
+
+    The model is attacked in eval mode and restored (module docstring). Returns a
+    :class:`PGAResult` (delta shaped like x, per-step logs shaped (T+1, *batch)).
+
+    Raises ValueError, naming the argument, the value/shape/dtype given and what is expected, for:
+    unknown norm/gradient/init/criterion/loss; x not a floating-point tensor or not finite, or
+    with fewer than ``event_dims`` dims; y not broadcasting to x's batch shape (or on another
+    device); ε or η not finite and > 0 or not broadcasting to the batch shape; steps not an int ≥ 0;
+    patience/check_every not ints ≥ 1; tol or normalize_eps negative or not finite (normalize_eps
+    > 0 needs gradient="normalized"); clamp not a pair lo < hi, or x outside [lo, hi]; delta0 not
+    shaped like x, not floating point or not finite; init="uniform_sphere" with linf.
     """
+    # ---- validation, once, before any step
+    _check_model(model)
+    _check_loss(loss)
     _check_choice("norm", norm, NORMS)
     _check_choice("gradient", gradient, GRADIENTS)
     _check_choice("init", init, INITS)
-    _check_choice("criterion", criterion, ("loss", "movement"))
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+    _check_choice("criterion", criterion, CRITERIA)
+    _check_generator(generator)
+    steps = _check_int("steps", steps, minimum=0)
+    patience = _check_int("patience", patience, minimum=1)
+    check_every = _check_int("check_every", check_every, minimum=1)
+    if tol is not None:
+        tol = _check_real("tol", tol, minimum=0.0)
+    normalize_eps = _check_real("normalize_eps", normalize_eps, minimum=0.0)
+    if normalize_eps > 0 and gradient != "normalized":
+        raise ValueError(f"normalize_eps={normalize_eps!r} only applies to gradient='normalized', "
+                         f"got gradient={gradient!r}")
+    if norm == "linf" and init == "uniform_sphere" and delta0 is None:
+        raise ValueError("init='uniform_sphere' is defined for norm='l2' only; use 'uniform_ball' for linf")
+    _check_tensor("x", x)
+    batch, event = _split_event("x", x.shape, event_dims)
+    _check_finite("x", x)
+    y = _check_labels(y, batch, x, event_dims)
+    e = _per_example("eps", eps, batch, x)
+    eta = _per_example("step_size", step_size, batch, x)
+    if delta0 is not None:
+        _check_tensor("delta0", delta0)
+        if delta0.shape != x.shape:
+            raise ValueError(f"delta0 must have x's shape {tuple(x.shape)}, got {tuple(delta0.shape)}")
+        if delta0.device != x.device:
+            raise ValueError(f"delta0 is on device {delta0.device} but x is on {x.device}")
+        _check_finite("delta0", delta0)
+    clamp = _check_clamp(clamp, x)
+
+    with _deterministic(model):
+        res = _pga_flat(
+            _flat_model(model, event), _flat(x, batch), y, loss=loss, e=e, eta=eta, norm=norm, steps=steps,
+            step_size=step_size, gradient=gradient, init=init, clamp=clamp, generator=generator, tol=tol,
+            delta0=None if delta0 is None else _flat(delta0, batch), criterion=criterion, patience=patience,
+            check_every=check_every, normalize_eps=normalize_eps)
+    if len(event) != 1:
+        res.delta = res.delta.reshape(x.shape)
+    return res
+
+
+def _pga_flat(model, x, y, *, loss, e, eta, norm, steps, step_size, gradient, init, clamp, generator, tol,
+              delta0, criterion, patience, check_every, normalize_eps) -> PGAResult:
+    """pga on validated arguments: x (*batch, d), y of the batch shape, e and eta (*batch, 1)."""
     batch = x.shape[:-1]
-    y = y.expand(batch) if y.shape != batch else y
-    e = _eps_tensor(eps, batch, x)
-    scalar_step = isinstance(step_size, (int, float))
-    if not (step_size > 0 if scalar_step else bool(torch.all(torch.as_tensor(step_size) > 0))):
-        raise ValueError(f"step_size must be > 0, got {step_size!r}")
-    eta = torch.as_tensor(step_size, dtype=x.dtype, device=x.device)
-    eta = eta.expand(batch).unsqueeze(-1) if eta.dim() else eta
+    scalar_step = isinstance(step_size, numbers.Real)
     l2 = norm == "l2"
     if delta0 is not None:
-        delta = project(delta0.to(x.dtype), eps=e.squeeze(-1), norm=norm).contiguous()
+        delta = _project_flat(delta0.to(x.dtype), e, norm).contiguous()
     else:
-        delta = random_init(tuple(x.shape), eps=e.squeeze(-1), norm=norm, init=init, generator=generator,
-                            device=x.device, dtype=x.dtype)
+        delta = _random_init_flat(tuple(x.shape), e, norm, init, generator, x.device, x.dtype)
     if clamp is not None:
-        lo, hi = clamp
-        delta = (x + delta).clamp_(lo, hi).sub_(x)
+        # the box for δ, [lo − x, hi − x] (contains 0 as x ∈ [lo, hi]): clipping δ to it only shrinks
+        # each |δ_i|, so δ stays in S exactly (no rounding of x + δ − x)
+        box_lo, box_hi = clamp[0] - x, clamp[1] - x
+        delta = torch.maximum(torch.minimum(delta, box_hi), box_lo)
 
     with torch.no_grad():
         fast = isinstance(model, TwoLayerNet)
@@ -497,6 +818,7 @@ def pga(
         # a scalar step, rounded to x's dtype as η is (on the host: no device synchronisation)
         a_float = (float(torch.tensor(step_size, dtype=x.dtype)) if scalar_step and gradient != "normalized"
                    else None)
+        zero = x.new_zeros(())
         t = 0
         while True:
             ell, g = vg(delta, y, loss_rows[t])
@@ -521,9 +843,10 @@ def pga(
                 break
             if conv is not None and t % check_every == 0 and t > 0 and bool((conv >= 0).all()):
                 break
-            # step size per example: η, or η/(‖g‖+1e-10) for the normalised gradient
+            # step size per example: η, or η/‖g‖ for the normalised gradient (0 where g = 0: no step),
+            # or torchattacks' η/(‖g‖ + normalize_eps)
             if gradient == "normalized":
-                a = eta / (gn + _DIV_EPS)
+                a = eta / (gn + normalize_eps) if normalize_eps > 0 else torch.where(gn > 0, eta / gn, zero)
             else:
                 a = eta
             if algebraic:
@@ -549,9 +872,9 @@ def pga(
                 new = torch.addcmul(delta * c, g, c * a)
             else:
                 new = delta + a * (torch.sign(g) if gradient == "sign" else g)
-                new = project(new, eps=e.squeeze(-1)) if l2 else torch.maximum(torch.minimum(new, e), -e)
+                new = _project_flat(new, e, norm)
             if clamp is not None:
-                new = (x + new).clamp_(clamp[0], clamp[1]).sub_(x)
+                new = torch.maximum(torch.minimum(new, box_hi), box_lo)
             if conv is not None and criterion == "movement":
                 move = torch.linalg.vector_norm(new - delta, dim=-1)
                 hit = (move <= tol * e.squeeze(-1)) & (conv < 0)
@@ -582,7 +905,7 @@ def pga(
 
 @dataclass
 class Certificate:
-    """Result of :func:`local_max_certificate`, per example.
+    """Result of :func:`local_max_certificate`, per example (each field shaped like the batch).
 
     tangent_grad_norm: ‖g − (g·u)u‖ at δ (u = δ/‖δ‖).
     kkt_residual:      first-order optimality residual for max over the ball: on the sphere
@@ -618,14 +941,41 @@ def local_max_certificate(
     ftol: float = 1e-3,
     sphere_tol: float = 1e-3,
     generator: torch.Generator | None = None,
+    event_dims: int = 1,
 ) -> Certificate:
     """Approximate first- and second-order check that δ is a local maximum of ℓ(F(x + ·), y)
-    over the l2 ball of radius ε. ``radius`` r is the probe length as a fraction of ε."""
-    batch = x.shape[:-1]
-    y = y.expand(batch) if y.shape != batch else y
-    e = _eps_tensor(eps, batch, x).squeeze(-1)
-    with torch.no_grad():
-        ell, g = input_gradient(model, x + delta, y, loss=loss)
+    over the l2 ball of radius ε (the paper's local maxima, Sec. 4).
+
+    x and δ: (*batch, *event), floating point, len(event) == ``event_dims``, δ shaped like x;
+    y broadcasts to ``batch``; ``eps`` a positive number or a tensor broadcasting to ``batch``.
+    ``directions`` K ≥ 0 random probe directions (drawn flat over the event, so the same generator
+    gives the same probes for image-shaped and flattened inputs); ``radius`` r > 0 is the probe
+    length as a fraction of ε; ``gtol``, ``ftol`` ≥ 0; ``sphere_tol`` in [0, 1). The model is
+    evaluated in eval mode and restored. Returns a :class:`Certificate` with fields shaped
+    ``batch``. Raises ValueError for unusable arguments (as :func:`pga`).
+    """
+    _check_model(model)
+    _check_loss(loss)
+    _check_generator(generator)
+    _check_tensor("x", x)
+    batch, event = _split_event("x", x.shape, event_dims)
+    y = _check_labels(y, batch, x, event_dims)
+    _check_tensor("delta", delta)
+    if delta.shape != x.shape:
+        raise ValueError(f"delta must have x's shape {tuple(x.shape)}, got {tuple(delta.shape)}")
+    e = _per_example("eps", eps, batch, x).squeeze(-1)
+    directions = _check_int("directions", directions, minimum=0)
+    radius = _check_real("radius", radius, strict=True)
+    if gtol is not None:
+        gtol = _check_real("gtol", gtol)
+    ftol = _check_real("ftol", ftol)
+    sphere_tol = _check_real("sphere_tol", sphere_tol)
+    if sphere_tol >= 1:
+        raise ValueError(f"sphere_tol must be in [0, 1), got {sphere_tol!r}")
+    x, delta = _flat(x, batch), _flat(delta.to(x.dtype), batch)
+    model_f = _flat_model(model, event)
+    with _deterministic(model), torch.no_grad():
+        ell, g = _input_gradient_flat(model_f, x + delta, y, loss)
         dn = torch.linalg.vector_norm(delta, dim=-1)
         gn = torch.linalg.vector_norm(g, dim=-1)
         dg = (delta * g).sum(-1)
@@ -639,9 +989,10 @@ def local_max_certificate(
         v = torch.cat([v, g_tan.unsqueeze(0), g.unsqueeze(0)])
         v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(1e-30)
         directions = v.shape[0]
-        cand = project(delta.unsqueeze(0) + (radius * e).unsqueeze(-1) * v, eps=e.expand(directions, *batch))
+        eb = e.expand(directions, *batch).unsqueeze(-1)
+        cand = _project_flat(delta.unsqueeze(0) + (radius * e).unsqueeze(-1) * v, eb, "l2")
         fn = get_loss(loss)
-        ell2 = fn(model(x.unsqueeze(0) + cand), y.expand(directions, *batch))
+        ell2 = fn(model_f(x.unsqueeze(0) + cand), y.expand(directions, *batch))
         inc = ell2 - ell.unsqueeze(0)
         scale = ell.clamp_min(1e-12)
         n_inc = (inc > ftol * scale).sum(0)

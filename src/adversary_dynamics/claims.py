@@ -1,34 +1,57 @@
-"""Verdicts on the paper's claims, computed from the aggregated tables (docs/tables.md).
+"""Verdicts on the paper's statements (Deng et al., ICML 2020), computed from the figure tables.
 
-Each ``claim_*`` function takes the table(s) it needs (pandas DataFrames) and the verdict rules
-(the ``claims:`` section of the configuration, fixed before the runs are looked at) and returns
-one dict ``{id, claim, statistic, value, interval, n_runs, verdict, rule, details}``:
+The report is built around the paper's own statements T1-T7 (issue 13), each checked where the
+paper makes it:
+
+=====  ==========================  =============================================================
+id     paper                       our check (table)
+=====  ==========================  =============================================================
+T1     Theorem 3.1                 log-log slopes of iterations and of distance to the maximum
+                                   on the absolute step η (ext_theory/pga.csv)
+T2     Lemma 4.1                   per-step loss increase / η inside the ball; runs ending on the
+                                   sphere (ext_theory/pga.csv)
+T3     Lemmas 4.3-4.4              sign pattern of the constrained Hessian at converged points
+                                   (ext_theory/hessian.csv)
+T4     Theorem 5.1                 single maximum below a threshold in ε (ext_theory/maxima.csv,
+                                   paper_fig1_landscapes/maxima.csv)
+T5     Sec. 5.1.2, Fig. 2          Spearman ρ(scale, escape time) per ratio
+                                   (paper_fig2_escape_by_scale/escape.csv)
+T6     Fig. 3, Sec. 6              Spearman ρ(checkpoint, escape time) per (scale, ratio)
+                                   (paper_fig3_escape_during_training/escape.csv)
+T7     Abstract, Sec. 6            Spearman ρ(scale, steps to the training-loss threshold)
+                                   (ext_training_convergence/runs.csv)
+E1-E4  our extensions              the project's older checks on trained networks (PGA reaches a
+                                   certified maximum, on the sphere, iterations and landscape
+                                   regularity against the scale)
+=====  ==========================  =============================================================
+
+Each ``claim_*`` function takes its table(s) (pandas DataFrames) and the verdict rules (the
+``claims:`` section of the configuration, fixed before the runs are read) and returns one dict
+``{id, kind, paper_location, claim, paper_evidence, statistic, value, interval, runs, n_runs,
+verdict, rule, details}``:
 
 - ``value``/``interval``: the headline statistic and its percentile-bootstrap interval at level
-  ``confidence``; for a claim checked per group (per scale and checkpoint, per checkpoint, ...)
-  the headline is the least favourable group, and ``details["groups"]`` lists every group with
-  its own statistic, interval and verdict.
-- ``n_runs``: the independent runs the statistic rests on: (scale, seed) training/probe runs for
-  the dataset experiments, (d, m, trial) random network-input pairs for the theory setting.
-- ``verdict``: ``supported`` / ``not supported`` / ``inconclusive`` by the rule in ``rule``.
-  A claim checked per group is supported when every group is, not supported when at least
-  one group is not, and inconclusive otherwise. A group resting on fewer than ``min_runs``
-  seeds (theory: trials) is inconclusive whatever its statistic says.
+  ``confidence``; for a claim checked per group the headline is the least favourable counted
+  group, and ``details["groups"]`` lists every group with its own statistic, interval and verdict.
+- ``runs``: ``{"count", "unit", "tables"}``, the independent units the statistic rests on.
+- ``verdict``: ``supported`` / ``not supported`` / ``inconclusive``. A claim checked per group is
+  not supported when a counted group is not, supported when none is not and at least
+  ``min_supported_groups`` of the counted groups are supported, inconclusive otherwise. A group
+  resting on fewer than ``min_runs`` units is inconclusive whatever its statistic says. Groups
+  outside the statement's regime (the ReLU and narrow-width contrasts of the theory setting, d = 2
+  for T3) are reported with ``counted = False``.
 
-Bootstraps are deterministic: ``numpy.random.default_rng([seed, claim number])``. The dataset
-probes are resampled two-way (seeds and inputs independently, with replacement: every input is
-probed at every seed), so the intervals reflect both sources of variation; training runs are
-resampled over seeds, theory trials over trial ids. Rank correlations are Spearman's rho with
-average ranks for ties, computed exactly on the resampled data (as weighted ranks).
-
-Nothing here knows which answer the paper expects beyond the direction of each claim; the
-parameters come from the configuration and must not be tuned to make a claim hold.
+Bootstraps are deterministic: ``numpy.random.default_rng([seed, claim number])``. Probe-type
+tables are resampled two-way (seeds and inputs independently, with replacement), training runs
+over seeds, theory runs over trial ids (a trial's runs at every η move together). Rank
+correlations are Spearman's rho with average ranks for ties, computed exactly on the resampled
+data (as weighted ranks). Nothing here knows which answer the paper expects beyond the direction
+of each statement; the parameters come from the configuration.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -41,18 +64,28 @@ __all__ = [
     "INCONCLUSIVE",
     "VERDICTS",
     "TABLES",
+    "PAPER",
     "spearman",
     "weighted_spearman",
+    "power_law_slope",
+    "slope_verdict",
+    "claim_t1_theorem31",
+    "claim_t2_interior_ascent",
+    "claim_t3_no_saddles",
+    "claim_t4_single_maximum",
+    "claim_t5_escape_by_scale",
+    "claim_t6_escape_during_training",
+    "claim_t7_training_vs_scale",
     "claim_pga_converges",
     "claim_on_sphere",
     "claim_pga_iterations_vs_scale",
     "claim_training_vs_scale",
     "claim_regularity_vs_scale",
-    "claim_theory_polynomial",
     "evaluate_claims",
     "cli_flags",
     "render_markdown",
     "to_jsonable",
+    "CLAIMS_JSON_SCHEMA",
 ]
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
@@ -60,17 +93,69 @@ VERDICTS = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
 
 #: The defaults of the configuration's ``claims:`` section (workflow/schemas/config.schema.yaml).
 DEFAULT_RULES: dict[str, Any] = {
-    "min_fraction": 0.9,
     "confidence": 0.95,
     "bootstrap": 2000,
     "seed": 0,
     "min_runs": 3,
-    "power_law_fraction": 0.75,
-    "max_slope": 3.0,
+    "min_fraction": 0.9,
+    "min_supported_groups": 0.5,
+    "iterations_slope": -2.0,
+    "distance_slope": 0.5,
+    "slope_tolerance": 0.1,
+    "min_rate": 1.0e-3,
+    "theorem_activation": "softplus",
 }
 
 #: The tables each claim reads (keys of ``evaluate_claims``'s ``tables``).
-TABLES = ("fig1_final", "fig2_runs", "fig3_regularity", "fig4_theory")
+TABLES = ("theory_runs", "theory_hessian", "theory_maxima", "fig1_maxima", "escape_scale", "escape_training",
+          "training_runs", "pga_final", "landscape_regularity")
+
+#: id -> (paper location, the statement in our words, what the paper's own evidence is).
+PAPER: dict[str, tuple[str, str, str]] = {
+    "T1": ("Theorem 3.1",
+           "For softplus two-layer networks at initialisation with m = Omega(d^{5/2}), eps < Theta((log m)^-2) and "
+           "eta < min{Theta((log m)^-2), eps^2}, PGA reaches within O(eta^-2) iterations a point on the sphere that is "
+           "O(eta^{1/2})-close to a local maximum (w.h.p.).",
+           "A theorem; its proof is in the supplementary material, which is not reachable here. The main text has no "
+           "experiment in the theorem's regime."),
+    "T2": ("Lemma 4.1",
+           "Inside the ball every PGA step increases the loss by Omega(eta), so the trajectories end on the sphere.",
+           "A lemma of the proof of Theorem 3.1 (main text states it; proof in the supplement); no experiment."),
+    "T3": ("Lemmas 4.3-4.4",
+           "There are no saddle points on the sphere: near critical points the constrained Hessian is definite.",
+           "Lemmas of the proof of Theorem 3.1; no experiment."),
+    "T4": ("Theorem 5.1",
+           "Below a threshold tau_eps there is, with high probability, a single local maximum on the sphere "
+           "('more regular landscape').",
+           "An informal theorem, illustrated by Fig. 1 (simulated 2-D data: one optimum at small scale, rugged at "
+           "large scale unless the ratio is small)."),
+    "T5": ("Sec. 5.1.2, Fig. 2",
+           "At a fixed ratio, a smaller input scale gives a faster escape from local maxima of the paper's objective "
+           "(faster decay of the paper's loss along PGD).",
+           "Fig. 2: single trajectories of an MNIST CNN at initialisation, three scales (0.1, 10, 1000), five ratios; "
+           "no statistics, no repeated seeds."),
+    "T6": ("Fig. 3, Sec. 6",
+           "After many epochs of adversarial training escaping becomes harder, more so at a large input scale.",
+           "Fig. 3: trajectories at scale 0.1 after 0, 10 and 100 epochs, three ratios; the large-scale part is text "
+           "only (not plotted)."),
+    "T7": ("Abstract, Sec. 6",
+           "In the initial phase of adversarial training, a smaller input scale helps training converge faster.",
+           "No training-convergence experiment: the paper's evidence is the escape behaviour of Fig. 2 (T5) and its "
+           "theory; our check on training curves is an extension."),
+    "E1": ("our extension (of Theorem 3.1)",
+           "PGA reaches a certified local maximum within the budget on the trained networks of the digits runs.",
+           "None: the paper's theorem covers softplus networks at initialisation only."),
+    "E2": ("our extension (of Lemma 4.1)",
+           "The local maxima PGA reaches on the trained networks lie on the sphere.",
+           "None beyond Lemma 4.1 (theory setting)."),
+    "E3": ("our extension (of Sec. 5.1.2)",
+           "A smaller input scale needs fewer PGA iterations to reach a local maximum.",
+           "None: the paper measures escape from a local maximum (T5), not convergence to one."),
+    "E4": ("our extension (of Theorem 5.1, Fig. 1)",
+           "A smaller input scale gives a more regular adversarial loss landscape on trained networks (fewer distinct "
+           "maxima, less non-linear).",
+           "Fig. 1 (simulated data only)."),
+}
 
 _CHUNK = 256  # bootstrap resamples per vectorised chunk (bounds memory)
 
@@ -87,6 +172,10 @@ def _rules(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     out["bootstrap"] = int(out["bootstrap"])
     out["seed"] = int(out["seed"])
     out["min_runs"] = int(out["min_runs"])
+    for k in ("min_fraction", "min_supported_groups", "confidence"):
+        out[k] = float(out[k])
+    if not 0 <= out["min_supported_groups"] <= 1:
+        raise ValueError(f"min_supported_groups must lie in [0, 1], got {out['min_supported_groups']}")
     if not 0 < out["confidence"] < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {out['confidence']}")
     if out["bootstrap"] < 1:
@@ -128,12 +217,16 @@ def _codes(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     return uniq, inv.ravel()
 
 
-def _combine(verdicts: Sequence[str]) -> str:
+def _combine(verdicts: Sequence[str], rules: Mapping[str, Any] | None = None) -> str:
+    """Not supported if any verdict is; supported if none is and at least ``min_supported_groups``
+    of them are supported; inconclusive otherwise (also with no verdict at all)."""
+    share = float((rules or DEFAULT_RULES).get("min_supported_groups", 1.0))
     if not verdicts:
         return INCONCLUSIVE
     if NOT_SUPPORTED in verdicts:
         return NOT_SUPPORTED
-    if all(v == SUPPORTED for v in verdicts):
+    n_sup = sum(v == SUPPORTED for v in verdicts)
+    if n_sup > 0 and n_sup >= share * len(verdicts) - 1e-12:
         return SUPPORTED
     return INCONCLUSIVE
 
@@ -181,6 +274,11 @@ def _entry(cid: int, claim: str, statistic: str, value, interval, n_runs: int, v
 def _missing(cid: int, claim: str, statistic: str, rule: str, table: str) -> dict[str, Any]:
     return _entry(cid, claim, statistic, math.nan, [math.nan, math.nan], 0, INCONCLUSIVE, rule,
                   {"note": f"table {table} is missing or empty", "groups": []})
+
+
+def _combine_text(rules) -> str:
+    return (f"The claim is not supported if any counted group is not, supported if none is not and at least "
+            f"{rules['min_supported_groups']:.0%} of them are supported, inconclusive otherwise.")
 
 
 def _level(rules) -> str:
@@ -310,7 +408,7 @@ def _fraction_rule(rules, what: str, min_what: str) -> str:
     f, lvl = rules["min_fraction"], _level(rules)
     return (f"per {what}: supported if the {lvl} bootstrap interval's lower bound is >= {f:g}; not supported if its "
             f"upper bound is < {f:g}; inconclusive otherwise or with fewer than {rules['min_runs']} {min_what}. "
-            f"The claim is supported if every group is, not supported if any group is not, inconclusive otherwise.")
+            f"{_combine_text(rules)}")
 
 
 def claim_pga_converges(fig1_final: pd.DataFrame, cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -336,7 +434,7 @@ def claim_pga_converges(fig1_final: pd.DataFrame, cfg: Mapping[str, Any] | None 
         "groups": groups,
     }
     stat += f" (smallest over (scale, checkpoint) groups: scale {w['scale']:g}, checkpoint {w['checkpoint']})"
-    return _entry(1, CLAIM1, stat, w["value"], [w["lo"], w["hi"]], n_runs, _combine([g["verdict"] for g in groups]),
+    return _entry(1, CLAIM1, stat, w["value"], [w["lo"], w["hi"]], n_runs, _combine([g["verdict"] for g in groups], rules),
                   rule, details)
 
 
@@ -395,7 +493,7 @@ def claim_on_sphere(fig1_final: pd.DataFrame | None, fig4_theory: pd.DataFrame |
                "note": "n_seeds counts seeds (dataset) or trials (theory) with a certified maximum",
                **notes, "groups": groups}
     stat += f" (smallest over groups: {w['source']} {w['group']})"
-    return _entry(2, CLAIM2, stat, w["value"], [w["lo"], w["hi"]], n_runs, _combine([g["verdict"] for g in groups]),
+    return _entry(2, CLAIM2, stat, w["value"], [w["lo"], w["hi"]], n_runs, _combine([g["verdict"] for g in groups], rules),
                   rule, details)
 
 
@@ -409,8 +507,7 @@ def _corr_rule(rules, what: str, units: str) -> str:
     lvl = _level(rules)
     return (f"{what}: supported if the whole {lvl} bootstrap interval of Spearman's rho(scale, .) is > 0; not "
             f"supported if it is entirely < 0; inconclusive otherwise, with fewer than {rules['min_runs']} {units} "
-            f"per scale, or with fewer than 2 scales. The claim is supported if every group is, not supported if "
-            f"any group is not, inconclusive otherwise.")
+            f"per scale, or with fewer than 2 scales. {_combine_text(rules)}")
 
 
 def _corr_group(x, y, W, rules, enough) -> dict:
@@ -454,7 +551,7 @@ def claim_pga_iterations_vs_scale(fig1_final: pd.DataFrame, cfg: Mapping[str, An
                "groups": groups}
     n_runs = int(df[["scale", "seed"]].drop_duplicates().shape[0])
     stat += f" (smallest over checkpoints: checkpoint {w['checkpoint']})"
-    return _entry(3, CLAIM3, stat, w["value"], [w["lo"], w["hi"]], n_runs, _combine([g["verdict"] for g in groups]),
+    return _entry(3, CLAIM3, stat, w["value"], [w["lo"], w["hi"]], n_runs, _combine([g["verdict"] for g in groups], rules),
                   rule, details)
 
 
@@ -529,180 +626,517 @@ def claim_regularity_vs_scale(fig3_regularity: pd.DataFrame, cfg: Mapping[str, A
                "groups": groups}
     n_runs = int(df[["scale", "seed"]].drop_duplicates().shape[0])
     stat += f" (smallest over (measure, checkpoint) groups: {w['measure']} at checkpoint {w['checkpoint']})"
-    return _entry(5, CLAIM5, stat, w["value"], [w["lo"], w["hi"]], n_runs, _combine([g["verdict"] for g in groups]),
+    return _entry(5, CLAIM5, stat, w["value"], [w["lo"], w["hi"]], n_runs, _combine([g["verdict"] for g in groups], rules),
                   rule, details)
 
 
-# ---- claim 6: polynomial growth in d --------------------------------------------------------
-CLAIM6 = ("In the theory setting, the iterations PGA needs to reach a local maximum grow polynomially with the input "
-          "dimension d (a straight line on log-log axes, better than an exponential fit).")
+# ---- T1-T4: the theory setting ---------------------------------------------------------------
+def _theory_groups(df: pd.DataFrame, rules) -> list[tuple[dict, np.ndarray, bool]]:
+    """(setting label, row indices, counted) per (activation, d, m, scale): counted = the
+    theorem's activation at a width m >= d^{5/2}."""
+    out = []
+    keys = ["activation", "d", "m", "scale"]
+    for vals, idx in df.groupby(keys, sort=True).indices.items():
+        act, d, m, s = vals
+        regime = str(df["regime"].iloc[idx[0]]) if "regime" in df else "theorem"
+        counted = act == rules["theorem_activation"] and regime == "theorem"
+        lab = {"activation": str(act), "d": int(d), "m": int(m), "scale": float(s), "regime": regime}
+        out.append((lab, idx, counted))
+    return out
 
 
-def _ls_slope(x: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """Least-squares slopes of Y[..., j] on x[j] along the last axis (NaN points dropped)."""
-    m = np.isfinite(Y)
-    n = m.sum(-1)
+def power_law_slope(x, y, unit, W: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    """Pooled within-unit least-squares slope of log y on log x (one intercept per ``unit``, e.g.
+    a trial run at several step sizes) and its replicates for unit weights ``W`` (B, n_units) —
+    the slope of the data in which unit k appears W[b, k] times. Points with a non-finite or
+    non-positive x or y are dropped. Returns (slope, replicates); NaN where x does not vary."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    units, u = _codes(unit)
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    lx, ly, u = np.log(x[ok]), np.log(y[ok]), u[ok]
+    n = np.bincount(u, minlength=len(units)).astype(float)
+    nz = np.where(n > 0, n, 1)
+    dx = lx - (np.bincount(u, lx, minlength=len(units)) / nz)[u]
+    dy = ly - (np.bincount(u, ly, minlength=len(units)) / nz)[u]
+    sxy = np.bincount(u, dx * dy, minlength=len(units))
+    sxx = np.bincount(u, dx * dx, minlength=len(units))
     with np.errstate(invalid="ignore", divide="ignore"):
-        xm = np.where(m, x, 0).sum(-1) / n
-        ym = np.where(m, Y, 0).sum(-1) / n
-        dx = np.where(m, x - xm[..., None], 0)
-        dy = np.where(m, Y - ym[..., None], 0)
-        s = (dx * dy).sum(-1) / (dx * dx).sum(-1)
-    return np.where(n >= 2, s, np.nan)
+        point = float(sxy.sum() / sxx.sum()) if sxx.sum() > 0 else math.nan
+        boot = (W @ sxy) / (W @ sxx) if W is not None else np.zeros(0)
+    return point, boot
 
 
-def _fit(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    m = np.isfinite(y)
-    x, y = x[m], y[m]
-    if len(x) < 2:
-        return {"slope": math.nan, "rss": math.nan, "r2": math.nan}
-    A = np.c_[np.ones_like(x), x]
-    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
-    rss = float(((y - A @ coef) ** 2).sum())
-    tss = float(((y - y.mean()) ** 2).sum())
-    return {"slope": float(coef[1]), "rss": rss, "r2": 1.0 - rss / tss if tss > 0 else math.nan}
+def slope_verdict(lo: float, hi: float, bound: float, tolerance: float, enough: bool) -> str:
+    """A lower bound on a slope ('slope >= bound', e.g. O(eta^-2) iterations -> slope >= -2):
+    supported if the interval's lower end is >= bound - tolerance, not supported if its upper end
+    is < bound - tolerance, inconclusive otherwise or without enough data."""
+    if not enough or not (np.isfinite(lo) and np.isfinite(hi)):
+        return INCONCLUSIVE
+    if lo >= bound - tolerance:
+        return SUPPORTED
+    if hi < bound - tolerance:
+        return NOT_SUPPORTED
+    return INCONCLUSIVE
 
 
-def _safe_log(a):
-    a = np.asarray(a, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(a > 0, np.log(np.where(a > 0, a, 1.0)), np.nan)
+def _runs_obj(count: int, unit: str, tables: Sequence[str]) -> dict[str, Any]:
+    return {"count": int(count), "unit": unit, "tables": list(tables)}
 
 
-def claim_theory_polynomial(fig4_theory: pd.DataFrame, cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Claim 6: per (m, scale) curve, log(median iterations over trials) against log d (power
-    law) and against d (exponential); pooled slope with one intercept per curve. Trials that did
-    not converge count ``max_steps`` iterations (a lower bound)."""
+def _result(cid: str, statistic: str, groups: list[dict], rule: str, runs: dict, details: dict,
+            rules, sign: int = 1, verdict: str | None = None) -> dict[str, Any]:
+    """One claim's entry; the headline is the least favourable counted group."""
+    counted = [g for g in groups if g.get("counted", True)]
+    w = _worst(counted, sign=sign) if counted else None
+    if verdict is None:
+        verdict = _combine([g["verdict"] for g in counted], rules)
+    loc, text, evidence = PAPER[cid]
+    if w is not None:
+        statistic += f" (least favourable counted group: {w.get('group', '')})"
+    return {"id": cid, "kind": "paper" if cid.startswith("T") else "extension", "paper_location": loc,
+            "claim": text, "paper_evidence": evidence, "statistic": statistic,
+            "value": None if w is None else float(w["value"]),
+            "interval": [math.nan, math.nan] if w is None else [float(w["lo"]), float(w["hi"])],
+            "runs": runs, "n_runs": runs["count"], "verdict": verdict, "rule": rule,
+            "details": {**details, "groups": groups}}
+
+
+def _missing_result(cid: str, statistic: str, rule: str, tables: Sequence[str], note: str) -> dict[str, Any]:
+    loc, text, evidence = PAPER[cid]
+    return {"id": cid, "kind": "paper" if cid.startswith("T") else "extension", "paper_location": loc,
+            "claim": text, "paper_evidence": evidence, "statistic": statistic, "value": None,
+            "interval": [math.nan, math.nan], "runs": _runs_obj(0, "none", tables), "n_runs": 0,
+            "verdict": INCONCLUSIVE, "rule": rule, "details": {"note": note, "groups": []}}
+
+
+def _empty(df) -> bool:
+    return df is None or len(df) == 0
+
+
+def claim_t1_theorem31(runs: pd.DataFrame | None, cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """T1 (Theorem 3.1): per setting, the pooled within-trial log-log slope of the iterations to
+    the sphere (tangent gradient <= eta^{1/2}) on eta, against the bound's -2, and of the distance
+    of that point to the refined maximum (Corollary 3.1) on eta, against 1/2; trials resampled.
+    Runs that missed the sphere count ``max_steps`` iterations (censored); the distance uses the runs
+    whose refinement met its tolerance (``refined``)."""
     rules = _rules(cfg)
+    b1, b2, tol = rules["iterations_slope"], rules["distance_slope"], rules["slope_tolerance"]
+    stat = "log-log slope of iterations on eta (bound: >= {:g}) and of distance to the maximum on eta (>= {:g})".format(
+        b1, b2)
+    rule = (f"per setting and quantity: supported if the {_level(rules)} bootstrap interval of the slope has its lower end "
+            f">= bound - {tol:g}, not supported if its upper end is < bound - {tol:g}, inconclusive otherwise or with "
+            f"fewer than {rules['min_runs']} trials or 2 step sizes. Counted: {rules['theorem_activation']} at "
+            f"m >= d^(5/2); the other settings are contrasts. {_combine_text(rules)}")
+    if _empty(runs):
+        return _missing_result("T1", stat, rule, ["ext_theory/pga.csv"], "table ext_theory/pga.csv is missing or empty")
+    df = runs.reset_index(drop=True)
+    rng = _rng(rules, 11)
+    groups = []
+    for lab, idx, counted in _theory_groups(df, rules):
+        sub = df.iloc[idx]
+        trials, _ = _codes(sub["trial"])
+        W = _resample_weights(rng, len(trials), rules["bootstrap"])
+        enough = len(trials) >= rules["min_runs"] and sub["eta"].nunique() >= 2
+        reached = _as_bool(sub["reached"])
+        refined = reached & (_as_bool(sub["refined"]) if "refined" in sub else True)
+        name = f"{lab['activation']} d={lab['d']} m={lab['m']} s={lab['scale']:g}"
+        for qty, col, bound, ok in (("iterations", "iterations", b1, np.ones(len(sub), bool)),
+                                    ("distance", "distance", b2, refined)):
+            y = pd.to_numeric(sub[col], errors="coerce").to_numpy(float)
+            y = np.where(ok, y, np.nan)
+            point, boot = power_law_slope(sub["eta"].to_numpy(float), y, sub["trial"].to_numpy(), W)
+            lo, hi = _interval(boot, rules["confidence"])
+            # the bound is a lower bound: the favourable direction is value - bound large
+            groups.append({"group": f"{name}: {qty}", **lab, "quantity": qty, "bound": bound, "value": point,
+                           "lo": lo, "hi": hi, "margin": point - bound, "n_trials": int(len(trials)),
+                           "reached": float(reached.mean()), "counted": counted,
+                           "verdict": slope_verdict(lo, hi, bound, tol, enough and np.isfinite(point))})
+    counted = [g for g in groups if g["counted"]]
+    for g in groups:
+        g["_key"] = g["margin"]
+    w = _worst(counted, key="_key") if counted else None
+    for g in groups:
+        g.pop("_key")
+    n = int(df[["activation", "d", "m", "scale", "trial"]].drop_duplicates().shape[0])
+    med = (df.groupby(["activation", "d", "m", "eta_over_eps2"])["iterations"].median().reset_index()
+           .rename(columns={"iterations": "median_iterations"}).to_dict("records"))
+    details = {"resampling": "trial ids with replacement (a trial's runs at every eta move together)",
+               "fraction_reached": float(_as_bool(df["reached"]).mean()),
+               "fraction_reached_counted": float(np.mean([g["reached"] for g in counted])) if counted else math.nan,
+               "median_iterations": med}
+    res = _result("T1", stat, groups, rule, _runs_obj(n, "(setting, trial): network, input, label and start", [
+        "ext_theory/pga.csv"]), details, rules)
+    if w is not None:  # headline: the group closest to (or furthest below) its bound
+        res["value"], res["interval"] = float(w["value"]), [float(w["lo"]), float(w["hi"])]
+        res["statistic"] = stat + f" (headline: the counted group closest to its bound: {w['group']})"
+    return res
+
+
+def _fraction_group(sub: pd.DataFrame, success: np.ndarray, W: np.ndarray, trials, rules, **lab) -> dict:
+    tcode = np.searchsorted(trials, sub["trial"].to_numpy())
+    point, boot = _one_way_fraction(W, tcode, success, len(trials))
+    lo, hi = _interval(boot, rules["confidence"])
+    n_tr = int(sub["trial"].nunique())
+    return {**lab, "value": point, "lo": lo, "hi": hi, "n_trials": n_tr, "n_obs": int(len(sub)),
+            "verdict": _fraction_verdict(lo, hi, rules["min_fraction"], n_tr >= rules["min_runs"] and len(sub) > 0)}
+
+
+def claim_t2_interior_ascent(runs: pd.DataFrame | None, cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """T2 (Lemma 4.1): per setting, the fraction of runs (with at least one step inside the ball)
+    whose every interior step raised the loss by >= min_rate·eta, and the fraction of runs that
+    end on the sphere; trials resampled."""
+    rules = _rules(cfg)
+    stat = f"fraction of runs whose interior steps all raise the loss by >= {rules['min_rate']:g} * eta; fraction ending on the sphere"
+    rule = (_fraction_rule(rules, "setting and quantity", "trials") + f" Counted: {rules['theorem_activation']} at "
+            "m >= d^(5/2).")
+    if _empty(runs):
+        return _missing_result("T2", stat, rule, ["ext_theory/pga.csv"], "table ext_theory/pga.csv is missing or empty")
+    df = runs.reset_index(drop=True)
+    rng = _rng(rules, 12)
+    groups = []
+    for lab, idx, counted in _theory_groups(df, rules):
+        sub = df.iloc[idx].reset_index(drop=True)
+        trials = np.unique(sub["trial"].to_numpy())
+        W = _resample_weights(rng, len(trials), rules["bootstrap"])
+        name = f"{lab['activation']} d={lab['d']} m={lab['m']} s={lab['scale']:g}"
+        n_int = pd.to_numeric(sub["interior_steps"], errors="coerce").to_numpy(float)
+        rate = pd.to_numeric(sub["min_rate"], errors="coerce").to_numpy(float)
+        has = n_int > 0
+        g1 = _fraction_group(sub[has], rate[has] >= rules["min_rate"], W, trials, rules, group=f"{name}: interior rate",
+                             **lab, quantity="interior rate >= min_rate", counted=counted)
+        g1["lowest_rate"] = float(np.nanmin(rate[has])) if has.any() else math.nan
+        g1["median_rate"] = float(np.nanmedian(rate[has])) if has.any() else math.nan
+        g2 = _fraction_group(sub, _as_bool(sub["on_sphere"]), W, trials, rules, group=f"{name}: ends on sphere", **lab,
+                             quantity="ends on the sphere", counted=counted)
+        groups += [g1, g2]
+    n = int(df[["activation", "d", "m", "scale", "trial"]].drop_duplicates().shape[0])
+    return _result("T2", stat, groups, rule, _runs_obj(n, "(setting, trial)", ["ext_theory/pga.csv"]),
+                   {"resampling": "trial ids with replacement",
+                    "note": "runs whose first step already reaches the sphere have no interior step and are left out of the rate"},
+                   rules)
+
+
+def claim_t3_no_saddles(hessian: pd.DataFrame | None, cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """T3 (Lemmas 4.3-4.4): per setting with d >= 3, the fraction of converged points on the
+    sphere whose constrained Hessian is definite (all tangent eigenvalues of one sign); d = 2 is
+    reported but not counted (a one-dimensional tangent space has no saddle)."""
+    rules = _rules(cfg)
+    stat = "fraction of converged points whose constrained Hessian P(H - mu I)P is definite on the tangent space"
+    rule = (_fraction_rule(rules, "setting", "trials") + f" Counted: {rules['theorem_activation']} at m >= d^(5/2) "
+            "and d >= 3.")
+    if _empty(hessian):
+        return _missing_result("T3", stat, rule, ["ext_theory/hessian.csv"],
+                               "table ext_theory/hessian.csv is missing or empty")
+    df = hessian.reset_index(drop=True)
+    rng = _rng(rules, 13)
+    groups = []
+    for lab, idx, counted in _theory_groups(df, rules):
+        sub = df.iloc[idx].reset_index(drop=True)
+        trials = np.unique(sub["trial"].to_numpy())
+        W = _resample_weights(rng, len(trials), rules["bootstrap"])
+        kind = sub["kind"].astype(str).to_numpy()
+        definite = np.isin(kind, ["maximum", "minimum"])
+        g = _fraction_group(sub, definite, W, trials, rules,
+                            group=f"{lab['activation']} d={lab['d']} m={lab['m']} s={lab['scale']:g}", **lab,
+                            counted=counted and lab["d"] >= 3)
+        g.update({"maxima": int((kind == "maximum").sum()), "minima": int((kind == "minimum").sum()),
+                  "saddles": int((kind == "saddle").sum()), "degenerate": int((kind == "degenerate").sum()),
+                  "largest_eigenvalue": float(pd.to_numeric(sub["eig_max"]).max()),
+                  "median_hessian_over_mu": float(np.median(pd.to_numeric(sub["hessian_norm"]) /
+                                                            pd.to_numeric(sub["multiplier"]).abs()))})
+        groups.append(g)
+    n = int(df[["activation", "d", "m", "scale", "trial"]].drop_duplicates().shape[0])
+    return _result("T3", stat, groups, rule, _runs_obj(n, "(setting, trial) with a converged point",
+                                                       ["ext_theory/hessian.csv"]),
+                   {"resampling": "trial ids with replacement",
+                    "caveat": "the points are where PGA ascent converged, which favours maxima; a saddle would show as "
+                              "a point with eigenvalues of both signs",
+                    "eigenvalues": "Hessians from torch.func (hessian under vmap), Lagrange multiplier mu = g.delta/eps^2"},
+                   rules)
+
+
+def claim_t4_single_maximum(maxima: pd.DataFrame | None, fig1_maxima: pd.DataFrame | None = None,
+                            cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """T4 (Theorem 5.1): per setting, at every grid eps within the theorem's regime (eps <=
+    eps_theorem; the smallest grid eps when none is), the fraction of networks whose restarts
+    found exactly one maximum (among networks with at least one converged restart); the estimated threshold (the single-maximum fraction falls below
+    1/2) per setting is reported. The Fig. 1 table (if present) adds one group per scale at its
+    smallest ratio, counted when it has at least ``min_runs`` rows."""
+    from .theory import estimate_threshold
+
+    rules = _rules(cfg)
+    stat = "fraction of networks with a single distinct maximum at eps within the theorem's regime"
+    rule = (_fraction_rule(rules, "(setting, eps)", "networks") + f" Counted: {rules['theorem_activation']} at "
+            "m >= d^(5/2); Fig. 1 groups when they have enough rows.")
+    if _empty(maxima) and _empty(fig1_maxima):
+        return _missing_result("T4", stat, rule, ["ext_theory/maxima.csv", "paper_fig1_landscapes/maxima.csv"],
+                               "tables ext_theory/maxima.csv and paper_fig1_landscapes/maxima.csv are missing or empty")
+    rng = _rng(rules, 14)
+    groups, thresholds, n = [], [], 0
+    if not _empty(maxima):
+        df = maxima.reset_index(drop=True)
+        for lab, idx, counted in _theory_groups(df, rules):
+            sub = df.iloc[idx].reset_index(drop=True)
+            trials = np.unique(sub["trial"].to_numpy())
+            W = _resample_weights(rng, len(trials), rules["bootstrap"])
+            single = pd.to_numeric(sub["distinct_maxima"]).to_numpy() == 1
+            fr = sub.assign(single=single).groupby("eps")["single"].mean()
+            eps_th = float(sub["eps_theorem"].iloc[0]) if "eps_theorem" in sub else math.nan
+            tau = estimate_threshold(fr.index.to_numpy(float), fr.to_numpy(float), level=0.5)
+            rho = spearman(sub["eps"].to_numpy(float), pd.to_numeric(sub["distinct_maxima"]).to_numpy(float))
+            thresholds.append({"source": "theory", **lab, "eps_theorem": eps_th, "threshold": tau,
+                               "rho_eps_distinct": rho,
+                               "single_share_by_eps": _by_eps(fr)})
+            grid = sorted(sub["eps"].unique())
+            inside = [e for e in grid if e <= eps_th * (1 + 1e-9)] or grid[:1]
+            conv = pd.to_numeric(sub["converged"]).to_numpy() > 0 if "converged" in sub else np.ones(len(sub), bool)
+            for e in inside:
+                m_ = (sub["eps"] == e).to_numpy() & conv  # networks without a converged restart say nothing
+                g = _fraction_group(sub[m_], single[m_], W, trials, rules,
+                                    group=f"{lab['activation']} d={lab['d']} m={lab['m']} eps={e:g}",
+                                    source="theory", **lab, eps=float(e), counted=counted)
+                g["no_converged_restart"] = int(((sub["eps"] == e).to_numpy() & ~conv).sum())
+                groups.append(g)
+        n += int(df[["activation", "d", "m", "scale", "trial"]].drop_duplicates().shape[0])
+    if not _empty(fig1_maxima):
+        f1 = fig1_maxima.reset_index(drop=True)
+        unit = next((c for c in ("seed", "example", "trial") if c in f1), None)  # the independent landscapes
+        for s, idx in f1.groupby("scale", sort=True).indices.items():
+            sub = f1.iloc[idx].reset_index(drop=True)
+            single = pd.to_numeric(sub["distinct_maxima"]).to_numpy() == 1
+            fr = sub.assign(single=single).groupby("eps")["single"].mean()
+            tau = estimate_threshold(fr.index.to_numpy(float), fr.to_numpy(float), level=0.5)
+            thresholds.append({"source": "fig1", "scale": float(s), "threshold": tau, "threshold_ratio": tau / float(s),
+                               "single_share_by_eps": _by_eps(fr)})
+            r0 = sub["ratio"].min()
+            m_ = (sub["ratio"] == r0).to_numpy()
+            s2 = sub[m_].reset_index(drop=True)
+            s2 = s2.assign(trial=s2[unit] if unit else np.arange(len(s2)))
+            trials = np.unique(s2["trial"].to_numpy())
+            W = _resample_weights(rng, len(trials), rules["bootstrap"])
+            g = _fraction_group(s2, single[m_], W, trials, rules, group=f"Fig. 1 scale {float(s):g}, ratio {r0:g}",
+                                source="fig1", scale=float(s), eps=float(s2["eps"].iloc[0]) if "eps" in s2 else math.nan)
+            g["counted"] = g["n_trials"] >= rules["min_runs"]
+            groups.append(g)
+        n += int(len(f1))
+    return _result("T4", stat, groups, rule, _runs_obj(n, "(setting, network) of the theory setting; Fig. 1 landscapes",
+                                                       ["ext_theory/maxima.csv", "paper_fig1_landscapes/maxima.csv"]),
+                   {"resampling": "network (trial) ids with replacement",
+                    "thresholds": thresholds,
+                    "threshold_rule": "geometric midpoint between the largest grid eps up to which at least half of the "
+                                      "networks have a single maximum and the next grid eps (the largest grid eps, a "
+                                      "lower bound, when every grid eps passes)"}, rules)
+
+
+def _by_eps(fr: pd.Series) -> str:
+    """'eps: share; ...' of a Series indexed by eps (one table cell)."""
+    return "; ".join(f"{e:.3g}: {v:.2f}" for e, v in fr.items())
+
+
+def _escape_rule(rules, what: str, x: str) -> str:
     lvl = _level(rules)
-    stat = "pooled slope of log(median iterations) vs log d (one intercept per (m, scale) curve)"
-    f, smax = rules["power_law_fraction"], rules["max_slope"]
-    rule = (f"supported if the power law (log iterations linear in log d) has a higher R^2 than the exponential "
-            f"(log iterations linear in d) in at least a fraction {f:g} of the (m, scale) curves and the {lvl} "
-            f"bootstrap interval of the pooled slope lies within (0, {smax:g}]; not supported if that fraction is "
-            f"below {f:g} or the interval lies entirely outside (0, {smax:g}] (upper bound <= 0 or lower bound > "
-            f"{smax:g}); inconclusive otherwise, with fewer than 3 dimensions d, or with fewer than "
-            f"{rules['min_runs']} trials per (d, m, scale).")
-    if fig4_theory is None or len(fig4_theory) == 0:
-        return _missing(6, CLAIM6, stat, rule, "fig4_theory")
-    th = fig4_theory.reset_index(drop=True)
-    dims = np.sort(th["d"].unique()).astype(float)
-    trials, tcode = _codes(th["trial"])
-    curves = sorted(th.groupby(["m", "scale"]).groups.keys())
-    C, D, T = len(curves), len(dims), len(trials)
-    A = np.full((C, D, T), np.nan)
-    ci = {c: i for i, c in enumerate(curves)}
-    c_idx = np.array([ci[(m, s)] for m, s in zip(th["m"], th["scale"])])
-    d_idx = np.searchsorted(dims, th["d"].to_numpy(float))
-    A[c_idx, d_idx, tcode] = th["iterations"].to_numpy(float)
-    conv = _as_bool(th["converged"])
-    min_trials = int(th.groupby(["d", "m", "scale"])["trial"].nunique().min())
-    logd = np.log(dims)
+    return (f"{what}: supported if the whole {lvl} bootstrap interval of Spearman's rho({x}, escape time) is > 0; not "
+            f"supported if it is entirely < 0; inconclusive otherwise, with fewer than {rules['min_runs']} (seed, input) "
+            f"pairs, or with fewer than 2 values of the {x}. Runs that never escape count as +inf (worst rank, tied). "
+            f"{_combine_text(rules)}")
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(A, axis=2)  # (C, D)
-        rng = _rng(rules, 6)
-        B = rules["bootstrap"]
-        boot_curve = np.empty((C, B))
-        boot_pooled = np.empty(B)
-        for a in range(0, B, _CHUNK):
-            b = min(B, a + _CHUNK) - a
-            idx = rng.integers(0, T, size=(b, T))
-            mb = np.nanmedian(A[:, :, idx], axis=3)  # (C, D, b)
-            Y = _safe_log(np.moveaxis(mb, 2, 1))  # (C, b, D)
-            boot_curve[:, a:a + b] = _ls_slope(logd, Y)
-            boot_pooled[a:a + b] = _pooled_slope(logd, np.moveaxis(Y, 1, 0))  # (b, C, D)
-    logmed = _safe_log(med)
-    groups, better = [], []
-    for i, (m, s) in enumerate(curves):
-        pw, ex = _fit(logd, logmed[i]), _fit(dims, logmed[i])
-        lo, hi = _interval(boot_curve[i], rules["confidence"])
-        pb = bool(np.isfinite(pw["r2"]) and np.isfinite(ex["r2"]) and pw["r2"] > ex["r2"])
-        better.append(pb)
-        groups.append({"m": _py(m), "scale": float(s), "value": pw["slope"], "lo": lo, "hi": hi,
-                       "r2_power": pw["r2"], "r2_exp": ex["r2"], "rss_power": pw["rss"], "rss_exp": ex["rss"],
-                       "power_better": pb,
-                       "median_iterations_by_d": "; ".join(f"{int(d)}: {v:g}" for d, v in zip(dims, med[i]))})
-    frac_better = float(np.mean(better)) if better else math.nan
-    pooled = float(_pooled_slope(logd, logmed[None])[0])
-    lo, hi = _interval(boot_pooled, rules["confidence"])
-    pooled_pw = _pooled_rss(logd, logmed)
-    pooled_ex = _pooled_rss(dims, logmed)
-    enough = D >= 3 and min_trials >= rules["min_runs"] and np.isfinite(lo) and np.isfinite(hi)
-    if not enough:
-        verdict = INCONCLUSIVE
-    elif frac_better < f or hi <= 0 or lo > smax:
-        verdict = NOT_SUPPORTED
-    elif frac_better >= f and lo > 0 and hi <= smax:
-        verdict = SUPPORTED
+
+def _escape_times(df: pd.DataFrame) -> np.ndarray:
+    """Escape times with never-escaped runs (NaN or +inf) as +inf (the worst rank, tied)."""
+    t = pd.to_numeric(df["escape_time"], errors="coerce").to_numpy(float)
+    return np.where(np.isfinite(t), t, np.inf)
+
+
+def claim_t5_escape_by_scale(escape: pd.DataFrame | None, cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """T5 (Sec. 5.1.2, Fig. 2): per ratio, Spearman rho(scale, escape time) over (scale, seed,
+    input) runs at initialisation, seeds and inputs resampled independently; a positive rho
+    means slower escape at larger scale, i.e. the paper's claim."""
+    rules = _rules(cfg)
+    stat = "Spearman rho(scale, escape time) per ratio over (scale, seed, input) runs"
+    rule = _escape_rule(rules, "per ratio", "scale")
+    tab = ["paper_fig2_escape_by_scale/escape.csv"]
+    if _empty(escape):
+        return _missing_result("T5", stat, rule, tab, "table paper_fig2_escape_by_scale/escape.csv is missing or empty "
+                                                      "(its figure is not built by this configuration)")
+    df = escape.reset_index(drop=True)
+    if "checkpoint" in df and df["checkpoint"].nunique() > 1:
+        df = df[df["checkpoint"] == df["checkpoint"].min()].reset_index(drop=True)
+    y = _escape_times(df)
+    design = _TwoWay(_rng(rules, 15), df["seed"], df["input"], rules["bootstrap"])
+    groups = []
+    for r, idx in df.groupby("ratio", sort=True).indices.items():
+        sub = df.iloc[idx]
+        W = design.row_weights(sub["seed"].to_numpy(), sub["input"].to_numpy())
+        n_seeds = _seeds_per_scale(sub)
+        n_units = min(n_seeds * int(sub["input"].nunique()), 10**9)
+        enough = n_units >= rules["min_runs"] and sub["scale"].nunique() >= 2
+        g = {"group": f"ratio {float(r):g}", "ratio": float(r)}
+        g.update(_corr_group(sub["scale"].to_numpy(float), y[idx], W, rules, enough))
+        med = pd.Series(y[idx]).groupby(sub["scale"].to_numpy()).median()
+        g.update({"n_seeds": n_seeds, "n_inputs": int(sub["input"].nunique()), "n_obs": int(len(sub)),
+                  "never_escaped": int(np.isinf(y[idx]).sum()),
+                  "median_escape_by_scale": "; ".join(f"{s:g}: {v:g}" for s, v in med.items())})
+        if "relative_step" in sub:
+            rs = pd.to_numeric(sub["relative_step"], errors="coerce").groupby(sub["scale"].to_numpy()).median()
+            g["median_relative_step_by_scale"] = "; ".join(f"{s:g}: {v:.3g}" for s, v in rs.items())
+        groups.append(g)
+    n = int(df[["seed", "input"]].drop_duplicates().shape[0])
+    return _result("T5", stat, groups, rule, _runs_obj(n, "(seed, input) pairs, each run at every (scale, ratio)", tab),
+                   {"resampling": "seeds and inputs, independently with replacement (one seed: over inputs only)",
+                    "caveat": "the absolute step eta is the same at every scale (the paper's update), so the relative "
+                              "step eta*||grad||/eps changes with the scale (medians per scale in the groups); where it "
+                              "falls monotonically with the scale these runs cannot tell a landscape effect from a "
+                              "step-size effect"}, rules)
+
+
+def claim_t6_escape_during_training(escape: pd.DataFrame | None, cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """T6 (Fig. 3, Sec. 6): per (scale, ratio), Spearman rho(checkpoint, escape time) over
+    (checkpoint, seed, input) runs, seeds and inputs resampled; positive = escaping gets harder
+    with training. With two or more scales, details compare rho at the largest and smallest
+    scale ('more so at a large input scale')."""
+    rules = _rules(cfg)
+    stat = "Spearman rho(training epochs at the checkpoint, escape time) per (scale, ratio)"
+    rule = _escape_rule(rules, "per (scale, ratio)", "checkpoint")
+    tab = ["paper_fig3_escape_during_training/escape.csv"]
+    if _empty(escape):
+        return _missing_result("T6", stat, rule, tab, "table paper_fig3_escape_during_training/escape.csv is missing or "
+                                                      "empty (its figure is not built by this configuration)")
+    df = escape.reset_index(drop=True)
+    y = _escape_times(df)
+    design = _TwoWay(_rng(rules, 16), df["seed"], df["input"], rules["bootstrap"])
+    groups, rhos = [], {}
+    for (s, r), idx in df.groupby(["scale", "ratio"], sort=True).indices.items():
+        sub = df.iloc[idx]
+        W = design.row_weights(sub["seed"].to_numpy(), sub["input"].to_numpy())
+        n_seeds = int(sub.groupby("checkpoint")["seed"].nunique().min())
+        enough = n_seeds * int(sub["input"].nunique()) >= rules["min_runs"] and sub["checkpoint"].nunique() >= 2
+        g = {"group": f"scale {float(s):g}, ratio {float(r):g}", "scale": float(s), "ratio": float(r)}
+        g.update(_corr_group(sub["checkpoint"].to_numpy(float), y[idx], W, rules, enough))
+        med = pd.Series(y[idx]).groupby(sub["checkpoint"].to_numpy()).median()
+        g.update({"n_seeds": n_seeds, "n_inputs": int(sub["input"].nunique()), "n_obs": int(len(sub)),
+                  "median_escape_by_checkpoint": "; ".join(f"{int(c)}: {v:g}" for c, v in med.items())})
+        groups.append(g)
+        rhos[(float(s), float(r))] = (sub, W, idx)
+    details: dict[str, Any] = {"resampling": "seeds and inputs, independently with replacement"}
+    scales = sorted({k[0] for k in rhos})
+    if len(scales) >= 2:
+        more = []
+        for r in sorted({k[1] for k in rhos}):
+            if (scales[0], r) in rhos and (scales[-1], r) in rhos:
+                (a, Wa, ia), (b, Wb, ib) = rhos[(scales[0], r)], rhos[(scales[-1], r)]
+                pa = spearman(a["checkpoint"].to_numpy(float), y[ia])
+                pb = spearman(b["checkpoint"].to_numpy(float), y[ib])
+                ba = weighted_spearman(a["checkpoint"].to_numpy(float), y[ia], Wa)
+                bb = weighted_spearman(b["checkpoint"].to_numpy(float), y[ib], Wb)
+                lo, hi = _interval(bb - ba, rules["confidence"])
+                more.append({"ratio": r, "small_scale": scales[0], "large_scale": scales[-1], "rho_small": pa,
+                             "rho_large": pb, "difference": pb - pa, "lo": lo, "hi": hi,
+                             "verdict": _sign_verdict(lo, hi, np.isfinite(pb - pa))})
+        details["more_so_at_large_scale"] = more
+        details["more_so_note"] = ("difference of rho(checkpoint, escape time) between the largest and the smallest "
+                                   "scale; reported, not part of the verdict (never-escaping runs tie at +inf, which "
+                                   "caps rho at both scales)")
     else:
-        verdict = INCONCLUSIVE
-    details = {
-        "resampling": "trial ids, with replacement (the same ids for every (d, m, scale))",
-        "dims": [int(d) for d in dims],
-        "n_curves": C,
-        "min_trials_per_cell": min_trials,
-        "fraction_power_better": frac_better,
-        "pooled_rss_power": pooled_pw,
-        "pooled_rss_exp": pooled_ex,
-        "fraction_converged": float(conv.mean()),
-        "censoring": "trials that did not converge count max_steps iterations",
-        "groups": groups,
-    }
-    n_runs = int(th[["d", "m", "trial"]].drop_duplicates().shape[0])
-    return _entry(6, CLAIM6, stat, pooled, [lo, hi], n_runs, verdict, rule, details)
+        details["more_so_at_large_scale"] = "not run: the table has a single scale"
+    n = int(df[["seed", "input"]].drop_duplicates().shape[0])
+    return _result("T6", stat, groups, rule, _runs_obj(n, "(training seed, input) pairs probed at every checkpoint", tab),
+                   details, rules)
 
 
-def _pooled_slope(x: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """Common slope of Y[b, c, :] on x with one intercept per curve c (NaN points dropped)."""
-    m = np.isfinite(Y)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        n = m.sum(-1, keepdims=True)
-        xm = np.where(m, x, 0).sum(-1, keepdims=True) / n
-        ym = np.where(m, Y, 0).sum(-1, keepdims=True) / n
-        dx = np.where(m, x - xm, 0)
-        dy = np.where(m, Y - ym, 0)
-        return (dx * dy).sum((-1, -2)) / (dx * dx).sum((-1, -2))
+def claim_t7_training_vs_scale(runs: pd.DataFrame | None, cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """T7 (Abstract, Sec. 6): :func:`claim_training_vs_scale` on the extension figure's training
+    runs, with the caveat that the paper's own evidence is the escape behaviour (T5)."""
+    rules = _rules(cfg)
+    e = claim_training_vs_scale(runs, rules)
+    loc, text, evidence = PAPER["T7"]
+    d = dict(e["details"])
+    d["caveat"] = ("the paper has no training-convergence experiment; its evidence for this statement is Fig. 2 (T5). "
+                   "Our training runs use the two-layer network of ext_training_convergence, a fixed learning rate "
+                   "across scales and a loss threshold of our choice.")
+    return {"id": "T7", "kind": "paper", "paper_location": loc, "claim": text, "paper_evidence": evidence,
+            "statistic": e["statistic"], "value": e["value"], "interval": e["interval"],
+            "runs": _runs_obj(e["n_runs"], "(scale, seed) training runs", ["ext_training_convergence/runs.csv"]),
+            "n_runs": e["n_runs"], "verdict": e["verdict"], "rule": e["rule"], "details": d}
 
 
-def _pooled_rss(x: np.ndarray, Y: np.ndarray) -> float:
-    """Residual sum of squares of the common-slope fit (one intercept per curve)."""
-    s = float(_pooled_slope(x, Y[None])[0])
-    m = np.isfinite(Y)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        n = m.sum(-1, keepdims=True)
-        xm = np.where(m, x, 0).sum(-1, keepdims=True) / n
-        ym = np.where(m, Y, 0).sum(-1, keepdims=True) / n
-        r = np.where(m, (Y - ym) - s * (x - xm), 0)
-    return float((r * r).sum())
+def _as_extension(e: dict[str, Any], cid: str, unit: str, tables: Sequence[str]) -> dict[str, Any]:
+    loc, text, evidence = PAPER[cid]
+    out = {"id": cid, "kind": "extension", "paper_location": loc, "claim": text, "paper_evidence": evidence}
+    out.update({k: e[k] for k in ("statistic", "value", "interval", "verdict", "rule", "details")})
+    out["runs"] = _runs_obj(e["n_runs"], unit, tables)
+    out["n_runs"] = e["n_runs"]
+    return out
 
 
 def cli_flags(rules: Mapping[str, Any] | None, config_name: str) -> str:
     """The verdict rules (the configuration's ``claims:`` section, defaults filled in) and the
     configuration name as the typed flags of ``scripts/claims.py`` (used by the workflow)."""
     r = _rules(rules)
-    return (f"--min-fraction {r['min_fraction']} --confidence {r['confidence']} --bootstrap {r['bootstrap']} "
-            f"--seed {r['seed']} --min-runs {r['min_runs']} --power-law-fraction {r['power_law_fraction']} "
-            f"--max-slope {r['max_slope']} --config-name {config_name}")
+    return " ".join(f"--{k.replace('_', '-')} {r[k]}" for k in DEFAULT_RULES) + f" --config-name {config_name}"
 
 
 # ---- all claims ------------------------------------------------------------------------------
 def evaluate_claims(tables: Mapping[str, pd.DataFrame | None], cfg: Mapping[str, Any] | None) -> list[dict]:
-    """All six claims, in order. ``tables`` maps the names of :data:`TABLES` to DataFrames (a
-    missing table makes the claims that need it inconclusive); ``cfg`` is the ``claims:``
-    section of the configuration (or a whole configuration)."""
+    """T1-T7, then the extensions E1-E4. ``tables`` maps names of :data:`TABLES` to DataFrames (a
+    missing table makes the claims that need it inconclusive); ``cfg`` is the ``claims:`` section
+    of the configuration (or a whole configuration)."""
     rules = _rules(cfg)
+    unknown = set(tables) - set(TABLES)
+    if unknown:
+        raise ValueError(f"tables: unknown names {sorted(unknown)}; allowed: {list(TABLES)}")
     t = {k: tables.get(k) for k in TABLES}
+    probe = "(scale, seed) probe runs"
     calls: list[Callable[[], dict]] = [
-        lambda: claim_pga_converges(t["fig1_final"], rules),
-        lambda: claim_on_sphere(t["fig1_final"], t["fig4_theory"], rules),
-        lambda: claim_pga_iterations_vs_scale(t["fig1_final"], rules),
-        lambda: claim_training_vs_scale(t["fig2_runs"], rules),
-        lambda: claim_regularity_vs_scale(t["fig3_regularity"], rules),
-        lambda: claim_theory_polynomial(t["fig4_theory"], rules),
+        lambda: claim_t1_theorem31(t["theory_runs"], rules),
+        lambda: claim_t2_interior_ascent(t["theory_runs"], rules),
+        lambda: claim_t3_no_saddles(t["theory_hessian"], rules),
+        lambda: claim_t4_single_maximum(t["theory_maxima"], t["fig1_maxima"], rules),
+        lambda: claim_t5_escape_by_scale(t["escape_scale"], rules),
+        lambda: claim_t6_escape_during_training(t["escape_training"], rules),
+        lambda: claim_t7_training_vs_scale(t["training_runs"], rules),
+        lambda: _as_extension(claim_pga_converges(t["pga_final"], rules), "E1", probe, ["ext_pga_convergence/final.csv"]),
+        lambda: _as_extension(claim_on_sphere(t["pga_final"], None, rules), "E2", probe, ["ext_pga_convergence/final.csv"]),
+        lambda: _as_extension(claim_pga_iterations_vs_scale(t["pga_final"], rules), "E3", probe,
+                              ["ext_pga_convergence/final.csv"]),
+        lambda: _as_extension(claim_regularity_vs_scale(t["landscape_regularity"], rules), "E4", probe,
+                              ["ext_landscape_statistics/regularity.csv"]),
     ]
     return [c() for c in calls]
+
+
+#: A small JSON schema of claims.json (what other tools may rely on).
+CLAIMS_JSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["config_name", "rules", "claims"],
+    "properties": {
+        "config_name": {"type": "string"},
+        "rules": {"type": "object"},
+        "claims": {
+            "type": "array",
+            "minItems": 7,
+            "items": {
+                "type": "object",
+                "required": ["id", "kind", "paper_location", "claim", "paper_evidence", "statistic", "value",
+                             "interval", "runs", "verdict", "rule"],
+                "properties": {
+                    "id": {"type": "string", "pattern": "^(T[1-7]|E[0-9]+)$"},
+                    "kind": {"enum": ["paper", "extension"]},
+                    "paper_location": {"type": "string", "minLength": 1},
+                    "statistic": {"type": "string", "minLength": 1},
+                    "value": {"type": ["number", "null"]},
+                    "interval": {"type": "array", "minItems": 2, "maxItems": 2,
+                                 "items": {"type": ["number", "null"]}},
+                    "runs": {"type": "object", "required": ["count", "unit", "tables"],
+                             "properties": {"count": {"type": "integer", "minimum": 0},
+                                            "unit": {"type": "string"},
+                                            "tables": {"type": "array", "items": {"type": "string"}}}},
+                    "verdict": {"enum": list(VERDICTS)},
+                    "rule": {"type": "string", "minLength": 1},
+                },
+            },
+        },
+    },
+}
 
 
 # ---- output --------------------------------------------------------------------------------
@@ -761,29 +1195,32 @@ def _table(rows: list[dict]) -> list[str]:
 
 
 def render_markdown(results: list[dict], config_name: str, rules: Mapping[str, Any] | None = None) -> str:
-    """A Markdown report: a summary table, then one section per claim with its rule and groups."""
+    """A Markdown report: a summary table (claim, paper's evidence, statistic and interval, runs,
+    verdict), then one section per claim with its rule, details and groups."""
     r = _rules(rules) if rules is not None else None
     lvl = f"{r['confidence']:.0%}" if r else "CI"
-    lines = [f"# Claims checked against the runs of configuration `{config_name}`", "",
-             "Deng, He, Huang & Su (ICML 2020), *Towards Understanding the Dynamics of the First-Order Adversaries*.",
-             "Every verdict follows a rule fixed in advance in the configuration (`claims:` in config/config.yaml); "
-             "intervals are percentile bootstraps; *runs* counts the independent runs a statistic rests on "
-             "((scale, seed) training/probe runs for the dataset experiments, (d, m, trial) network-input pairs "
-             "for the theory setting).", ""]
+    lines = [f"# The paper's statements checked against the runs of configuration `{config_name}`", "",
+             "Deng, He, Huang & Su (ICML 2020), *Towards Understanding the Dynamics of the First-Order Adversaries*. "
+             "T1-T7 are the paper's statements, checked where the paper makes them; E1-E4 are our extensions (checks "
+             "on trained networks that the paper does not make). Every verdict follows a rule fixed in advance in the "
+             "configuration (`claims:`); intervals are percentile bootstraps; *runs* counts the independent units a "
+             "statistic rests on.", ""]
     if r:
         lines += ["Rules: " + ", ".join(f"`{k}` = {v}" for k, v in r.items()), ""]
-    lines += [f"| # | claim | statistic | value | {lvl} interval | runs | verdict |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| id | paper | paper's evidence | our statistic | value | {lvl} interval | runs | verdict |",
+              "|---|---|---|---|---|---|---|---|"]
     for e in results:
-        lines.append(f"| {e['id']} | {_fmt(e['claim'])} | {_fmt(e['statistic'])} | {_fmt(e['value'])} | "
-                     f"{_ival(e['interval'])} | {e['n_runs']} | **{e['verdict']}** |")
+        lines.append(f"| {e['id']} | {_fmt(e['paper_location'])} | {_fmt(e['paper_evidence'])} | {_fmt(e['statistic'])} "
+                     f"| {_fmt(e['value'])} | {_ival(e['interval'])} | {e['runs']['count']} | **{e['verdict']}** |")
     for e in results:
         d = dict(e.get("details") or {})
         groups = d.pop("groups", [])
         extra = {k: d.pop(k) for k in list(d) if isinstance(d[k], list) and d[k] and isinstance(d[k][0], dict)}
-        lines += ["", f"## {e['id']}. {e['claim']}", "",
+        lines += ["", f"## {e['id']} ({e['paper_location']}): {e['claim']}", "",
                   f"- verdict: **{e['verdict']}**",
                   f"- statistic: {e['statistic']} = {_fmt(e['value'])}, {lvl} interval {_ival(e['interval'])}",
-                  f"- runs: {e['n_runs']}",
+                  f"- runs: {e['runs']['count']} ({e['runs']['unit']}; tables: {', '.join(e['runs']['tables'])})",
+                  f"- the paper's evidence: {e['paper_evidence']}",
                   f"- rule: {e['rule']}"]
         for k, v in d.items():
             lines.append(f"- {k.replace('_', ' ')}: {_fmt(v) if not isinstance(v, list) else ', '.join(map(_fmt, v))}")

@@ -44,10 +44,37 @@ def print_config(args: argparse.Namespace) -> dict[str, Any]:
     return cfg
 
 
-def model_from_args(args: argparse.Namespace, *, input_dim: int, n_classes: int, device, generator=None):
-    """The TwoLayerNet a training or probe script's model arguments describe (--width,
-    --activation, --bias, --train-output-layer), on ``device``."""
-    from .models import TwoLayerNet
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """The model and loss arguments shared by scripts/train.py and scripts/probe.py (the config's
+    ``model``, ``cnn`` and ``loss`` keys): --architecture, --width, --activation, --bias,
+    --train-output-layer, --cnn-channels, --cnn-kernel-size, --cnn-hidden, --loss."""
+    from .losses import LOSSES
+    from .models import ACTIVATIONS, ARCHITECTURES
 
-    return TwoLayerNet(input_dim=input_dim, width=args.width, n_outputs=n_classes, activation=args.activation,
-                       bias=args.bias, train_output_layer=args.train_output_layer, generator=generator).to(device)
+    p.add_argument("--architecture", choices=ARCHITECTURES, default="two_layer", help="model.architecture")
+    p.add_argument("--width", type=int, default=None, help="hidden width m (two_layer; required there)")
+    p.add_argument("--activation", choices=ACTIVATIONS, default="relu")
+    p.add_argument("--bias", type=bool_arg, default=False)
+    p.add_argument("--train-output-layer", type=bool_arg, default=False)
+    p.add_argument("--cnn-channels", type=int_list, default=[32, 64], help="cnn.channels, comma-separated c1,c2")
+    p.add_argument("--cnn-kernel-size", type=int, default=5, help="cnn.kernel_size")
+    p.add_argument("--cnn-hidden", type=int, default=1024, help="cnn.hidden")
+    p.add_argument("--loss", choices=LOSSES, default="quadratic")
+
+
+def model_spec(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``model``-like mapping :func:`adversary_dynamics.models.build_model` takes, from the
+    arguments of :func:`add_model_args`."""
+    return {"architecture": args.architecture, "width": args.width, "activation": args.activation,
+            "bias": args.bias, "train_output_layer": args.train_output_layer,
+            "channels": list(args.cnn_channels), "kernel_size": args.cnn_kernel_size, "hidden": args.cnn_hidden}
+
+
+def model_from_args(args: argparse.Namespace, *, input_dim: int, n_classes: int, device, generator=None,
+                    image_shape: tuple[int, int, int] | None = None):
+    """The model a training or probe script's model arguments describe (:func:`add_model_args`),
+    built by :func:`adversary_dynamics.models.build_model` on ``device``."""
+    from .models import build_model
+
+    return build_model(model_spec(args), input_dim=input_dim, image_shape=image_shape, n_outputs=n_classes,
+                       generator=generator, device=device)

@@ -20,18 +20,27 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "validate_config", "load_schema"]
+__all__ = ["ConfigError", "validate_config", "load_schema", "NON_RESULT_KEYS", "result_config", "config_digest",
+           "folder_name", "merge_config"]
 
 
 class ConfigError(ValueError):
     """A configuration that cannot run; the message lists every problem found."""
 
 
-def load_schema(path: str | Path) -> dict:
+def _load_yaml(path: str | Path) -> Any:
+    """A YAML file's content (libyaml's safe loader where installed: the workflow reads several
+    files every time it starts)."""
     import yaml
 
-    with open(path) as f:
-        return yaml.safe_load(f)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with open(path, encoding="utf-8") as f:
+        return yaml.load(f, Loader=loader)
+
+
+def load_schema(path: str | Path) -> dict:
+    """The JSON schema (a YAML file) as a dict."""
+    return _load_yaml(path)
 
 
 def _key(path) -> str:
@@ -45,12 +54,21 @@ _TYPE_NAMES = {"array": "a list", "object": "a mapping (key: value)", "number": 
                "integer": "an integer", "boolean": "true or false", "string": "a string", "null": "null"}
 
 
+# words users type for an allowed value (checked before spelling-based suggestions)
+_ALIASES = {"gpu": "cuda", "cuda:0": "cuda", "nvidia": "cuda", "inf": "linf", "l_inf": "linf", "linfty": "linf",
+            "l_2": "l2", "euclidean": "l2", "fashion-mnist": "fashion_mnist", "fashionmnist": "fashion_mnist",
+            "fmnist": "fashion_mnist", "cifar": "cifar10", "cifar-10": "cifar10", "ce": "cross_entropy",
+            "crossentropy": "cross_entropy", "xent": "cross_entropy", "mse": "squared_error",
+            "two-layer": "two_layer", "mlp": "two_layer", "conv": "cnn", "yes": "true", "no": "false"}
+
+
 def _allowed(err) -> str:
     v, s = err.validator, err.schema
     if v == "enum":
         names = [str(e).lower() if isinstance(e, bool) else str(e) for e in s["enum"]]  # as YAML writes them
         allowed = "one of " + ", ".join(names)
-        near = difflib.get_close_matches(str(err.instance).lower(), names, n=1)
+        alias = _ALIASES.get(str(err.instance).strip().lower())
+        near = [alias] if alias in names else difflib.get_close_matches(str(err.instance).lower(), names, n=1)
         return allowed + (f"; did you mean '{near[0]}'?" if near else "")
     if v == "minimum":
         return f"a value >= {s['minimum']}"
@@ -152,6 +170,39 @@ def _path_text(x: float) -> str:
     return f"{float(x):g}"
 
 
+def _key_paths(schema: dict, prefix: tuple = ()) -> list[tuple]:
+    """Every key path the schema knows, sections and their keys (('train',), ('train', 'epochs'), ...)."""
+    out = []
+    for k, sub in schema.get("properties", {}).items():
+        out.append(prefix + (k,))
+        if isinstance(sub, dict) and sub.get("type") == "object":
+            out += _key_paths(sub, prefix + (k,))
+    return out
+
+
+def _unknown_key_hint(key: str, where: tuple, value: Any, known: list[str], root: dict) -> str:
+    """'; did you mean ...?' for an unknown key: the same key at another level first (a flat
+    ``--config epochs=5`` means ``train.epochs``), then a spelling near a key of the same section,
+    then a spelling near a key elsewhere."""
+    paths = [p for p in _key_paths(root) if p[:-1] != where]
+    same = [p for p in paths if p[-1] == key]
+    if same:
+        shown = " or ".join(f"'{'.'.join(p)}'" for p in same)
+        p = same[0]
+        cli = ""
+        if len(same) == 1 and len(p) == 2 and not where and not isinstance(value, (dict, list)):
+            cli = f" (on the command line: --config {p[0]}='{{{p[1]}: {value}}}')"
+        return f"; did you mean {shown}?{cli}"
+    near = difflib.get_close_matches(key, known, n=1)
+    if near:
+        return f"; did you mean '{near[0]}'?"
+    leaves = {}
+    for p in sorted(paths, key=len, reverse=True):  # the shallowest path of a leaf name wins
+        leaves[p[-1]] = p
+    near = difflib.get_close_matches(key, list(leaves), n=1)
+    return f"; did you mean '{'.'.join(leaves[near[0]])}'?" if near else ""
+
+
 def _schema_errors(config: dict, schema: dict) -> tuple[list[str], list[str]]:
     """Messages, and the keys they concern (for the checks beyond the schema)."""
     import jsonschema
@@ -165,8 +216,7 @@ def _schema_errors(config: dict, schema: dict) -> tuple[list[str], list[str]]:
             known = list(err.schema.get("properties", {}))
             extra = [k for k in err.instance if k not in known]
             for k in extra:
-                near = difflib.get_close_matches(k, known, n=1)
-                hint = f"; did you mean '{near[0]}'?" if near else ""
+                hint = _unknown_key_hint(k, tuple(err.path), err.instance[k], known, schema)
                 where = _key(list(err.path) + [k])
                 msgs.append(f"config key '{where}' is unknown (allowed keys here: {', '.join(known)}){hint}")
             continue
@@ -237,3 +287,92 @@ def validate_config(config: dict, schema_path: str | Path, *, check_files: bool 
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(msgs) + "\n(from config/config.yaml, "
                           "--configfile and --config; every key is described in config/config.yaml)")
     return config
+
+
+# ---- where a configuration's results go -------------------------------------------------------
+#: Keys that change no result, left out of :func:`config_digest`: the label ``name``, and where the
+#: data files lie / whether missing ones may be fetched (the loaders read the published dataset
+#: files and check their format and sizes, wherever they are). Every other key counts, ``device``
+#: and ``threads`` included (they change the floating-point bits).
+NON_RESULT_KEYS = (("name",), ("dataset", "root"), ("dataset", "download"))
+
+
+def _canonical(value: Any, schema: dict) -> Any:
+    """``value`` with every number the schema types as ``number`` written as a float (``scales: [1, 2]``
+    and ``[1.0, 2.0]`` run the same), recursively."""
+    types = _types(schema) if isinstance(schema, dict) else []
+    if isinstance(value, dict):
+        props = schema.get("properties", {}) if isinstance(schema, dict) else {}
+        return {k: _canonical(v, props.get(k, {})) for k, v in value.items()}
+    if isinstance(value, list):
+        items = schema.get("items", {}) if isinstance(schema, dict) else {}
+        return [_canonical(v, items if isinstance(items, dict) else {}) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and "number" in types and "integer" not in types:
+        return float(value)
+    return value
+
+
+def result_config(config: dict, schema: dict) -> dict:
+    """The result-affecting part of a validated configuration: a copy without
+    :data:`NON_RESULT_KEYS`, numbers in canonical form."""
+    import copy
+
+    out = _canonical(copy.deepcopy(config), schema)
+    for path in NON_RESULT_KEYS:
+        node = out
+        for k in path[:-1]:
+            node = node.get(k, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    return out
+
+
+def config_digest(config: dict, schema: dict) -> str:
+    """SHA-256 (hex) of the canonical JSON (sorted keys, no spaces) of :func:`result_config`: two
+    validated configurations have the same digest exactly when every result-affecting key agrees."""
+    import hashlib
+    import json
+
+    text = json.dumps(result_config(config, schema), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def merge_config(base: dict, over: dict) -> dict:
+    """``over`` merged into a copy of ``base`` the way Snakemake merges ``--configfile`` and
+    ``--config`` (mappings key by key, recursively; anything else replaced)."""
+    import copy
+
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = merge_config(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def folder_name(config: dict, schema_path: str | Path, *, base: str | Path,
+                committed: list[str | Path]) -> str:
+    """The folder name of a validated configuration's results (results/<folder>/, figures/<folder>/).
+
+    A committed configuration file run as it is keeps its plain ``name``: ``config`` equals, in every
+    result-affecting key (:func:`config_digest`), one of the ``committed`` files merged over ``base``
+    (the workflow's own config file, as Snakemake merges ``--configfile``) and carries that file's name.
+    Anything else -- an override on the command line, a file of one's own, a committed file's
+    name on other content -- gets ``<name>-<first 8 hex digits of the digest>``, so two
+    configurations that differ in a result-affecting key never share a folder, whatever was typed.
+    """
+    schema = load_schema(schema_path)
+    digest = config_digest(config, schema)
+    base_cfg = _load_yaml(base) or {}
+    for path in committed:
+        raw = _load_yaml(path) or {}
+        if not isinstance(raw, dict):
+            continue
+        ref = base_cfg if Path(path).resolve() == Path(base).resolve() else merge_config(base_cfg, raw)
+        if str(ref.get("name")) != config.get("name"):
+            continue
+        try:
+            ref = validate_config(merge_config(ref, {}), schema_path, check_files=False, cuda_available=True)
+        except ConfigError:
+            continue
+        if config_digest(ref, schema) == digest:
+            return config["name"]
+    return f"{config['name']}-{digest[:8]}"

@@ -1,10 +1,10 @@
-"""File-based datasets: MNIST and Fashion-MNIST (IDX files) and CIFAR-10 (python batches).
+"""File readers of MNIST and Fashion-MNIST (IDX files) and CIFAR-10 (python batches).
 
-Every loader returns a :class:`~adversary_dynamics.data.Dataset` of flattened float32 inputs
-in [0, 1] (pixel / 255; d = 784 for MNIST and Fashion-MNIST, d = 3072 for CIFAR-10 in its
-channel-major order R, G, B) and int64 labels 0..9, optionally subsampled by
-:func:`~adversary_dynamics.data.stratified_indices` (stratified and seeded: ``seed`` for the
-training split, ``seed + 1`` for the test split).
+Pure readers: :func:`read_file_dataset` returns numpy arrays (uint8 pixels, flattened: d = 784
+for MNIST and Fashion-MNIST of image shape (1, 28, 28), d = 3072 for CIFAR-10 in its
+channel-major order R, G, B, image shape (3, 32, 32); int64 labels 0..9) and nothing from the
+rest of the package is imported here. :func:`adversary_dynamics.data.load_dataset` turns them
+into a :class:`~adversary_dynamics.data.Dataset` (pixel / 255, stratified subsampling).
 
 Formats
 -------
@@ -44,15 +44,15 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .data import Dataset, stratified_indices
-
-__all__ = ["DataError", "FILE_DATASETS", "DEFAULT_ROOTS", "candidate_dirs", "expected_files", "find_files",
-           "check_dataset_files", "read_idx", "read_cifar_batch", "load_file_dataset"]
+__all__ = ["DataError", "FILE_DATASETS", "IMAGE_SHAPES", "N_CLASSES", "DEFAULT_ROOTS", "candidate_dirs",
+           "expected_files", "find_files", "check_dataset_files", "read_idx", "read_cifar_batch",
+           "read_file_dataset"]
 
 FILE_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 N_CLASSES = 10
+#: (C, H, W) of every file-based dataset's images (the flat inputs are their channel-major flattening)
+IMAGE_SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
 #: Fixed folders searched when ``root`` is None (after ``data/<name>`` and ``data``).
 DEFAULT_ROOTS = {
@@ -400,7 +400,7 @@ def _download(name: str, root) -> None:
 def check_dataset_files(name: str, root: str | os.PathLike | None = None, download: bool = False) -> list[str]:
     """Validate that dataset ``name`` can be loaded, cheaply (headers only, no data read).
 
-    Returns the paths that :func:`load_file_dataset` will read. When files are missing and
+    Returns the paths that :func:`read_file_dataset` will read. When files are missing and
     ``download`` is true, checks only that torchvision imports and returns the folder the
     download will go to. Raises :class:`DataError` otherwise (see :func:`find_files`).
     """
@@ -424,12 +424,14 @@ def check_dataset_files(name: str, root: str | os.PathLike | None = None, downlo
     return [str(p) for p in files.values()]
 
 
-def load_file_dataset(name: str, *, root: str | os.PathLike | None = None, n_train: int | None = None,
-                      n_test: int | None = None, seed: int = 0, download: bool = False) -> Dataset:
-    """Load MNIST, Fashion-MNIST or CIFAR-10 from files as a flattened [0, 1] :class:`Dataset`.
+def read_file_dataset(name: str, *, root: str | os.PathLike | None = None, download: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Read MNIST, Fashion-MNIST or CIFAR-10 from files: ``(x_train, y_train, x_test, y_test)``.
 
-    ``n_train`` / ``n_test`` take stratified, seeded subsamples (``seed`` and ``seed + 1``);
-    None keeps the whole split in file order.
+    ``x_*`` are uint8 arrays of shape (n, d), each row an image of :data:`IMAGE_SHAPES` ``[name]``
+    flattened channel-major; ``y_*`` int64 labels 0..9 of shape (n,), in file order. Missing files
+    are downloaded with torchvision when ``download`` (see the module docstring). Raises
+    :class:`DataError` for missing, truncated or corrupt files.
     """
     _check_name(name)
     try:
@@ -445,15 +447,4 @@ def load_file_dataset(name: str, *, root: str | os.PathLike | None = None, n_tra
     else:
         xtr, ytr = _load_idx_split(name, files, "train")
         xte, yte = _load_idx_split(name, files, "test")
-    try:
-        tr = stratified_indices(ytr, n_train, seed=seed)
-        te = stratified_indices(yte, n_test, seed=seed + 1)
-    except ValueError as e:
-        raise DataError(f"{name}: cannot subsample (n_train={n_train}, n_test={n_test}; the files hold "
-                        f"{len(ytr)} training and {len(yte)} test examples): {e}") from e
-
-    def to_tensor(x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(x.astype(np.float32) / np.float32(255.0))
-
-    return Dataset(name, to_tensor(xtr[tr]), torch.from_numpy(ytr[tr].copy()), to_tensor(xte[te]),
-                   torch.from_numpy(yte[te].copy()), N_CLASSES)
+    return xtr, ytr, xte, yte

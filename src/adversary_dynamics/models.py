@@ -1,4 +1,9 @@
-"""Two-layer networks F(x) = A σ(W x + b), the model class of the paper.
+"""The models: two-layer networks F(x) = A σ(W x + b) (the paper's theory, Sec. 4) and a small
+convolutional network :class:`CNN` (the paper's "practical multi-layer CNN", Sec. 5), both behind
+one interface, :func:`build_model`. Inputs are flat in both: ``(*batch, d)``.
+
+Two-layer networks
+==================
 
 Shapes
 ------
@@ -27,7 +32,9 @@ from torch import nn
 
 ACTIVATIONS = ("relu", "softplus", "tanh")
 
-__all__ = ["ACTIVATIONS", "TwoLayerNet", "activation_and_derivative"]
+ARCHITECTURES = ("two_layer", "cnn")
+
+__all__ = ["ACTIVATIONS", "ARCHITECTURES", "TwoLayerNet", "CNN", "build_model", "activation_and_derivative"]
 
 
 def _activation(name: str):
@@ -112,3 +119,154 @@ class TwoLayerNet(nn.Module):
             f"d={self.input_dim}, m={self.width}, K={self.n_outputs}, activation={self.activation}, "
             f"bias={self.has_bias}, train_output_layer={self.A.requires_grad}, ensemble={self.ensemble}"
         )
+
+
+class CNN(nn.Module):
+    r"""The classic MNIST adversarial-training CNN on flat inputs (Sec. 5, "a practical multi-layer CNN").
+
+    ``x`` of shape ``(*batch, C·H·W)`` (any number of leading batch dimensions, channel-major
+    flattening as in :class:`~adversary_dynamics.data.Dataset`) is reshaped to ``(N, C, H, W)`` and mapped by
+
+        conv(C → c₁, k×k, padding k//2) → ReLU → maxpool 2×2
+        → conv(c₁ → c₂, k×k, padding k//2) → ReLU → maxpool 2×2
+        → flatten (c₂·(H/4)·(W/4)) → Linear(hidden) → ReLU → Linear(n_outputs)
+
+    to ``(*batch, n_outputs)``. The default ``channels=(32, 64), kernel_size=5, hidden=1024`` is the
+    MNIST architecture of Madry et al.; an 8×8 input (scikit-learn's digits) takes e.g.
+    ``channels=(16, 32), hidden=128``.
+
+    Initialisation is PyTorch's default for ``Conv2d`` / ``Linear`` (Kaiming-uniform weights with
+    a = √5, i.e. U(−1/√fan_in, 1/√fan_in), and biases U(−1/√fan_in, 1/√fan_in)), drawn from
+    ``generator`` (the global generator when None) on the generator's device, then moved to
+    ``device``: the same generator seed gives bit-identical weights. Nothing else is random.
+
+    Raises ValueError naming the argument when ``input_shape`` is not three positive integers with
+    H and W divisible by 4, ``channels`` is not two positive integers, ``kernel_size`` is not a
+    positive odd integer, or ``hidden`` / ``n_outputs`` are < 1.
+    """
+
+    def __init__(
+        self,
+        *,
+        input_shape: tuple[int, int, int],
+        channels: tuple[int, int] = (32, 64),
+        kernel_size: int = 5,
+        hidden: int = 1024,
+        n_outputs: int = 10,
+        generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__()
+        shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+        if shape is None or len(shape) != 3 or not all(isinstance(v, int) and v >= 1 for v in shape):
+            raise ValueError(f"input_shape must be (C, H, W), three positive integers; got {input_shape!r}")
+        C, H, W = shape
+        if H % 4 or W % 4:
+            raise ValueError(f"input_shape={shape}: H and W must be divisible by 4 (two 2x2 max-poolings), "
+                             f"got H={H}, W={W}")
+        ch = tuple(channels) if isinstance(channels, (tuple, list)) else None
+        if ch is None or len(ch) != 2 or not all(isinstance(v, int) and v >= 1 for v in ch):
+            raise ValueError(f"channels must be two positive integers (c1, c2), got {channels!r}")
+        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size!r}")
+        if not isinstance(hidden, int) or hidden < 1 or not isinstance(n_outputs, int) or n_outputs < 1:
+            raise ValueError(f"hidden and n_outputs must be integers >= 1, got {hidden!r}, {n_outputs!r}")
+        self.input_shape = shape
+        self.channels = ch
+        self.kernel_size = kernel_size
+        self.hidden_units = hidden
+        self.n_outputs = n_outputs
+        self.input_dim = C * H * W
+        init_device = generator.device if generator is not None else torch.device(device)
+        kw = dict(device="meta", dtype=dtype)
+        self.conv1 = nn.Conv2d(C, ch[0], kernel_size, padding=kernel_size // 2, **kw)
+        self.conv2 = nn.Conv2d(ch[0], ch[1], kernel_size, padding=kernel_size // 2, **kw)
+        self.fc1 = nn.Linear(ch[1] * (H // 4) * (W // 4), hidden, **kw)
+        self.fc2 = nn.Linear(hidden, n_outputs, **kw)
+        self.to_empty(device=init_device)
+        with torch.no_grad():
+            for layer in (self.conv1, self.conv2, self.fc1, self.fc2):  # PyTorch's reset_parameters, seeded
+                nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+                fan_in = layer.weight[0].numel()
+                bound = 1.0 / math.sqrt(fan_in)
+                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+        self.to(device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.input_dim:
+            raise ValueError(f"x must have shape (*batch, {self.input_dim}) (flat {self.input_shape}), "
+                             f"got {tuple(x.shape)}")
+        batch = x.shape[:-1]
+        h = x.reshape(-1, *self.input_shape)
+        h = nn.functional.max_pool2d(torch.relu(self.conv1(h)), 2)
+        h = nn.functional.max_pool2d(torch.relu(self.conv2(h)), 2)
+        h = torch.relu(self.fc1(h.flatten(1)))
+        return self.fc2(h).reshape(*batch, self.n_outputs)
+
+    def extra_repr(self) -> str:
+        return (f"input_shape={self.input_shape}, channels={self.channels}, kernel_size={self.kernel_size}, "
+                f"hidden={self.hidden_units}, K={self.n_outputs}")
+
+
+_TWO_LAYER_KEYS = ("width", "activation", "bias", "train_output_layer")
+_CNN_KEYS = ("channels", "kernel_size", "hidden")
+
+
+def build_model(
+    spec,
+    *,
+    input_dim: int,
+    image_shape: tuple[int, int, int] | None,
+    n_outputs: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> nn.Module:
+    """The one model interface: the network a config's ``model``-like mapping ``spec`` describes.
+
+    ``spec["architecture"]`` (default ``"two_layer"``) chooses the family:
+
+    * ``two_layer``: :class:`TwoLayerNet` with ``width`` (required), ``activation`` (relu),
+      ``bias`` (False), ``train_output_layer`` (False); input ``(*batch, input_dim)``.
+    * ``cnn``: :class:`CNN` with ``channels`` ((32, 64)), ``kernel_size`` (5), ``hidden`` (1024),
+      taken from ``spec`` itself or from a nested mapping ``spec["cnn"]`` (the config's top-level
+      ``cnn:`` block); input ``(*batch, C·H·W)`` with ``image_shape = (C, H, W)``.
+
+    Keys of the other family are ignored. ``generator`` draws the initialisation on its own device
+    (a CPU generator gives the same weights on every device); the parameters are then moved to
+    ``device``; float32. Returns the model with ``n_outputs`` outputs.
+
+    Raises ValueError naming the key (``model.architecture``, ``model.width``, ...) for an unknown
+    architecture, a missing width, ``cnn`` with ``image_shape`` None (the dataset has no image
+    shape, e.g. the gaussian or simulated data), or ``input_dim`` ≠ C·H·W; the constructors'
+    errors for invalid values.
+    """
+    if not hasattr(spec, "get"):
+        raise ValueError(f"spec must be a mapping (the config's model block), got {type(spec).__name__}")
+    arch = spec.get("architecture", "two_layer")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"model.architecture={arch!r} is not allowed: choose one of {ARCHITECTURES}")
+    if arch == "two_layer":
+        if spec.get("width") is None:
+            raise ValueError("model.width is required for model.architecture='two_layer' (hidden width m)")
+        return TwoLayerNet(input_dim=int(input_dim), width=int(spec["width"]), n_outputs=int(n_outputs),
+                           activation=spec.get("activation", "relu"), bias=bool(spec.get("bias", False)),
+                           train_output_layer=bool(spec.get("train_output_layer", False)), generator=generator,
+                           device=generator.device if generator is not None else device).to(device)
+    if image_shape is None:
+        raise ValueError("model.architecture='cnn' needs image-shaped inputs, but the dataset has no image shape "
+                         "(image_shape=None, e.g. the gaussian or simulated data): use model.architecture: "
+                         "two_layer or an image dataset")
+    image_shape = tuple(int(v) for v in image_shape)
+    if int(input_dim) != math.prod(image_shape):
+        raise ValueError(f"input_dim={input_dim} does not match image_shape={image_shape} "
+                         f"(C*H*W = {math.prod(image_shape)})")
+    nested = spec.get("cnn") if hasattr(spec.get("cnn"), "get") else {}
+    cfg = {k: spec[k] for k in _CNN_KEYS if spec.get(k) is not None}
+    cfg = {**{k: nested[k] for k in _CNN_KEYS if nested.get(k) is not None}, **cfg}
+    try:
+        return CNN(input_shape=image_shape, channels=tuple(int(c) for c in cfg.get("channels", (32, 64))),
+                   kernel_size=int(cfg.get("kernel_size", 5)), hidden=int(cfg.get("hidden", 1024)),
+                   n_outputs=int(n_outputs), generator=generator, device=device)
+    except ValueError as e:
+        raise ValueError(f"cnn: {e}") from e

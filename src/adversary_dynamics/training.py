@@ -16,10 +16,14 @@ epoch and, on SIGTERM, at the next minibatch boundary; a rerun resumes from it a
 bit-identical to an uninterrupted run (same machine, same thread count). A non-finite loss
 stops training cleanly with ``status = "diverged"`` and the first non-finite step recorded.
 
-:func:`adversarial_train_seeds` trains several seeds of one configuration together, as one
-ensemble network (one batched program per minibatch instead of one per seed): the same per-seed
-random streams and updates, so its results equal per-seed :func:`adversarial_train` up to the
-rounding of the batched matrix products.
+One training loop (:func:`_train_loop`) serves every model family: a single network of any kind
+(:class:`~adversary_dynamics.models.TwoLayerNet`, :class:`~adversary_dynamics.models.CNN`, any
+``nn.Module`` on flat inputs; :func:`adversarial_train`), or S seeds of a two-layer network as one
+ensemble network (:func:`adversarial_train_seeds`: one batched program per minibatch instead of
+one per seed, the same per-seed random streams and updates, so its results equal per-seed
+:func:`adversarial_train` up to the rounding of the batched matrix products). What differs between
+the two is only how a minibatch step, the evaluation and a member's checkpoint are computed
+(:class:`_SingleModel`, :class:`_SeedEnsemble`); a CNN trains seed by seed.
 """
 
 from __future__ import annotations
@@ -184,6 +188,242 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, fn, xb: torch.Tenso
     return adv.detach(), clean
 
 
+class _SingleModel:
+    """One network, one seed: its minibatch step is :func:`train_step` (pga draws its own start from
+    the seed's attack generator), its evaluation :func:`evaluate`."""
+
+    batched = False
+
+    def __init__(self, model: nn.Module, seed: int, device) -> None:
+        self.model, self.S = model, 1
+        g = _seed_generators(seed, device)
+        self.g_shuffle, self.g_attack, self.g_eval = [g[0]], [g[1]], [g[2]]
+
+    def permutation(self, n: int, live: set[int], device) -> torch.Tensor:
+        return torch.randperm(n, generator=self.g_shuffle[0]).to(device)  # (n,)
+
+    def step(self, opt, fn, data: Dataset, idx: torch.Tensor, live: list[int], *, attack: AttackSpec,
+             loss: LossLike) -> tuple[torch.Tensor, torch.Tensor]:
+        adv, clean = train_step(self.model, opt, fn, data.x_train[idx], data.y_train[idx], attack=attack, loss=loss,
+                                generator=self.g_attack[0])
+        return adv.reshape(1), clean.reshape(1)
+
+    def evaluate(self, x, y, *, loss: LossLike, attack: AttackSpec, active: list[int]) -> list[dict | None]:
+        return [evaluate(self.model, x, y, loss=loss, attack=attack, generator=self.g_eval[0]) if active else None]
+
+    def member_state(self, k: int):
+        return self.model.state_dict()
+
+    def params_finite(self) -> list[bool]:
+        return [all(bool(torch.isfinite(p).all()) for p in self.model.parameters())]
+
+
+class _SeedEnsemble:
+    """S seeds of a two-layer network as one ensemble :class:`TwoLayerNet` (``ensemble=(S,)``): each
+    seed's minibatch from its own permutation, its PGA start drawn by the call pga makes for it
+    alone, one batched pga call and one backward pass of Σ_k L_k (see :func:`adversarial_train_seeds`)."""
+
+    batched = True
+
+    def __init__(self, model: TwoLayerNet, seeds: list[int], device) -> None:
+        self.model, self.S = model, len(seeds)
+        self.g_shuffle, self.g_attack, self.g_eval = (list(g) for g in zip(*(_seed_generators(s, device)
+                                                                               for s in seeds)))
+
+    def permutation(self, n: int, live: set[int], device) -> torch.Tensor:
+        return torch.stack([torch.randperm(n, generator=self.g_shuffle[k]) if k in live else torch.arange(n)
+                            for k in range(self.S)]).to(device)  # (S, n)
+
+    def step(self, opt, fn, data: Dataset, idx: torch.Tensor, live: list[int], *, attack: AttackSpec,
+             loss: LossLike) -> tuple[torch.Tensor, torch.Tensor]:
+        xb, yb = data.x_train[idx], data.y_train[idx]  # (S, B, d): each seed its own minibatch
+        delta0 = _member_starts(tuple(xb.shape[1:]), attack, self.g_attack, set(live), xb, dim=0)
+        res = pga(self.model, xb, yb, loss=loss, eps=attack.eps, norm=attack.norm, steps=attack.steps,
+                  step_size=attack.step_size, gradient=attack.gradient, init=attack.init, delta0=delta0)
+        with torch.no_grad():
+            clean = fn(self.model(xb), yb).mean(-1)  # (S,)
+        opt.zero_grad(set_to_none=True)
+        adv = fn(self.model(xb + res.delta), yb).mean(-1)  # (S,): L_k per seed
+        (adv.sum() if len(live) == self.S else adv[live].sum()).backward()
+        opt.step()
+        return adv.detach(), clean
+
+    def evaluate(self, x, y, *, loss: LossLike, attack: AttackSpec, active: list[int]) -> list[dict | None]:
+        return _evaluate_members(self.model, x, y, loss=loss, attack=attack, generators=self.g_eval, active=active)
+
+    def member_state(self, k: int):
+        return member_state_dict(self.model, k)
+
+    def params_finite(self) -> list[bool]:
+        with torch.no_grad():
+            return torch.stack([torch.isfinite(p).reshape(self.S, -1).all(1)
+                                for p in self.model.parameters()]).all(0).tolist()
+
+
+def _train_loop(
+    group: "_SingleModel | _SeedEnsemble",
+    data: Dataset,
+    *,
+    seeds: list[int],
+    run_dirs: Sequence[str | Path] | None,
+    state_file: Path | None,
+    loss: LossLike,
+    attack: AttackSpec,
+    eval_attack: AttackSpec,
+    optimizer: str,
+    lr: float,
+    momentum: float,
+    epochs: int,
+    batch_size: int,
+    checkpoint_epochs: tuple[int, ...],
+    fingerprint: Any,
+    progress: bool,
+    handle_sigterm: bool,
+    stop_after_epoch: int | None,
+) -> list[TrainResult]:
+    """The training loop of :func:`adversarial_train` and :func:`adversarial_train_seeds`: resume
+    state, SIGTERM, epochs of minibatch steps (``group.step``), logs, divergence per member,
+    evaluations (``group.evaluate``) and checkpoints (``group.member_state``). Returns one
+    :class:`TrainResult` per member (seed)."""
+    model, S = group.model, group.S
+    device = data.x_train.device
+    fn = get_loss(loss)
+    opt = _make_optimizer(model, optimizer, lr, momentum)
+    g_shuffle, g_attack, g_eval = group.g_shuffle, group.g_attack, group.g_eval
+    n = data.x_train.shape[0]
+    nb = (n + batch_size - 1) // batch_size
+    key = {"fingerprint": fingerprint, "seeds": seeds, "batched": group.batched}
+
+    results = [TrainResult(status="running", diverged_at_step=None) for _ in seeds]
+    epoch, batch, step, perm = 0, 0, 0, None  # `epoch` = epochs completed, shared by the members still training
+    adv_vals, clean_vals = [], []  # the current epoch's per-step losses, (S,) each, logged at its end
+    frozen: dict[int, dict[str, torch.Tensor]] = {}  # member -> its parameters when it diverged (ensembles)
+    st = torch.load(state_file, map_location=device, weights_only=False) if (
+        state_file is not None and state_file.exists()) else None
+    if st is not None and st.get("fingerprint") != key:
+        warnings.warn(f"{state_file} was written by a different configuration or seed list; starting afresh",
+                      stacklevel=3)
+        st = None
+    if st is not None:
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        for gens, name in ((g_shuffle, "g_shuffle"), (g_attack, "g_attack"), (g_eval, "g_eval")):
+            for g, state in zip(gens, st[name]):
+                g.set_state(state.to(g.get_state().device))
+        epoch, batch, step, perm = st["epoch"], st["batch"], st["step"], st["perm"]
+        adv_vals, clean_vals = list(st["adv_vals"]), list(st["clean_vals"])
+        frozen = st["frozen"]
+        for r, saved in zip(results, st["results"]):
+            r.status, r.diverged_at_step, r.steps, r.epochs = (saved["status"], saved["diverged_at_step"],
+                                                               saved["steps"], saved["epochs"])
+        if st["status"] == "done":
+            return results
+
+    def active() -> list[int]:
+        return [k for k, r in enumerate(results) if r.status == "running"]
+
+    def save_state(status: str = "running") -> None:
+        if state_file is None:
+            return
+        save_torch_atomic({
+            "fingerprint": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "g_shuffle": [g.get_state() for g in g_shuffle], "g_attack": [g.get_state() for g in g_attack],
+            "g_eval": [g.get_state() for g in g_eval], "epoch": epoch, "batch": batch, "step": step, "perm": perm,
+            "adv_vals": adv_vals, "clean_vals": clean_vals, "frozen": frozen, "status": status,
+            "results": [{"status": r.status, "diverged_at_step": r.diverged_at_step, "steps": r.steps,
+                         "epochs": r.epochs} for r in results],
+        }, state_file)
+
+    def save_checkpoints(k: int) -> None:
+        if run_dirs is not None and k in checkpoint_epochs:
+            for j in active():
+                if run_dirs[j] is not None:
+                    save_torch_atomic({"epoch": k, "model": group.member_state(j)}, checkpoint_path(run_dirs[j], k))
+
+    guard = _SigtermGuard(handle_sigterm and state_file is not None)
+    term = guard.event
+
+    def log_eval(k: int) -> None:
+        evs = group.evaluate(data.x_test, data.y_test, loss=loss, attack=eval_attack, active=active())
+        for r, ev in zip(results, evs):
+            if ev is not None:
+                r.epochs.append(_epoch_row(k, step, r.steps, ev))
+
+    def restore_frozen() -> None:
+        """Keep diverged members' weights where they diverged (their slices get no useful update)."""
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                for j, snap in frozen.items():
+                    p[j].copy_(snap[name])
+
+    try:
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=epochs * nb, initial=epoch * nb + batch, desc="train" if S == 1 else f"train {S} seeds",
+                       unit="step", mininterval=2.0)
+        if epoch == 0 and batch == 0 and not results[0].epochs:
+            log_eval(0)
+            save_checkpoints(0)
+            save_state()
+        while epoch < epochs:
+            if batch == 0:
+                adv_vals, clean_vals = [], []
+            live = active()
+            while batch < nb:
+                if term.is_set():
+                    save_state()
+                    term.clear()  # acted on: not passed on below
+                    raise Terminated(f"SIGTERM: resume state written at epoch {epoch}, batch {batch}")
+                if batch == 0:  # after the SIGTERM check: a state saved at batch 0 has not drawn it yet
+                    perm = group.permutation(n, set(live), device)
+                idx = perm[..., batch * batch_size:(batch + 1) * batch_size]
+                adv, clean = group.step(opt, fn, data, idx, live, attack=attack, loss=loss)
+                if frozen:
+                    restore_frozen()
+                step += 1
+                batch += 1
+                adv_vals.append(adv)
+                clean_vals.append(clean)
+                if bar is not None:
+                    bar.update(1)
+            adv_t, clean_t = torch.stack(adv_vals).t().tolist(), torch.stack(clean_vals).t().tolist()  # (S, steps)
+            params_finite = group.params_finite()
+            first = step - len(adv_vals)
+            for k in live:
+                r = results[k]
+                r.steps.extend({"step": first + i + 1, "epoch": epoch + 1, "adv_loss": a, "clean_loss": c}
+                               for i, (a, c) in enumerate(zip(adv_t[k], clean_t[k])))
+                bad_steps = [first + i + 1 for i, (a, c) in enumerate(zip(adv_t[k], clean_t[k]))
+                             if not (math.isfinite(a) and math.isfinite(c))]
+                if bad_steps or not params_finite[k]:
+                    r.status = "diverged"
+                    r.diverged_at_step = bad_steps[0] if bad_steps else step
+                    if group.batched:
+                        frozen[k] = {name: p.detach()[k].clone() for name, p in model.named_parameters()}
+            epoch += 1
+            batch = 0
+            if not active():  # every member has diverged
+                save_state("done")
+                return results
+            log_eval(epoch)
+            save_checkpoints(epoch)
+            if epoch == epochs:
+                for k in active():
+                    results[k].status = "completed"
+                save_state("done")
+                return results
+            save_state()
+            if stop_after_epoch is not None and epoch >= stop_after_epoch:
+                return results
+        return results  # not reached: the loop returns at the last epoch
+    finally:
+        if progress and bar is not None:
+            bar.close()
+        guard.restore()
+
+
 def adversarial_train(
     model: nn.Module,
     data: Dataset,
@@ -204,122 +444,29 @@ def adversarial_train(
     handle_sigterm: bool = True,
     stop_after_epoch: int | None = None,
 ) -> TrainResult:
-    """Adversarially train ``model`` on ``data`` (already scaled and on the model's device).
+    """Adversarially train ``model`` (any network on flat inputs: a :class:`TwoLayerNet`, a
+    :class:`~adversary_dynamics.models.CNN`, ...) on ``data`` (already scaled and on the model's device).
 
     ``seed`` seeds the minibatch order, the training attack's random starts and the
     evaluation attack's random starts (three generators, all saved in the resume state).
-    With ``run_dir``, checkpoints go to ``run_dir/checkpoints/epoch_XXXX.pt`` and the resume
-    state to ``run_dir/state.pt``; an existing state is resumed (its ``fingerprint`` must equal
-    the given one). ``stop_after_epoch`` ends early after that epoch (used by tests).
+    With ``run_dir``, checkpoints ``{"epoch", "model": state_dict}`` go to
+    ``run_dir/checkpoints/epoch_XXXX.pt`` and the resume state to ``run_dir/state.pt``; an existing
+    state is resumed (its ``fingerprint`` must equal the given one; else a warning and a fresh
+    start), bit-identically. ``stop_after_epoch`` ends early after that epoch (used by tests).
+    Raises ValueError for an unknown optimizer, epochs or batch_size < 1, checkpoint epochs
+    outside 0..epochs; :class:`Terminated` after a SIGTERM (resume state written).
     """
     _check_schedule(optimizer, epochs, batch_size, checkpoint_epochs)
-    device = data.x_train.device
-    fn = get_loss(loss)
-    opt = _make_optimizer(model, optimizer, lr, momentum)
-    g_shuffle, g_attack, g_eval = _seed_generators(seed, device)
-    n = data.x_train.shape[0]
-    nb = (n + batch_size - 1) // batch_size
-    state_file = Path(run_dir) / "state.pt" if run_dir is not None else None
-
-    result = TrainResult(status="running", diverged_at_step=None)
-    epoch, batch, step, perm = 0, 0, 0, None  # `epoch` = epochs completed
-    adv_vals, clean_vals = [], []  # the current epoch's per-step losses, logged at its end
-    st = torch.load(state_file, map_location=device, weights_only=False) if (
-        state_file is not None and state_file.exists()) else None
-    if st is not None and st.get("fingerprint") != fingerprint:
-        warnings.warn(f"{state_file} was written by a different configuration; starting afresh", stacklevel=2)
-        st = None
-    if st is not None:
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        g_shuffle.set_state(st["g_shuffle"])
-        g_attack.set_state(st["g_attack"].to(g_attack.get_state().device))
-        g_eval.set_state(st["g_eval"].to(g_eval.get_state().device))
-        epoch, batch, step, perm = st["epoch"], st["batch"], st["step"], st["perm"]
-        adv_vals, clean_vals = list(st.get("adv_vals", [])), list(st.get("clean_vals", []))
-        result.steps, result.epochs = st["steps"], st["epochs"]
-        if st.get("status") in ("completed", "diverged"):
-            result.status, result.diverged_at_step = st["status"], st["diverged_at_step"]
-            return result
-
-    def save_state(status: str = "running") -> None:
-        if state_file is None:
-            return
-        save_torch_atomic({
-            "fingerprint": fingerprint, "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "g_shuffle": g_shuffle.get_state(), "g_attack": g_attack.get_state(), "g_eval": g_eval.get_state(),
-            "epoch": epoch, "batch": batch, "step": step, "perm": perm, "adv_vals": adv_vals,
-            "clean_vals": clean_vals, "steps": result.steps,
-            "epochs": result.epochs, "status": status, "diverged_at_step": result.diverged_at_step,
-        }, state_file)
-
-    def save_checkpoint(k: int) -> None:
-        if run_dir is not None and k in checkpoint_epochs:
-            save_torch_atomic({"epoch": k, "model": model.state_dict()}, checkpoint_path(run_dir, k))
-
-    guard = _SigtermGuard(handle_sigterm and state_file is not None)
-    term = guard.event
-
-    def log_eval(k: int) -> None:
-        ev = evaluate(model, data.x_test, data.y_test, loss=loss, attack=eval_attack, generator=g_eval)
-        result.epochs.append(_epoch_row(k, step, result.steps, ev))
-
-    try:
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=epochs * nb, initial=epoch * nb + batch, desc="train", unit="step", mininterval=2.0)
-        if epoch == 0 and batch == 0 and not result.epochs:
-            log_eval(0)
-            save_checkpoint(0)
-            save_state()
-        while epoch < epochs:
-            if batch == 0:
-                adv_vals, clean_vals = [], []
-            while batch < nb:
-                if term.is_set():
-                    save_state()
-                    term.clear()  # acted on: not passed on below
-                    raise Terminated(f"SIGTERM: resume state written at epoch {epoch}, batch {batch}")
-                if batch == 0:  # after the SIGTERM check: a state saved at batch 0 has not drawn it yet
-                    perm = torch.randperm(n, generator=g_shuffle).to(device)
-                idx = perm[batch * batch_size:(batch + 1) * batch_size]
-                adv, clean = train_step(model, opt, fn, data.x_train[idx], data.y_train[idx], attack=attack,
-                                        loss=loss, generator=g_attack)
-                step += 1
-                batch += 1
-                adv_vals.append(adv)
-                clean_vals.append(clean)
-                if bar is not None:
-                    bar.update(1)
-            adv_t, clean_t = torch.stack(adv_vals).tolist(), torch.stack(clean_vals).tolist()
-            first = step - len(adv_t)
-            for i, (a, c) in enumerate(zip(adv_t, clean_t)):
-                result.steps.append({"step": first + i + 1, "epoch": epoch + 1, "adv_loss": a, "clean_loss": c})
-            finite = torch.isfinite(torch.tensor(adv_t + clean_t)).all() and all(
-                bool(torch.isfinite(p).all()) for p in model.parameters())
-            epoch += 1
-            batch = 0
-            if not finite:
-                bad = [s["step"] for s in result.steps if not (abs(s["adv_loss"]) < float("inf")
-                                                                and abs(s["clean_loss"]) < float("inf"))]
-                result.status = "diverged"
-                result.diverged_at_step = bad[0] if bad else step
-                save_state("diverged")
-                return result
-            log_eval(epoch)
-            save_checkpoint(epoch)
-            save_state()
-            if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < epochs:
-                return result
-        result.status = "completed"
-        save_state("completed")
-        return result
-    finally:
-        if progress and bar is not None:
-            bar.close()
-        guard.restore()
+    if isinstance(model, TwoLayerNet) and model.ensemble:
+        raise ValueError(f"model is an ensemble TwoLayerNet (ensemble={model.ensemble}): train it with "
+                         "adversarial_train_seeds")
+    return _train_loop(
+        _SingleModel(model, int(seed), data.x_train.device), data, seeds=[int(seed)],
+        run_dirs=[run_dir] if run_dir is not None else None,
+        state_file=Path(run_dir) / "state.pt" if run_dir is not None else None, loss=loss, attack=attack,
+        eval_attack=eval_attack, optimizer=optimizer, lr=lr, momentum=momentum, epochs=epochs,
+        batch_size=batch_size, checkpoint_epochs=checkpoint_epochs, fingerprint=fingerprint, progress=progress,
+        handle_sigterm=handle_sigterm, stop_after_epoch=stop_after_epoch)[0]
 
 
 # ----------------------------------------------------------------------------- several seeds as one program
@@ -470,160 +617,18 @@ def adversarial_train_seeds(
     if S < 1 or len(set(seeds)) != S:
         raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
     if not isinstance(model, TwoLayerNet) or model.ensemble != (S,):
-        raise ValueError(f"model must be a TwoLayerNet with ensemble=({S},), one member per seed; got "
+        raise ValueError(f"model must be a TwoLayerNet with ensemble=({S},), one member per seed (a CNN trains "
+                         f"seed by seed with adversarial_train); got "
                          f"{type(model).__name__}" + (f" with ensemble={model.ensemble}"
                                                       if isinstance(model, TwoLayerNet) else ""))
     if run_dirs is not None and len(run_dirs) != S:
         raise ValueError(f"run_dirs must name one folder per seed: {len(run_dirs)} folders for {S} seeds")
-    device = data.x_train.device
-    fn = get_loss(loss)
-    opt = _make_optimizer(model, optimizer, lr, momentum)
-    g_shuffle, g_attack, g_eval = (list(g) for g in zip(*(_seed_generators(s, device) for s in seeds)))
-    n = data.x_train.shape[0]
-    nb = (n + batch_size - 1) // batch_size
-    state_file = Path(state_file) if state_file is not None else None
-    key = {"fingerprint": fingerprint, "seeds": seeds}
-
-    results = [TrainResult(status="running", diverged_at_step=None) for _ in seeds]
-    epoch, batch, step, perm = 0, 0, 0, None  # shared by the seeds still training
-    adv_vals, clean_vals = [], []  # the current epoch's per-step losses, (S,) each, logged at its end
-    frozen: dict[int, dict[str, torch.Tensor]] = {}  # member -> its parameters when it diverged
-    st = torch.load(state_file, map_location=device, weights_only=False) if (
-        state_file is not None and state_file.exists()) else None
-    if st is not None and st.get("fingerprint") != key:
-        warnings.warn(f"{state_file} was written by a different configuration or seed list; starting afresh",
-                      stacklevel=2)
-        st = None
-    if st is not None:
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        for gens, name in ((g_shuffle, "g_shuffle"), (g_attack, "g_attack"), (g_eval, "g_eval")):
-            for g, state in zip(gens, st[name]):
-                g.set_state(state.to(g.get_state().device))
-        epoch, batch, step, perm = st["epoch"], st["batch"], st["step"], st["perm"]
-        adv_vals, clean_vals = list(st["adv_vals"]), list(st["clean_vals"])
-        frozen = st["frozen"]
-        for r, saved in zip(results, st["results"]):
-            r.status, r.diverged_at_step, r.steps, r.epochs = (saved["status"], saved["diverged_at_step"],
-                                                               saved["steps"], saved["epochs"])
-        if st["status"] == "done":
-            return results
-
-    def active() -> list[int]:
-        return [k for k, r in enumerate(results) if r.status == "running"]
-
-    def save_state(status: str = "running") -> None:
-        if state_file is None:
-            return
-        save_torch_atomic({
-            "fingerprint": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "g_shuffle": [g.get_state() for g in g_shuffle], "g_attack": [g.get_state() for g in g_attack],
-            "g_eval": [g.get_state() for g in g_eval], "epoch": epoch, "batch": batch, "step": step, "perm": perm,
-            "adv_vals": adv_vals, "clean_vals": clean_vals, "frozen": frozen, "status": status,
-            "results": [{"status": r.status, "diverged_at_step": r.diverged_at_step, "steps": r.steps,
-                         "epochs": r.epochs} for r in results],
-        }, state_file)
-
-    def save_checkpoints(k: int) -> None:
-        if run_dirs is not None and k in checkpoint_epochs:
-            for j in active():
-                save_torch_atomic({"epoch": k, "model": member_state_dict(model, j)}, checkpoint_path(run_dirs[j], k))
-
-    guard = _SigtermGuard(handle_sigterm and state_file is not None)
-    term = guard.event
-
-    def log_eval(k: int) -> None:
-        evs = _evaluate_members(model, data.x_test, data.y_test, loss=loss, attack=eval_attack, generators=g_eval,
-                                active=active())
-        for r, ev in zip(results, evs):
-            if ev is not None:
-                r.epochs.append(_epoch_row(k, step, r.steps, ev))
-
-    def restore_frozen() -> None:
-        """Keep diverged members' weights where they diverged (their slices get no useful update)."""
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                for j, snap in frozen.items():
-                    p[j].copy_(snap[name])
-
-    try:
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=epochs * nb, initial=epoch * nb + batch, desc=f"train {S} seeds", unit="step",
-                       mininterval=2.0)
-        if epoch == 0 and batch == 0 and not results[0].epochs:
-            log_eval(0)
-            save_checkpoints(0)
-            save_state()
-        while epoch < epochs:
-            if batch == 0:
-                adv_vals, clean_vals = [], []
-            live = active()
-            live_set = set(live)
-            while batch < nb:
-                if term.is_set():
-                    save_state()
-                    term.clear()  # acted on: not passed on below
-                    raise Terminated(f"SIGTERM: resume state written at epoch {epoch}, batch {batch}")
-                if batch == 0:  # after the SIGTERM check: a state saved at batch 0 has not drawn it yet
-                    perm = torch.stack([torch.randperm(n, generator=g_shuffle[k]) if k in live_set
-                                        else torch.arange(n) for k in range(S)]).to(device)
-                idx = perm[:, batch * batch_size:(batch + 1) * batch_size]  # (S, B): each seed its own minibatch
-                xb, yb = data.x_train[idx], data.y_train[idx]
-                delta0 = _member_starts(tuple(xb.shape[1:]), attack, g_attack, live_set, xb, dim=0)
-                res = pga(model, xb, yb, loss=loss, eps=attack.eps, norm=attack.norm, steps=attack.steps,
-                          step_size=attack.step_size, gradient=attack.gradient, init=attack.init, delta0=delta0)
-                with torch.no_grad():
-                    clean = fn(model(xb), yb).mean(-1)  # (S,)
-                opt.zero_grad(set_to_none=True)
-                adv = fn(model(xb + res.delta), yb).mean(-1)  # (S,): L_k per seed
-                (adv.sum() if len(live) == S else adv[live].sum()).backward()
-                opt.step()
-                if frozen:
-                    restore_frozen()
-                step += 1
-                batch += 1
-                adv_vals.append(adv.detach())
-                clean_vals.append(clean)
-                if bar is not None:
-                    bar.update(1)
-            adv_t, clean_t = torch.stack(adv_vals).t().tolist(), torch.stack(clean_vals).t().tolist()  # (S, steps)
-            with torch.no_grad():
-                params_finite = torch.stack([torch.isfinite(p).reshape(S, -1).all(1)
-                                             for p in model.parameters()]).all(0).tolist()
-            first = step - len(adv_vals)
-            for k in live:
-                r = results[k]
-                r.steps.extend({"step": first + i + 1, "epoch": epoch + 1, "adv_loss": a, "clean_loss": c}
-                               for i, (a, c) in enumerate(zip(adv_t[k], clean_t[k])))
-                bad_steps = [first + i + 1 for i, (a, c) in enumerate(zip(adv_t[k], clean_t[k]))
-                             if not (math.isfinite(a) and math.isfinite(c))]
-                if bad_steps or not params_finite[k]:
-                    r.status = "diverged"
-                    r.diverged_at_step = bad_steps[0] if bad_steps else step
-                    frozen[k] = {name: p.detach()[k].clone() for name, p in model.named_parameters()}
-            epoch += 1
-            batch = 0
-            if not active():  # every seed has diverged
-                save_state("done")
-                return results
-            log_eval(epoch)
-            save_checkpoints(epoch)
-            if epoch == epochs:
-                for k in active():
-                    results[k].status = "completed"
-                save_state("done")
-                return results
-            save_state()
-            if stop_after_epoch is not None and epoch >= stop_after_epoch:
-                return results
-        return results  # not reached: the loop returns at the last epoch
-    finally:
-        if progress and bar is not None:
-            bar.close()
-        guard.restore()
+    return _train_loop(
+        _SeedEnsemble(model, seeds, data.x_train.device), data, seeds=seeds, run_dirs=run_dirs,
+        state_file=Path(state_file) if state_file is not None else None, loss=loss, attack=attack,
+        eval_attack=eval_attack, optimizer=optimizer, lr=lr, momentum=momentum, epochs=epochs,
+        batch_size=batch_size, checkpoint_epochs=checkpoint_epochs, fingerprint=fingerprint, progress=progress,
+        handle_sigterm=handle_sigterm, stop_after_epoch=stop_after_epoch)
 
 
 def spec_dict(spec: AttackSpec) -> dict:

@@ -9,6 +9,12 @@
 # munged's default socket (/run/munge; a running munged is reused) and slurmd's configless link
 # /run/slurm/conf. The node advertises one fake GPU (gres on /dev/null). Ports: $SLURM_TEST_PORT
 # (slurmctld, default 16817) and the next one (slurmd).
+#
+# The machine's own SLURM configuration (/etc/slurm/slurm.conf: on a login node, another cluster's)
+# is never read: every command gets SLURM_CONF=STATE_DIR/slurm.conf, also `srun` inside a job,
+# where the executor plugin removes SLURM_CONF from the environment (srun would then read
+# /etc/slurm/slurm.conf before slurmd's configless copy): STATE_DIR/bin/srun, first on the PATH
+# that STATE_DIR/env sets (sbatch hands the PATH to the job), sets it again.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,7 +23,7 @@ mkdir -p "$state"
 state=$(cd "$state" && pwd)
 port=${SLURM_TEST_PORT:-16817}
 
-for b in munge unmunge munged slurmctld slurmd sbatch squeue scontrol sinfo; do
+for b in munge unmunge munged slurmctld slurmd sbatch squeue scontrol sinfo srun; do
     command -v "$b" >/dev/null || { echo "start.sh: $b not found (run tests/slurm/install.sh)" >&2; exit 3; }
 done
 [ "$(id -u)" = 0 ] || { echo "start.sh: must run as root" >&2; exit 3; }
@@ -61,7 +67,11 @@ sed -e "s|@STATE@|$state|g" -e "s|@HOST@|$host|g" -e "s|@CPUS@|$cpus|g" -e "s|@M
     "$here/slurm.conf.in" > "$state/slurm.conf"
 echo "NodeName=$host Name=gpu File=/dev/null" > "$state/gres.conf"
 export SLURM_CONF="$state/slurm.conf"
-echo "export SLURM_CONF=$SLURM_CONF" > "$state/env"
+mkdir -p "$state/bin"
+printf '#!/bin/sh\n# srun of the test cluster, whatever /etc/slurm holds (see tests/slurm/start.sh)\nexport SLURM_CONF=%s\nexec %s "$@"\n' \
+    "$SLURM_CONF" "$(command -v srun)" > "$state/bin/srun"
+chmod 755 "$state/bin/srun"
+printf 'export SLURM_CONF=%s\nexport PATH=%s:$PATH\n' "$SLURM_CONF" "$state/bin" > "$state/env"
 
 /usr/sbin/slurmctld -f "$SLURM_CONF"
 wait_for 20 slurmctld test -s "$state/slurmctld.pid"

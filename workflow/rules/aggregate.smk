@@ -1,4 +1,5 @@
 # Raw runs -> one set of tidy tables per figure (docs/tables.md). Notebooks read only these.
+# The aggregation is library code (src/adversary_dynamics/tables.py); scripts/aggregate.py is its CLI.
 
 
 rule aggregate_ext_pga_convergence:
@@ -22,8 +23,10 @@ rule aggregate_ext_pga_convergence:
         config=config_json,
         runs=runs_spec("probe"),
         max_steps=config["probe"]["max_steps"],
+    message:
+        stage_message("tables", "the tables of ext_pga_convergence")
     shell:
-        "python scripts/aggregate.py fig1 --runs {params.runs} --max-steps {params.max_steps} "
+        "python scripts/aggregate.py ext_pga_convergence --runs {params.runs} --max-steps {params.max_steps} "
         "--out-curves {output.curves} --out-final {output.final} --out-provenance {output.provenance} --config-json {params.config} > {log} 2>&1"
 
 
@@ -50,8 +53,10 @@ rule aggregate_ext_training_convergence:
         config=config_json,
         runs=runs_spec("train"),
         threshold=config["train"]["threshold"],
+    message:
+        stage_message("tables", "the tables of ext_training_convergence")
     shell:
-        "python scripts/aggregate.py fig2 --runs {params.runs} --threshold {params.threshold} "
+        "python scripts/aggregate.py ext_training_convergence --runs {params.runs} --threshold {params.threshold} "
         "--out-steps {output.steps} --out-epochs {output.epochs} --out-runs {output.runs} --out-provenance {output.provenance} --config-json {params.config} > {log} 2>&1"
 
 
@@ -77,32 +82,12 @@ rule aggregate_ext_landscape_statistics:
     params:
         config=config_json,
         runs=runs_spec("probe"),
+    message:
+        stage_message("tables", "the tables of ext_landscape_statistics")
     shell:
-        "python scripts/aggregate.py fig3 --runs {params.runs} --out-grid {output.grid} "
+        "python scripts/aggregate.py ext_landscape_statistics --runs {params.runs} --out-grid {output.grid} "
         "--out-circle {output.circle} --out-traj {output.traj} --out-regularity {output.regularity} "
         "--out-provenance {output.provenance} --config-json {params.config} > {log} 2>&1"
-
-
-rule aggregate_ext_theory:
-    input:
-        tables=all_theory(),
-        code=script_code("scripts/aggregate.py"),
-    output:
-        theory=f"{TABLES}/ext_theory/theory.csv",
-        provenance=f"{TABLES}/ext_theory/provenance.json",
-    log:
-        f"{LOGS}/aggregate/ext_theory.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=light_mem_mb,
-        runtime=light_runtime,
-    params:
-        config=config_json,
-        runs=theory_spec(),
-    shell:
-        "python scripts/aggregate.py fig4 --runs {params.runs} --out {output.theory} --out-provenance {output.provenance} --config-json {params.config} > {log} 2>&1"
 
 
 register_figure(
@@ -112,7 +97,10 @@ register_figure(
 )
 register_figure(
     "ext_training_convergence",
-    tables={k: f"{TABLES}/ext_training_convergence/{k}.csv" for k in ("steps", "epochs", "runs")},
+    tables={
+        k: f"{TABLES}/ext_training_convergence/{k}.csv"
+        for k in ("steps", "epochs", "runs")
+    },
     provenance=f"{TABLES}/ext_training_convergence/provenance.json",
 )
 register_figure(
@@ -123,8 +111,8 @@ register_figure(
     },
     provenance=f"{TABLES}/ext_landscape_statistics/provenance.json",
 )
-register_figure(
+register_figure(  # the tables come straight from rule theory (workflow/rules/theory.smk)
     "ext_theory",
-    tables={"theory": f"{TABLES}/ext_theory/theory.csv"},
+    tables={k: f"{TABLES}/ext_theory/{k}.csv" for k in ("pga", "hessian", "maxima")},
     provenance=f"{TABLES}/ext_theory/provenance.json",
 )

@@ -1,18 +1,127 @@
 # The Python of the workflow: config validation first, then named helper functions.
 # Rules hold no config lookups in their shell commands: everything arrives via params.
+import shlex
 import shutil
+import sys
 from pathlib import Path
 
-from adversary_dynamics.config import validate_config
+from adversary_dynamics.config import (
+    config_digest,
+    folder_name,
+    load_schema,
+    validate_config,
+)
 
-validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 
-NAME = config["name"]
+
+def _name_as_typed():
+    """`--config name=007`: Snakemake reads the value as the integer 7; take the text as typed."""
+    import yaml
+
+    for arg in workflow.config_settings.config_args or []:
+        key, _, raw = str(arg).partition("=")
+        if key.strip() == "name" and raw:
+            text = yaml.load(
+                raw, Loader=yaml.BaseLoader
+            )  # everything as text; '"007"' -> '007'
+            if isinstance(text, str):
+                config["name"] = text
+
+
+_name_as_typed()
+validate_config(config, SCHEMA)
+
+# ---- where this configuration's results go (content-keyed; docs: README "Configurations") ----
+# A committed config file (config/*.yaml, tests/workflow/*.yaml) run as it is keeps its plain
+# name: results/default/ and figures/ for config/config.yaml, results/<name>/ and figures/<name>/
+# for the others. Anything else (--config overrides, a file of one's own, a partial
+# --configfile) goes to <name>-<hash8>, the first 8 hex digits of the SHA-256 of the canonical
+# JSON of every result-affecting key (adversary_dynamics.config.config_digest), so that two
+# configurations that differ in such a key never share a folder.
+DIGEST = config_digest(config, load_schema(SCHEMA))
+NAME = folder_name(
+    config,
+    SCHEMA,
+    base=Path(workflow.basedir) / "config/config.yaml",
+    committed=sorted(Path(workflow.basedir).glob("config/*.yaml"))
+    + sorted(Path(workflow.basedir).glob("tests/workflow/*.yaml")),
+)
 RESULTS = f"results/{NAME}"
 LOGS = f"logs/{NAME}"
 BENCH = f"benchmarks/{NAME}"
 TABLES = f"{RESULTS}/tables"
 FIGDIR = "figures" if NAME == "default" else f"figures/{NAME}"
+# the whole validated configuration and its digest, written before the first job (onstart)
+CONFIG_RECORD = f"{RESULTS}/config.json"
+
+
+def record_config():
+    """Write {RESULTS}/config.json (the validated configuration, its digest and folder) unless it
+    already holds exactly that; atomic (temporary file, then rename)."""
+    import json
+    import os
+
+    text = json.dumps(
+        {"folder": NAME, "digest": DIGEST, "config": config}, indent=1, sort_keys=True
+    )
+    path = Path(CONFIG_RECORD)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def where_results_go():
+    """The one line a run prints first: which configuration, and where its results go."""
+    return (
+        f"Configuration '{config['name']}' (digest {DIGEST[:8]}): results in {RESULTS}/, "
+        f"figures in {FIGDIR}/, job logs in {LOGS}/ (the configuration: {CONFIG_RECORD})"
+    )
+
+
+def stage_message(stage, what, log="{log}"):
+    """A rule's `message:`, one line: the results folder, the stage, the rule's name in brackets
+    (a target of `snakemake <name>`), what the job does, and where its log (and progress bar) is.
+    The train rule's reads "[default] training (train)", then "adversarial training at scale 4,
+    seeds 0,1,2 — log: logs/default/train/scale~4.log".
+    `what` and `log` may hold Snakemake's {wildcards.x}, {threads}, {log} placeholders.
+    """
+    return f"[{NAME}] {stage} ({{rule}}): {what} — log: {log}"
+
+
+if workflow.is_main_process:
+    print(where_results_go(), file=sys.stderr)
+
+
+def submit_without_guessed_account():
+    """profiles/slurm: `slurm_account: ""` (or none set) submits without -A, deterministically.
+    The SLURM executor plugin (2.8) instead guesses an account from `sacct`'s records and submits
+    with -A <guess> (its --slurm-no-account setting is not consulted). Called by the Snakefile's
+    onstart, before the first submission, only when the slurm executor runs this workflow; an
+    account that is set goes through the plugin unchanged (checked against sacctmgr, -A).
+    """
+    plugin = workflow.executor_plugin
+    if plugin is None or plugin.name != "slurm":
+        return
+    import snakemake_executor_plugin_slurm as slurm
+
+    if getattr(slurm.Executor.get_account_arg, "no_guess", False):
+        return
+    given = slurm.Executor.get_account_arg
+
+    def get_account_arg(self, job):
+        if str(job.resources.get("slurm_account") or "").strip():
+            yield from given(self, job)
+        else:
+            yield ""  # no -A: the cluster's default account for the user, or none
+
+    get_account_arg.no_guess = True
+    slurm.Executor.get_account_arg = get_account_arg
+
+
 # figure name -> {"tables": {notebook parameter: table path}, "provenance": path}; every concern file
 # registers its figures (register_figure) and figures.smk, included last, makes one rule per figure
 FIGURES = {}
@@ -36,12 +145,40 @@ def use_gpu():
     return 1 if dev == "cuda" or (dev == "auto" and shutil.which("nvidia-smi")) else 0
 
 
+_IMPORTS = (
+    {}
+)  # path -> its modules: each file is parsed once per run, not once per rule
+
+
 def _imported_modules(path):
     """Modules of adversary_dynamics that the Python file at `path` imports, anywhere in it
     (also inside functions: lazy imports count)."""
+    key = str(Path(path).resolve())
+    if key not in _IMPORTS:
+        _IMPORTS[key] = _parse_imports(path)
+    return set(_IMPORTS[key])
+
+
+def _parse_imports(path):
     import ast
 
-    tree = ast.parse(Path(path).read_text(encoding="utf-8"), filename=str(path))
+    if not Path(path).exists():  # not written yet: the job's missing input says so
+        return set()
+    text = Path(path).read_text(encoding="utf-8")
+    if str(path).endswith(
+        ".ipynb"
+    ):  # a notebook: its code cells, without IPython's magics
+        import json
+
+        cells = json.loads(text)["cells"]
+        text = "\n".join(
+            line
+            for c in cells
+            if c["cell_type"] == "code"
+            for line in "".join(c["source"]).splitlines()
+            if not line.lstrip().startswith(("%", "!"))
+        )
+    tree = ast.parse(text, filename=str(path))
     in_lib = Path(path).parent.resolve() == (Path(workflow.basedir) / LIB).resolve()
     found = set()
     for node in ast.walk(tree):
@@ -56,7 +193,11 @@ def _imported_modules(path):
                 continue
             if node.level > 0 and not in_lib:
                 continue
-            parts = mod.split(".")[1:] if node.level == 0 else ([mod.split(".")[0]] if mod else [])
+            parts = (
+                mod.split(".")[1:]
+                if node.level == 0
+                else ([mod.split(".")[0]] if mod else [])
+            )
             if parts:
                 found.add(parts[0])
             else:  # from adversary_dynamics import x, y / from . import x, y
@@ -66,9 +207,9 @@ def _imported_modules(path):
 
 
 def script_code(script):
-    """The code a job runs: the script and every library module it imports, directly or through
-    other library modules (derived from the import statements, so no edit is missed); editing any
-    of them reruns the job."""
+    """The code a job runs: the script (or notebook, notebooks/<x>.ipynb) and every library module
+    it imports, directly or through other library modules (derived from the import statements,
+    so no edit is missed); editing any of them reruns the job."""
     seen, todo = {"__init__"}, list(_imported_modules(Path(workflow.basedir) / script))
     while todo:
         m = todo.pop()
@@ -81,7 +222,8 @@ def script_code(script):
 
 def register_figure(fig, *, tables, provenance):
     """Register a figure: its notebook notebooks/<fig>.ipynb reads `tables` (parameter -> path)
-    and figures.smk makes the rule <fig> writing {FIGDIR}/<fig>.pdf/.png/.provenance.json."""
+    and figures.smk makes the rule <fig> writing {FIGDIR}/<fig>.pdf/.png/.provenance.json.
+    """
     FIGURES[fig] = {"tables": dict(tables), "provenance": provenance}
 
 
@@ -96,10 +238,6 @@ def train_dir(scale, seed):
 
 def probe_dir(scale, seed):
     return f"{RESULTS}/probe/scale~{scale}/seed~{seed}"
-
-
-def theory_dir(d, m):
-    return f"{RESULTS}/theory/d~{d}/m~{m}"
 
 
 def seed_files(kind, name):
@@ -117,30 +255,35 @@ def scale_root_of_input(wildcards, input):
     return str(Path(input.status[0]).parents[1])
 
 
-def theory_root(wildcards, output):
-    """results/<name>/theory, the parent of the d~<d>/m~<m>/ folders."""
-    return str(Path(output[0]).parents[2])
-
-
-def _dataset_args():
+def _dataset_args(n_train="config", n_test="config"):
+    """Dataset arguments of the scripts; n_train/n_test override the `dataset:` block's sizes."""
     ds = config["dataset"]
+    n_train = ds["n_train"] if n_train == "config" else n_train
+    n_test = ds["n_test"] if n_test == "config" else n_test
 
     def none(v):
         return "none" if v is None else v
 
-    root = f"--root {ds['root']}" if ds["root"] else ""
+    root = (
+        f"--root {shlex.quote(str(ds['root']))}" if ds["root"] else ""
+    )  # any path, as typed
     return (
-        f"--dataset {ds['name']} {root} --n-train {none(ds['n_train'])} --n-test {none(ds['n_test'])} "
+        f"--dataset {ds['name']} {root} --n-train {none(n_train)} --n-test {none(n_test)} "
         f"--dim {ds['dim']} --split-seed {ds['split_seed']}"
     )
 
 
 def _model_args():
-    mo = config["model"]
+    """Model, loss and threat arguments shared by scripts/train.py and scripts/probe.py (--norm is
+    also p of the input scale, the mean l_p norm of the training inputs)."""
+    mo, cn = config["model"], config.get("cnn", {})
     return (
+        f"--architecture {mo.get('architecture', 'two_layer')} "
         f"--width {mo['width']} --activation {mo['activation']} --bias {mo['bias']} "
         f"--train-output-layer {mo['train_output_layer']} --loss {config['loss']} "
-        f"--ratio {config['threat']['ratio']}"
+        f"--cnn-channels {_ints(cn.get('channels', [16, 32]))} --cnn-kernel-size {cn.get('kernel_size', 5)} "
+        f"--cnn-hidden {cn.get('hidden', 128)} "
+        f"--ratio {config['threat']['ratio']} --norm {config['threat']['norm']}"
     )
 
 
@@ -153,7 +296,7 @@ def train_args(wildcards):
     t, a = config["train"], config["attack"]
     return (
         f"{_dataset_args()} --download {config['dataset']['download']} {_model_args()} "
-        f"--norm {config['threat']['norm']} --epochs {t['epochs']} --batch-size {t['batch_size']} "
+        f"--epochs {t['epochs']} --batch-size {t['batch_size']} "
         f"--optimizer {t['optimizer']} --lr {t['lr']} --lr-scale-power {t['lr_scale_power']} --momentum {t['momentum']} "
         f"--attack-steps {a['steps']} --attack-step-size {a['step_size']} --attack-gradient {a['gradient']} "
         f"--attack-init {a['init']} --eval-steps {t['eval_steps']} --eval-restarts {t['eval_restarts']} "
@@ -172,18 +315,6 @@ def probe_args(wildcards):
         f"--n-inputs {p['n_inputs']} --restarts {p['restarts']} --max-steps {p['max_steps']} "
         f"--step-size {p['step_size']} --step-rule {p['step_rule']} --tol {p['tol']} --patience {p['patience']} "
         f"--landscape-inputs {p['landscape_inputs']} --grid {p['grid']} --cos-threshold {p['cos_threshold']} "
-        f"--device {config['device']} --threads {config['threads']}"
-    )
-
-
-def theory_args(wildcards):
-    th = config["theory"]
-    return (
-        f"--dims {_ints(th['dims'])} --widths {_ints(th['widths'])} "
-        f"--scales {','.join(fmt(s) for s in th['scales'])} --ratio {th['ratio']} --trials {th['trials']} "
-        f"--max-steps {th['max_steps']} --step-size {th['step_size']} --step-rule {th['step_rule']} "
-        f"--tol {th['tol']} "
-        f"--patience {th['patience']} --activation {config['model']['activation']} --seed {th['seed']} "
         f"--device {config['device']} --threads {config['threads']}"
     )
 
@@ -230,18 +361,6 @@ def probe_flops():
     return len(SEEDS) * per_seed
 
 
-def theory_flops():
-    th = config["theory"]
-    dm = sum(d * m for d in th["dims"] for m in th["widths"])
-    return th["trials"] * len(th["scales"]) * th["max_steps"] * 4.0 * dm
-
-
-def theory_mem_mb(wildcards, attempt):
-    th = config["theory"]
-    big = max(th["dims"]) * max(th["widths"]) * th["trials"] * 4 * 8 / 2**20
-    return int((1500 + big) * attempt)
-
-
 def runtime_min(flops):
     """Wall-time request in minutes: 3x the estimate at GFLOPS per thread, at least 10."""
     return max(10, int(3 * flops / (GFLOPS * 1e9 * config["threads"]) / 60) + 1)
@@ -253,10 +372,6 @@ def train_runtime(wildcards, attempt):
 
 def probe_runtime(wildcards, attempt):
     return runtime_min(probe_flops()) * attempt
-
-
-def theory_runtime(wildcards, attempt):
-    return runtime_min(theory_flops()) * attempt
 
 
 def data_mem_mb(wildcards, attempt):
@@ -282,13 +397,6 @@ def runs_spec(kind):
     return " ".join(f"{s}:{k}:{folder(s, k)}" for s in SCALES for k in SEEDS)
 
 
-def theory_spec():
-    th = config["theory"]
-    return " ".join(
-        f"{d}:{m}:{theory_dir(d, m)}" for d in th["dims"] for m in th["widths"]
-    )
-
-
 def all_train(name):
     return [f"{train_dir(s, k)}/{name}" for s in SCALES for k in SEEDS]
 
@@ -297,29 +405,35 @@ def all_probe(name):
     return [f"{probe_dir(s, k)}/{name}" for s in SCALES for k in SEEDS]
 
 
-def all_theory():
-    th = config["theory"]
-    return [f"{theory_dir(d, m)}/theory.csv" for d in th["dims"] for m in th["widths"]]
-
-
 def config_json(wildcards):
-    """The whole (validated) configuration as one shell-quoted JSON word."""
-    import json
-    import shlex
-
-    return shlex.quote(json.dumps(config, sort_keys=True))
+    """The whole (validated) configuration as one JSON shell word, read from {RESULTS}/config.json
+    when the job runs: the rule's params hold this short text, not the configuration, so a rerun's
+    'reason' line stays one line (the folder is content-keyed: its configuration never changes).
+    """
+    return f'"$(python -c \'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["config"]))\' {CONFIG_RECORD})"'
 
 
 def nb_params(wildcards, input, output):
-    """papermill '-p key value' for every table the notebook reads and every file it writes."""
-    ps = [
-        f"-p {k} {v}"
+    """papermill's parameters, as one shell-quoted YAML mapping (`-y`): every table the notebook
+    reads, every file it writes (out_<key>) and config_name (the results folder's name). papermill
+    reads `-y` with a YAML safe loader and yaml.safe_dump quotes every string that would read
+    as something else, so each value arrives as the text it is ('007' stays '007'; `-p` would
+    have made it the integer 7)."""
+    import shlex
+
+    import yaml
+
+    ps = {
+        k: str(v)
         for k, v in input.items()
-        if k not in ("notebook", "style", "provenance")
-    ]
-    ps += [f"-p out_{k} {v}" for k, v in output.items() if k != "provenance"]
-    ps.append(f"-p config_name {NAME}")
-    return " ".join(ps)
+        if k not in ("notebook", "code", "provenance")
+    }
+    ps.update({f"out_{k}": str(v) for k, v in output.items() if k != "provenance"})
+    ps["config_name"] = NAME
+    text = yaml.safe_dump(
+        ps, default_flow_style=True, sort_keys=True, width=1 << 30
+    ).strip()
+    return f"-y {shlex.quote(text)}"
 
 
 def figure(fig, ext):
@@ -330,3 +444,190 @@ def get_final_outputs():
     return [figure(f, e) for f in FIGURES for e in ("pdf", "png")] + [
         f"{FIGDIR}/claims.{e}" for e in ("md", "json")
     ]
+
+
+# ---- folders passed to scripts, inferred from a job's own files (not hard-coded prefixes) ----
+def tables_dir_of_output(wildcards, output):
+    """A tables job's output folder, {TABLES}/<figure> (= fig_tables(<figure>)): the folder of its
+    provenance.json."""
+    return str(Path(output.provenance).parent)
+
+
+def run_dir_of_input(wildcards, input):
+    """The raw-run folder an escape tables job reads ({RESULTS}/paper_fig2 or
+    {RESULTS}/paper_fig3/escape): the folder of its escape.csv."""
+    return str(Path(input.escape).parent)
+
+
+def fig3_train_root_of_input(wildcards, input):
+    """{RESULTS}/paper_fig3/train, the root of the Fig. 3 training runs, from a checkpoint
+    <root>/scale~s/ratio~r/seed~k/checkpoints/epoch_NNNN.pt of the job's input."""
+    return str(Path(input.checkpoints[0]).parents[4])
+
+
+# ---- Theorem 3.1 setting (theory.smk; TH = config["theory"] is defined there) ----
+def _csv(xs):
+    return ",".join(fmt(x) for x in xs)
+
+
+def theory_cli_args():
+    """All arguments of scripts/theory.py but the output folder (config `theory:`)."""
+    contrast = TH["contrast_activation"] or "none"
+    return (
+        f"--dims {_csv(TH['dims'])} --width-powers {_csv(TH['width_powers'])} "
+        f"--activation {TH['activation']} --contrast-activation {contrast} --scales {_csv(TH['scales'])} "
+        f"--eps-factor {TH['eps_factor']!r} --eta-fractions {_csv(TH['eta_fractions'])} --trials {TH['trials']} "
+        f"--max-steps {TH['max_steps']} --refine-factor {TH['refine_factor']!r} --refine-tol {TH['refine_tol']!r} "
+        f"--maxima-dims {_csv(TH['maxima_dims'])} --maxima-ratios {_csv(TH['maxima_ratios'])} "
+        f"--maxima-trials {TH['maxima_trials']} --maxima-restarts {TH['maxima_restarts']} "
+        f"--maxima-steps {TH['maxima_steps']} --maxima-step {TH['maxima_step']!r} --maxima-tol {TH['maxima_tol']!r} "
+        f"--maxima-merge {TH['maxima_merge']!r} --hessian-descent {TH['hessian_descent']} --seed {TH['seed']} "
+        f"--device {config['device']} "
+        f"--threads {config['threads']}"
+    )
+
+
+def theory_job_minutes(wildcards, attempt):
+    """Wall-time request: the default sweep takes ~10 s of CPU; scale by the largest d·m·trials·steps."""
+    big = (
+        max(d**3.5 for d in TH["dims"])
+        * TH["trials"]
+        * len(TH["eta_fractions"])
+        * TH["max_steps"]
+    )
+    return max(10, int(big * len(TH["scales"]) * 40 / 5e9 / 60) + 1) * attempt
+
+
+# ---- paper Fig. 1 (paper_fig1.smk; P1 = config["paper_fig1"] is defined there) ----
+def _floats(xs):
+    """Exact decimal text of a list of numbers (no rounding: these never enter paths)."""
+    return ",".join(repr(float(x)) for x in xs)
+
+
+def paper_fig1_args():
+    """All arguments of scripts/paper_fig1.py but the output folder and the configuration."""
+    return (
+        f"--scales {_floats(P1['scales'])} --ratios {_floats(P1['ratios'])} --width {P1['width']} "
+        f"--seed {P1['seed']} --n-points {P1['n_points']} --data-seed {P1['data_seed']} "
+        f"--label-rule {P1['label_rule']} --example {P1['example']} --grid {P1['grid']} --steps {P1['steps']} "
+        f"--step-size {P1['step_size']!r} --init-seed {P1['init_seed']} "
+        f"--maxima-ratios {_floats(P1['maxima_ratios'])} --maxima-examples {P1['maxima_examples']} "
+        f"--restarts {P1['restarts']} --maxima-steps {P1['maxima_steps']} "
+        f"--maxima-step-fraction {P1['maxima_step_fraction']!r} --maxima-phases {P1['maxima_phases']} "
+        f"--cos-threshold {P1['cos_threshold']!r} --circle-points {P1['circle_points']} --threads 1"
+    )
+
+
+# ---- paper Figs. 2-3 (paper_escape.smk; ESC, FIG2, FIG3, ESC_SEEDS, FIG3_EPOCHS are defined there) ----
+def _check_escape_config():
+    """Refuse, before any job runs, what the schema cannot express: a CNN on data without an image
+    shape, and scale or ratio lists that collide once written in paths (fmt)."""
+    msgs = []
+    if ESC["architecture"] == "cnn" and config["dataset"]["name"] == "gaussian":
+        msgs.append(
+            "config key 'paper_escape.architecture' is 'cnn' but dataset.name is 'gaussian' (no image shape); "
+            "allowed: an image dataset (digits, mnist, fashion_mnist, cifar10)"
+        )
+    for key, values in (
+        ("paper_fig2.scales", FIG2["scales"]),
+        ("paper_fig2.ratios", FIG2["ratios"]),
+        ("paper_fig3.scales", FIG3["scales"]),
+        ("paper_fig3.ratios", FIG3["ratios"]),
+    ):
+        texts = [fmt(v) for v in values]
+        dup = sorted({t for t in texts if texts.count(t) > 1})
+        if dup:
+            msgs.append(
+                f"config key '{key}' has values {values!r} that coincide in paths as {dup}; allowed: "
+                "numbers distinct at 6 significant digits"
+            )
+    if msgs:
+        raise ValueError("invalid configuration:\n  - " + "\n  - ".join(msgs))
+
+
+def fig3_train_dir(scale, ratio, seed):
+    return f"{RESULTS}/paper_fig3/train/scale~{scale}/ratio~{ratio}/seed~{seed}"
+
+
+def fig3_checkpoint(scale, ratio, seed, epoch):
+    return f"{fig3_train_dir(scale, ratio, seed)}/checkpoints/epoch_{int(epoch):04d}.pt"
+
+
+def _escape_model_args():
+    cn = config["cnn"]
+    return (
+        f"--architecture {ESC['architecture']} --cnn-channels {_ints(cn['channels'])} "
+        f"--cnn-kernel-size {cn['kernel_size']} --cnn-hidden {cn['hidden']} --loss {ESC['loss']}"
+    )
+
+
+def escape_args(fig):
+    """scripts/escape.py run's arguments of one figure (all but folders)."""
+    d, c = ESC["descent"], ESC["check"]
+    f = FIG2 if fig == "fig2" else FIG3
+    n_train = (
+        config["dataset"]["n_train"] if fig == "fig2" else FIG3["train"]["n_train"]
+    )
+    extra = (
+        f"--input-normalization {FIG2['input_normalization']}"
+        if fig == "fig2"
+        else f"--checkpoints {_ints(sorted(FIG3['checkpoints']))}"
+    )
+    return (
+        f"{_dataset_args(n_train, config['dataset']['n_test'])} {_escape_model_args()} --norm l2 "
+        f"--scales {','.join(fmt(s) for s in f['scales'])} --ratios {','.join(fmt(r) for r in f['ratios'])} "
+        f"--seeds {','.join(ESC_SEEDS)} --n-inputs {ESC['n_inputs']} --steps {ESC['steps']} "
+        f"--step-size {ESC['step_size']} --descent-steps {d['steps']} --descent-step-size {d['step_size']} "
+        f"--descent-stages {d['stages']} --check-directions {c['directions']} --check-radius {c['radius']} "
+        f"--check-mapping-step {c['mapping_step']} --check-gtol {c['gtol']} --check-ftol {c['ftol']} "
+        f"--rtol {ESC['escape_rtol']} {extra} --device {config['device']} --threads {config['threads']}"
+    )
+
+
+def fig3_train_args(wildcards):
+    t = FIG3["train"]
+    ds = config["dataset"]
+    return (
+        f"{_dataset_args(t['n_train'], t['n_test'])} "
+        f"--download {ds['download']} {_escape_model_args()} --ratio {wildcards.ratio} --norm l2 "
+        f"--epochs {FIG3_EPOCHS} --batch-size {t['batch_size']} --optimizer {t['optimizer']} --lr {t['lr']} "
+        f"--lr-scale-power 0 --momentum 0 --attack-steps {t['attack_steps']} "
+        f"--attack-step-size {t['attack_step_size']} --attack-gradient raw --attack-init uniform_ball "
+        f"--eval-steps {t['eval_steps']} --eval-restarts {t['eval_restarts']} "
+        f"--checkpoints {_ints(sorted(FIG3['checkpoints']))} --batch-seeds false --progress false "
+        f"--device {config['device']} --threads {config['threads']}"
+    )
+
+
+def escape_runtime(fig):
+    """Minutes for a probe job: 3x (models x ratios x inputs x steps) at 100 us per example-step
+    and a 1 ms per-step floor per model call, at least 10."""
+    f = FIG2 if fig == "fig2" else FIG3
+    steps = ESC["steps"] + ESC["descent"]["steps"]
+    calls = (
+        len(f["scales"])
+        * len(ESC_SEEDS)
+        * (1 if fig == "fig2" else len(f["ratios"]) * len(f["checkpoints"]))
+    )
+    ex = (
+        len(f["scales"])
+        * len(f["ratios"])
+        * len(ESC_SEEDS)
+        * ESC["n_inputs"]
+        * (1 if fig == "fig2" else len(f["checkpoints"]))
+    )
+    sec = steps * (ex * 1e-4 + calls * 1e-3) / config["threads"]
+    return lambda wildcards, attempt: max(10, int(3 * sec / 60) + 1) * attempt
+
+
+# ---- claims (claims.smk; CLAIM_TABLES is defined there) ----
+def _registered_table(fig, key):
+    """The path of table `key` of figure `fig` if the figure is registered, else None."""
+    return FIGURES.get(fig, {}).get("tables", {}).get(key)
+
+
+def claims_table_args(wildcards, input):
+    return " ".join(
+        f"--{k.replace('_', '-')} {input[k] if k in input.keys() else 'none'}"
+        for k in CLAIM_TABLES
+    )

@@ -14,7 +14,7 @@ for fig, spec in FIGURES.items():
         input:
             **spec["tables"],
             notebook=f"notebooks/{fig}.ipynb",
-            style=f"{LIB}/plotting.py",
+            code=script_code(f"notebooks/{fig}.ipynb"),
             provenance=spec["provenance"],
         output:
             pdf=figure(fig, "pdf"),
@@ -36,6 +36,12 @@ for fig, spec in FIGURES.items():
             runtime=light_runtime,
         params:
             nb=nb_params,
+        message:
+            stage_message(
+                "figure",
+                f"notebook {fig} -> {FIGDIR}/{fig}.png, .pdf",
+                log="{log.stderr} (executed notebook: {log.notebook})",
+            )
         shell:
             "papermill {input.notebook} {log.notebook} -k python3 --no-progress-bar {params.nb} "
             "> {log.stderr} 2>&1 && cp {input.provenance} {output.provenance}.tmp "

@@ -29,6 +29,12 @@ rule probe:
         out_root=scale_root_of_output,
         seeds=",".join(SEEDS),
         args=probe_args,
+    message:
+        stage_message(
+            "landscape probes",
+            "PGA with restarts on the checkpoints of scale {wildcards.scale}, seeds "
+            + ",".join(SEEDS),
+        )
     shell:
         "python scripts/probe.py --train-root {params.train_root} --out-root {params.out_root} "
         "--scale {wildcards.scale} --seeds {params.seeds} {params.args} > {log} 2>&1"

@@ -1,12 +1,17 @@
-# The theory setting: one job for every (dimension d, width m); all scales and trials of a
-# (d, m) run as one batched tensor program.
+# Theorem 3.1's setting (claims T1-T4, figure ext_theory): one job, every (activation, d, m, scale)
+# as batched tensor programs; writes the figure's tables directly ({TABLES}/ext_theory/:
+# pga.csv, hessian.csv, maxima.csv, provenance.json). Seconds on one core.
+
+TH = config["theory"]
+THEORY_TABLES = ("pga", "hessian", "maxima")
 
 
 rule theory:
     input:
         code=script_code("scripts/theory.py"),
     output:
-        tables=all_theory(),
+        **{k: f"{fig_tables('ext_theory')}/{k}.csv" for k in THEORY_TABLES},
+        provenance=f"{fig_tables('ext_theory')}/provenance.json",
     log:
         f"{LOGS}/theory/theory.log",
     benchmark:
@@ -15,11 +20,15 @@ rule theory:
         CONDA_ENV
     threads: config["threads"]
     resources:
-        gpu=use_gpu(),
-        mem_mb=theory_mem_mb,
-        runtime=theory_runtime,
+        mem_mb=lambda wildcards, attempt: 1500 * attempt,
+        runtime=theory_job_minutes,
     params:
-        out_root=theory_root,
-        args=theory_args,
+        out=tables_dir_of_output,
+        args=theory_cli_args(),
+    message:
+        stage_message(
+            "tables",
+            "Theorem 3.1 setting: PGA to the sphere, Hessians, restart counts (T1-T4)",
+        )
     shell:
-        "python scripts/theory.py --out-root {params.out_root} {params.args} > {log} 2>&1"
+        "exec python scripts/theory.py --out {params.out} {params.args} > {log} 2>&1"

@@ -27,6 +27,12 @@ rule train:
         out_root=scale_root_of_output,
         seeds=",".join(SEEDS),
         args=train_args,
+    message:
+        stage_message(
+            "training",
+            "adversarial training at scale {wildcards.scale}, seeds "
+            + ",".join(SEEDS),
+        )
     shell:
         "exec python scripts/train.py --out-root {params.out_root} --scale {wildcards.scale} "
         "--seeds {params.seeds} {params.args} > {log} 2>&1"

@@ -1,0 +1,434 @@
+"""Safe by default (issue 12): no configuration overwrites another, every value reaches its
+notebook or script as the text it is, every code edit reruns the jobs that run it, an empty SLURM
+account submits without -A, and the user sees which stage runs and where its log is.
+
+Everything goes through the real ``snakemake`` command line in a temporary copy of the workflow
+(dry runs, or ``--touch``, which runs no job; marked slow: about a minute together), except the
+checks of the folder rule itself (:func:`adversary_dynamics.config.folder_name`,
+:func:`config_digest`) and of the derived code inputs, which are direct (seconds).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from adversary_dynamics.config import (NON_RESULT_KEYS, config_digest, folder_name, load_schema, merge_config,
+                                       validate_config)
+from workflow_copy import ROOT, copy_workflow
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = load_schema(SCHEMA_PATH)
+BASE = ROOT / "config" / "config.yaml"
+COMMITTED = sorted(ROOT.glob("config/*.yaml")) + sorted(ROOT.glob("tests/workflow/*.yaml"))
+TINY = "tests/workflow/config.yaml"
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return copy_workflow(tmp_path_factory.mktemp("safety"))
+
+
+def _snakemake(work: Path, *args: str, timeout: int = 120, env=None) -> tuple[int, str]:
+    """Exit status and everything printed (Snakemake 9 logs to stdout in dry runs, else stderr)."""
+    r = subprocess.run(SNAKEMAKE + list(args), cwd=work, capture_output=True, text=True, timeout=timeout,
+                       env={**ENV, "PYTHONPATH": str(work / "src"), **(env or {})})
+    return r.returncode, r.stdout + r.stderr
+
+
+def _dry(work: Path, *args: str) -> str:
+    rc, out = _snakemake(work, "-n", "-p", "--cores", "2", *args)
+    assert rc == 0, out[-4000:]
+    return out
+
+
+def _commands(out: str) -> list[str]:
+    """The shell commands a dry run with -p prints."""
+    return [ln.split("Shell command: ", 1)[1] if "Shell command: " in ln else ln.strip()
+            for ln in out.splitlines()
+            if "Shell command: " in ln or ln.lstrip().startswith(("python ", "exec python", "papermill "))]
+
+
+@pytest.fixture(scope="module")
+def odd(work, tmp_path_factory):
+    """One dry run of the tiny configuration named 007 whose dataset root holds a space, a quote
+    and a $ (digits ignore the root): (its output, the root)."""
+    tmp = tmp_path_factory.mktemp("odd")
+    cfg = yaml.safe_load((ROOT / TINY).read_text())
+    cfg["name"] = "007"
+    cfg["dataset"]["root"] = root = str(tmp / "my data") + "/it's $HOME"
+    f = tmp / "odd.yaml"
+    f.write_text(yaml.safe_dump(cfg))
+    assert "'007'" in f.read_text()
+    return _dry(work, "--configfile", str(f)), root
+
+
+def _folder(out: str) -> str:
+    m = re.search(r"results in results/([^/\s]+)/", out)
+    planned = re.findall(r"\bresults/([^/\s]+)/", out)
+    assert m or planned, f"the run does not say where its results go:\n{out[:3000]}"
+    return m.group(1) if m else max(set(planned), key=planned.count)
+
+
+def _paths(out: str) -> set[str]:
+    """Every results/, figures/ and logs/ path a dry run plans to write or names."""
+    return set(re.findall(r"\b((?:results|figures|logs|benchmarks)/[^\s,;'\"]+)", out))
+
+
+def _validated(over: dict, base_file: Path = BASE) -> dict:
+    base = yaml.safe_load(base_file.read_text())
+    return validate_config(merge_config(base, over), SCHEMA_PATH, check_files=False, cuda_available=True)
+
+
+def _name_of(cfg: dict) -> str:
+    return folder_name(cfg, SCHEMA_PATH, base=BASE, committed=COMMITTED)
+
+
+# ---- fault 1: one configuration overwrites another -----------------------------------------------
+def _assert_own_folder(out: str, name: str) -> str:
+    folder = _folder(out)
+    assert re.fullmatch(re.escape(name) + r"-[0-9a-f]{8}", folder), folder
+    paths = _paths(out)
+    assert paths, out[:3000]
+    outside = {p for p in paths if p.split("/")[1] != folder}
+    assert not outside, f"planned outside results|figures|logs/{folder}/: {sorted(outside)[:10]}"
+    return folder
+
+
+@pytest.mark.slow
+def test_command_line_override_gets_its_own_folder(work):
+    """The README's `--config train='{lr: 0.05}'` keeps name: default but must not write into
+    results/default/ or the committed figures/."""
+    lr = yaml.safe_load(BASE.read_text())["train"]["lr"]
+    out = _dry(work, "--config", f"train={{lr: {lr / 2}}}")
+    folder = _assert_own_folder(out, "default")
+    assert folder == _name_of(_validated({"train": {"lr": lr / 2}}))
+    # the committed file's own value, typed again: the same content, the committed folder
+    assert _name_of(_validated({"train": {"lr": str(lr)}})) == "default"
+
+
+@pytest.mark.slow
+def test_partial_configfile_gets_its_own_folder(work, tmp_path):
+    """A --configfile holding only a smaller theory: block (no name)."""
+    part = tmp_path / "theory_only.yaml"
+    part.write_text("theory:\n  trials: 4\n")
+    out = _dry(work, "--configfile", str(part))
+    _assert_own_folder(out, "default")
+
+
+@pytest.mark.slow
+def test_committed_name_on_other_content_gets_its_own_folder(work):
+    """Naming a run after a committed configuration does not give it that configuration's folder."""
+    out = _dry(work, "--configfile", TINY, "--config", "name=fashion-mnist")
+    _assert_own_folder(out, "fashion-mnist")
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
+def test_committed_configs_keep_their_plain_names(path):
+    raw = yaml.safe_load(path.read_text())
+    cfg = _validated({} if path == BASE else raw)
+    assert _name_of(cfg) == raw["name"]
+    # one changed result-affecting key, or the same content under another name: a folder of its own
+    other = copy.deepcopy(cfg)
+    other["threads"] += 1
+    assert _name_of(other) == f"{raw['name']}-{config_digest(other, SCHEMA)[:8]}"
+    renamed = dict(cfg, name="mine")
+    assert _name_of(renamed) == f"mine-{config_digest(cfg, SCHEMA)[:8]}"
+
+
+def _leaves(d: dict, prefix=()):
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            yield from _leaves(v, prefix + (k,))
+        else:
+            yield prefix + (k,)
+
+
+def test_every_result_affecting_key_changes_the_digest():
+    """Each key but NON_RESULT_KEYS enters the digest; equal content in another spelling does not
+    change it (integral numbers where the schema expects numbers)."""
+    cfg = _validated({})
+    d0 = config_digest(cfg, SCHEMA)
+    leaves = list(_leaves(cfg))
+    assert len(leaves) > 40 and ("threads",) in leaves and ("device",) in leaves
+    for path in leaves:
+        c = copy.deepcopy(cfg)
+        node = c
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = ["changed", node[path[-1]]]
+        same = path in NON_RESULT_KEYS
+        assert (config_digest(c, SCHEMA) == d0) == same, ".".join(path)
+    c = copy.deepcopy(cfg)
+    c["scales"] = [int(s) if float(s).is_integer() else s for s in c["scales"]]
+    assert config_digest(c, SCHEMA) == d0
+
+
+@pytest.mark.slow
+def test_config_json_records_configuration_and_digest(work):
+    """Before the first job the folder gets config.json: the whole configuration and its digest
+    (--touch runs the onstart hook but no job)."""
+    rc, out = _snakemake(work, "theory", "--touch", "--cores", "1", "--configfile", TINY, "--config",
+                         "name=record", "threads=2")
+    assert rc == 0, out[-3000:]
+    folder = _folder(out)
+    rec = json.loads((work / "results" / folder / "config.json").read_text())
+    assert rec["folder"] == folder and rec["digest"].startswith(folder.rsplit("-", 1)[1])
+    assert rec["config"]["name"] == "record" and rec["config"]["threads"] == 2
+    assert config_digest(rec["config"], SCHEMA) == rec["digest"]
+
+
+# ---- fault 2: values keep their type and text on the way into notebooks and scripts ---------------
+PROBE_NB = {
+    "cells": [
+        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "config_name = 'x'\n",
+         "outputs": [], "execution_count": None},
+        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source":
+            "import json, os\n"
+            "seen = {k: [type(v).__name__, v] for k, v in dict(globals()).items()\n"
+            "        if not k.startswith('_') and isinstance(v, (str, int, float, bool, type(None)))}\n"
+            "json.dump(seen, open(os.environ['PROBE_OUT'], 'w'))\n"},
+    ],
+    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    "nbformat": 4, "nbformat_minor": 5,
+}
+
+
+def _papermill_argv(out: str) -> list[str]:
+    line = next((c for c in _commands(out) if c.startswith("papermill ")), None)
+    assert line, out[-3000:]
+    argv = shlex.split(line)
+    return argv[: argv.index(">")] if ">" in argv else argv
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["command-line", "configfile"])
+def test_notebook_parameters_keep_type_and_text(work, odd, tmp_path, how):
+    """A configuration named 007 (papermill's -p made it the integer 7): the notebook receives
+    every parameter as the text the workflow meant -- config_name = the folder's name, each
+    table and output path as a string."""
+    out = _dry(work, "--configfile", TINY, "--config", "name=007") if how == "command-line" else odd[0]
+    argv = _papermill_argv(out)
+    folder = Path(argv[2]).parts[1]  # the executed notebook: logs/<folder>/notebooks/<figure>.ipynb
+    assert folder.startswith("007"), folder
+    nb = tmp_path / "probe.ipynb"
+    nb.write_text(json.dumps(PROBE_NB))
+    argv = ["papermill", str(nb), str(tmp_path / "probe.out.ipynb")] + argv[3:]
+    r = subprocess.run(argv, cwd=work, capture_output=True, text=True, timeout=120,
+                       env={**ENV, "PROBE_OUT": str(tmp_path / "seen.json")})
+    assert r.returncode == 0, r.stderr[-3000:]
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    assert seen["config_name"] == ["str", folder], seen["config_name"]
+    assert seen["out_pdf"][0] == "str" and seen["out_pdf"][1].startswith(f"figures/{folder}/"), seen["out_pdf"]
+    tables = {k: v for k, v in seen.items() if isinstance(v[1], str) and v[1].startswith("results/")}
+    assert tables and all(t == "str" and v.endswith(".csv") for t, v in tables.values()), tables
+
+
+@pytest.mark.slow
+def test_script_arguments_keep_their_text(odd):
+    """A path with a space, a quote and a $ reaches the script as one argument, unexpanded."""
+    out, root = odd
+    lines = [c for c in _commands(out) if "--root" in c]
+    assert any(re.match(r"(exec )?python scripts/train\.py", c) for c in lines), out[-3000:]
+    for line in lines:  # every job that reads the dataset
+        try:
+            argv = shlex.split(line)
+        except ValueError as exc:
+            raise AssertionError(f"{exc}: {line[:300]}") from None
+        assert argv[argv.index("--root") + 1] == root, line[:300]
+
+
+# ---- fault 3: the code inputs of every rule follow from what its script imports ------------------
+def _smk_functions(*names: str) -> dict:
+    """The named functions of workflow/rules/common.smk, run as plain Python (workflow.basedir = ROOT)."""
+    src = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    tree = ast.parse(src)
+    defs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in names]
+    assert {d.name for d in defs} == set(names)
+    ns = {"Path": Path, "workflow": SimpleNamespace(basedir=str(ROOT)), "LIB": "src/adversary_dynamics",
+          "_IMPORTS": {}}
+    exec(compile(ast.Module(body=defs, type_ignores=[]), "common.smk", "exec"), ns)
+    return ns
+
+
+SCRIPTS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "scripts").glob("*.py"))
+NOTEBOOKS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "notebooks").glob("*.ipynb"))
+
+# Imports every import statement of each script or notebook (also those inside functions: what a
+# run reaches) with Python's own import machinery, then lists the package's modules in sys.modules
+# (forgotten again before the next file, so that each file's list is its own).
+RUNTIME = r"""
+import ast, json, sys
+out = {}
+for path in sys.argv[1:]:
+    for m in [m for m in sys.modules if m.split(".")[0] == "adversary_dynamics"]:
+        del sys.modules[m]
+    text = open(path, encoding="utf-8").read()
+    if path.endswith(".ipynb"):
+        text = "\n".join(l for c in json.loads(text)["cells"] if c["cell_type"] == "code"
+                         for l in "".join(c["source"]).splitlines() if not l.lstrip().startswith(("%", "!")))
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            exec(compile(ast.Module(body=[node], type_ignores=[]), path, "exec"), {})
+    out[path] = sorted(m for m in sys.modules if m.split(".")[0] == "adversary_dynamics")
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    """adversary_dynamics modules each script and notebook loads (one subprocess for all)."""
+    r = subprocess.run([sys.executable, "-c", RUNTIME, *SCRIPTS, *NOTEBOOKS], capture_output=True, text=True,
+                       timeout=300, cwd=ROOT, env={**ENV, "PYTHONPATH": str(ROOT / "src")})
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("script", SCRIPTS + NOTEBOOKS)
+def test_script_code_covers_what_runs(script, loaded):
+    """script_code's modules include every adversary_dynamics module the script (or notebook)
+    actually loads, through any chain of imports."""
+    derived = set(_smk_functions("_imported_modules", "_parse_imports", "script_code")["script_code"](script))
+    files = {"src/adversary_dynamics/" + ("__init__" if m == "adversary_dynamics" else m.split(".")[1]) + ".py"
+             for m in loaded[script]}
+    assert script in derived and len(files) >= 2, (derived, files)
+    assert files <= derived, f"{script}: loads {sorted(files - derived)} but its code inputs omit them"
+
+
+def test_every_rule_with_a_script_derives_its_code_inputs():
+    """No hand-kept code lists: each rule that runs scripts/<x>.py or a notebook takes
+    code=script_code(...) of it."""
+    for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
+        text = smk.read_text()
+        for script in set(re.findall(r"python (scripts/\w+\.py)", text)):
+            assert f'script_code("{script}")' in text, f"{smk.name}: {script} without script_code"
+        assert "LIB}/" not in text.replace('f"{LIB}/{m}.py"', ""), f"{smk.name}: a hand-listed module"
+
+
+def _indirect_module(script: str) -> str:
+    """A library module the script reaches only through another library module (training.py for
+    scripts/theory.py when it imports it, the case of the issue)."""
+    try:
+        fns = _smk_functions("_imported_modules", "_parse_imports", "script_code")
+    except AssertionError:  # a workflow without derived code inputs: the issue's own case
+        return "src/adversary_dynamics/training.py"
+    derived = [f for f in fns["script_code"](script) if f.startswith("src/")]
+    direct = {f"src/adversary_dynamics/{m}.py" for m in fns["_imported_modules"](ROOT / script)}
+    indirect = [f for f in derived if f not in direct and not f.endswith("__init__.py")]
+    assert indirect, (derived, direct)
+    return next((f for f in indirect if f.endswith("/training.py")), indirect[0])
+
+
+@pytest.mark.slow
+def test_library_edit_reruns_the_theory_job(work):
+    """Editing a library module that scripts/theory.py reaches only through another module
+    (issue 12: training.py) must rerun the theory job."""
+    out = _dry(work, "theory", "--configfile", TINY)
+    m = re.search(r"Missing output files: ([^\n;]+)", out)
+    assert m, out[-3000:]
+    outputs = [work / p.strip() for p in m.group(1).split(",")]
+    past = time.time() - 3600
+    for p in (work / "src").rglob("*.py"):
+        os.utime(p, (past, past))
+    for p in (work / "scripts").glob("*.py"):
+        os.utime(p, (past, past))
+    for p in outputs:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("d,m\n")
+    rc, out = _snakemake(work, "-n", "theory", "--cores", "1", "--configfile", TINY)
+    assert rc == 0 and "Nothing to be done" in out, out[-3000:]  # the control: up to date
+    module = _indirect_module("scripts/theory.py")
+    (work / module).write_text((work / module).read_text() + "\n# edited\n")
+    rc, out = _snakemake(work, "-n", "theory", "--cores", "1", "--configfile", TINY)
+    assert rc == 0, out[-3000:]
+    assert "Nothing to be done" not in out and Path(module).name in out, (module, out[-3000:])
+    for p in outputs:
+        p.unlink()
+
+
+# ---- the first hour: progress, short reasons, clear errors ---------------------------------------
+@pytest.mark.slow
+def test_every_job_says_its_stage_and_log(odd):
+    out = odd[0]
+    folder = _folder(out)
+    jobs = re.findall(r"^Job \d+: (.*)$", out, flags=re.M)
+    rules = re.findall(r"^(?:local)?rule (\w+):", out, flags=re.M)
+    assert len(jobs) >= 10, out[-3000:]
+    assert set(rules) <= {"all"}, f"rules without a message: {set(rules) - {'all'}}"
+    for j in jobs:
+        assert re.match(rf"\[{re.escape(folder)}\] [\w ]+ \(\w+\): .+ — log: logs/{re.escape(folder)}/\S+", j), j
+
+
+@pytest.mark.slow
+def test_no_rule_hands_over_the_whole_configuration(odd):
+    """A rerun's 'Params have changed' reason quotes the params: none of them may hold the
+    whole configuration (the aggregation rules read it from results/<folder>/config.json)."""
+    cmds = _commands(odd[0])
+    assert len(cmds) >= 8
+    for c in cmds:
+        assert '"attack"' not in c and '"claims"' not in c, c[:300]
+        assert len(c) < 2500, c[:300]
+
+
+# ---- fault 5: an empty SLURM account submits without -A, deterministically -----------------------
+FAKE = r"""#!/bin/sh
+echo "$(basename "$0") $*" >> "$FAKE_SLURM_LOG"
+case "$(basename "$0")" in
+  sbatch) echo 4242 ;;
+  sacct) echo "guessed_acct" ;;
+  sacctmgr|sshare) echo "guessed_acct" ;;
+esac
+exit 0
+"""
+
+
+@pytest.mark.slow
+def test_empty_account_submits_without_A(work, tmp_path):
+    """profiles/slurm's `slurm_account: ""`: the plugin must not guess an account from sacct's
+    records. Fake sbatch/sacct/... on PATH record the sbatch call the plugin builds (sacct
+    answers with an account, as on a cluster with accounting); no job runs."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for b in ("sbatch", "sacct", "sacctmgr", "sshare", "squeue", "scontrol", "sinfo", "scancel", "srun"):
+        (bindir / b).write_text(FAKE)
+        (bindir / b).chmod(0o755)
+    log = tmp_path / "calls.log"
+    log.touch()
+    env = {**ENV, "PYTHONPATH": str(work / "src"), "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+           "FAKE_SLURM_LOG": str(log)}
+    env.pop("SLURM_JOB_ID", None)
+    proc = subprocess.Popen(SNAKEMAKE + ["theory", "--profile", "profiles/slurm", "--configfile", TINY,
+                                         "--config", "name=account", "--slurm-init-seconds-before-status-checks",
+                                         "1"], cwd=work, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and "sbatch " not in log.read_text() and proc.poll() is None:
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:  # nothing was really submitted: no job to cancel
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        out = proc.stdout.read()
+    calls = log.read_text()
+    sbatch = [ln for ln in calls.splitlines() if ln.startswith("sbatch ")]
+    assert sbatch, f"no sbatch call:\n{calls}\n{out[-3000:]}"
+    argv = shlex.split(sbatch[0])
+    assert "-A" not in argv and not any(a.startswith("--account") for a in argv), sbatch[0]
+    assert "guessed_acct" not in sbatch[0]
