@@ -47,6 +47,19 @@ def _validate(overrides: dict, *, base=DEFAULT, cuda_available=False) -> dict:
 # (id, overrides, key named, bad value as shown, what is allowed)
 CASES = [
     ("negative-scale", {"scales": [-1.0, 1.0]}, "scales[0]", "-1.0", "a value > 0"),
+    # issue 11's bad input: a CNN on data without an image shape, a ratio <= 0, a grid with values that
+    # coincide once written in paths, a CNN kernel that would change the image size
+    ("cnn-on-simulated-data", {"model.architecture": "cnn", "dataset.name": "gaussian"}, "model.architecture",
+     "'cnn'", "an image dataset"),
+    ("escape-cnn-on-simulated-data", {"dataset.name": "gaussian"}, "paper_escape.architecture", "'cnn'",
+     "an image dataset"),
+    ("paper-ratio-zero", {"paper_fig2.ratios": [0, 1]}, "paper_fig2.ratios[0]", "0", "a value > 0"),
+    ("paper-ratio-negative", {"paper_fig1.ratios": [0.1, -1]}, "paper_fig1.ratios[1]", "-1", "a value > 0"),
+    ("paper-scales-coincide-in-paths", {"paper_fig2.scales": [0.1, 0.1000000001]}, "paper_fig2.scales",
+     "[0.1, 0.1000000001]", "distinct at 6 significant digits"),
+    ("paper-fig3-ratios-coincide-in-paths", {"paper_fig3.ratios": [1, 1.0000001]}, "paper_fig3.ratios",
+     "[1, 1.0000001]", "distinct at 6 significant digits"),
+    ("cnn-even-kernel", {"cnn.kernel_size": 4}, "cnn.kernel_size", "4", "an odd number"),
     ("zero-scale", {"scales": [0.0, 1.0]}, "scales[0]", "0.0", "a value > 0"),
     ("duplicate-scales", {"scales": [0.5, 1.0, 0.5]}, "scales", "[0.5, 1.0, 0.5]",
      "a list without duplicates (0.5 repeated)"),

@@ -257,6 +257,33 @@ def validate_config(config: dict, schema_path: str | Path, *, check_files: bool 
                 msgs.append(f"config key '{key}[{i}]' has value {x!r}, which the workflow writes as "
                             f"'{_path_text(x)}' in paths and would run at {float(_path_text(x))!r}; "
                             "allowed: a number with at most 6 significant digits")
+    for key in ("paper_fig1.scales", "paper_fig1.ratios", "paper_fig2.scales", "paper_fig2.ratios",
+                "paper_fig3.scales", "paper_fig3.ratios"):
+        if not ok(key):
+            continue
+        block, sub = key.split(".")
+        values = config[block][sub]
+        texts = [_path_text(v) for v in values]
+        dup = sorted({s for s in texts if texts.count(s) > 1})
+        if dup:
+            msgs.append(f"config key '{key}' has values {values!r} that coincide in paths as {dup}; "
+                        "allowed: numbers distinct at 6 significant digits")
+    image_shapes = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28),
+                    "cifar10": (3, 32, 32)}
+    for key in ("model.architecture", "paper_escape.architecture"):
+        if not ok(key, "dataset.name") or config[key.split(".")[0]]["architecture"] != "cnn":
+            continue
+        name = config["dataset"]["name"]
+        shape = image_shapes.get(name)
+        if shape is None:
+            msgs.append(f"config key '{key}' is 'cnn' but dataset.name is {name!r}, which has no image shape; "
+                        f"allowed: two_layer, or an image dataset ({', '.join(image_shapes)})")
+        elif shape[1] % 4 or shape[2] % 4:
+            msgs.append(f"config key '{key}' is 'cnn' but {name!r} images are {shape[1]}x{shape[2]}; the CNN's "
+                        "two 2x2 poolings need a height and width divisible by 4")
+        if ok("cnn.kernel_size") and config["cnn"]["kernel_size"] % 2 == 0:
+            msgs.append(f"config key 'cnn.kernel_size' has value {config['cnn']['kernel_size']!r} (used by {key}: "
+                        "cnn); allowed: an odd number (padding k // 2 keeps the image size)")
     if ok("train.epochs", "probe.checkpoints"):
         epochs = config["train"]["epochs"]
         late = [k for k in config["probe"]["checkpoints"] if k > epochs]

@@ -519,32 +519,6 @@ def paper_fig1_args():
 
 
 # ---- paper Figs. 2-3 (paper_escape.smk; ESC, FIG2, FIG3, ESC_SEEDS, FIG3_EPOCHS are defined there) ----
-def _check_escape_config():
-    """Refuse, before any job runs, what the schema cannot express: a CNN on data without an image
-    shape, and scale or ratio lists that collide once written in paths (fmt)."""
-    msgs = []
-    if ESC["architecture"] == "cnn" and config["dataset"]["name"] == "gaussian":
-        msgs.append(
-            "config key 'paper_escape.architecture' is 'cnn' but dataset.name is 'gaussian' (no image shape); "
-            "allowed: an image dataset (digits, mnist, fashion_mnist, cifar10)"
-        )
-    for key, values in (
-        ("paper_fig2.scales", FIG2["scales"]),
-        ("paper_fig2.ratios", FIG2["ratios"]),
-        ("paper_fig3.scales", FIG3["scales"]),
-        ("paper_fig3.ratios", FIG3["ratios"]),
-    ):
-        texts = [fmt(v) for v in values]
-        dup = sorted({t for t in texts if texts.count(t) > 1})
-        if dup:
-            msgs.append(
-                f"config key '{key}' has values {values!r} that coincide in paths as {dup}; allowed: "
-                "numbers distinct at 6 significant digits"
-            )
-    if msgs:
-        raise ValueError("invalid configuration:\n  - " + "\n  - ".join(msgs))
-
-
 def fig3_train_dir(scale, ratio, seed):
     return f"{RESULTS}/paper_fig3/train/scale~{scale}/ratio~{ratio}/seed~{seed}"
 

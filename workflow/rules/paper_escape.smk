@@ -9,8 +9,8 @@
 
 ESC, FIG2, FIG3 = config["paper_escape"], config["paper_fig2"], config["paper_fig3"]
 
-# cross-key checks the schema cannot state (common.smk), before any job runs
-_check_escape_config()
+# cross-key checks the schema cannot state (a CNN on data without an image shape, scales or ratios that
+# coincide in paths) are made with the schema, before any job runs (adversary_dynamics.config)
 ESC_SEEDS = [str(s) for s in ESC["seeds"]]
 FIG3_SCALES = [fmt(s) for s in FIG3["scales"]]
 FIG3_RATIOS = [fmt(r) for r in FIG3["ratios"]]
