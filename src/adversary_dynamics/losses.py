@@ -1,6 +1,6 @@
 """Per-example losses ℓ(F, y) and their gradients with respect to the output F.
 
-* ``quadratic`` (the paper's): ℓ = ½‖F − e_y‖² for K > 1 outputs and integer labels y;
+* ``quadratic`` (the extension figures' loss; the paper's up to the factor ½): ℓ = ½‖F − e_y‖² for K > 1 outputs and integer labels y;
   ℓ = ½(F − y)² for the scalar-output form (K = 1, real labels, e.g. ±1).
 * ``squared_error``: ℓ = ‖F − e_y‖² (no ½), or (F − y)² for one output: the paper's
   L = −(y − f)² sign-flipped (Sec. 3), so that the attacker maximises ℓ.

@@ -194,10 +194,15 @@ class CNN(nn.Module):
         self.to(device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.input_dim:
-            raise ValueError(f"x must have shape (*batch, {self.input_dim}) (flat {self.input_shape}), "
-                             f"got {tuple(x.shape)}")
-        batch = x.shape[:-1]
+        """F(x), shape (*batch, n_outputs), for x flat (*batch, C*H*W) (the library's convention) or
+        image-shaped (*batch, C, H, W) (attack it with ``pga(..., event_dims=3)``)."""
+        if x.dim() >= 3 and tuple(x.shape[-3:]) == self.input_shape:
+            batch = x.shape[:-3]
+        elif x.shape[-1:] == (self.input_dim,):
+            batch = x.shape[:-1]
+        else:
+            raise ValueError(f"x must have shape (*batch, {self.input_dim}) (flat) or (*batch, *{self.input_shape}) "
+                             f"(image-shaped; attack it with event_dims=3), got {tuple(x.shape)}")
         h = x.reshape(-1, *self.input_shape)
         h = nn.functional.max_pool2d(torch.relu(self.conv1(h)), 2)
         h = nn.functional.max_pool2d(torch.relu(self.conv2(h)), 2)

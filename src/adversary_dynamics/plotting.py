@@ -138,8 +138,12 @@ def scale_axis(ax, scales: Sequence[float], axis: str = "x", label: str = SCALE_
 
 def add_suptitle(fig, title: str, config_name: str, y: float | None = None) -> None:
     """Figure title that names the configuration the figure was made from."""
+    import textwrap
+
     kw = {} if y is None else {"y": y}
-    fig.suptitle(f"{title}  [config: {config_name}]", fontweight="bold", **kw)
+    text = f"{title}  [config: {config_name}]"
+    # wrapped to the figure's width (about 9 bold characters per inch), so narrow figures do not clip it
+    fig.suptitle(textwrap.fill(text, width=max(40, int(9 * fig.get_figwidth()))), fontweight="bold", **kw)
 
 
 def save_figure(fig, *, pdf: str, png: str, dpi: int = 150) -> None:

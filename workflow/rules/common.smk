@@ -568,7 +568,7 @@ def fig3_train_args(wildcards):
         f"--lr-scale-power 0 --momentum 0 --attack-steps {t['attack_steps']} "
         f"--attack-step-size {t['attack_step_size']} --attack-gradient raw --attack-init uniform_ball "
         f"--eval-steps {t['eval_steps']} --eval-restarts {t['eval_restarts']} "
-        f"--checkpoints {_ints(sorted(FIG3['checkpoints']))} --batch-seeds false --progress false "
+        f"--checkpoints {_ints(sorted(FIG3['checkpoints']))} --batch-seeds false --progress true "
         f"--device {config['device']} --threads {config['threads']}"
     )
 
