@@ -114,9 +114,14 @@ def _source_hash() -> str:
     return h.hexdigest()[:16]
 
 
+#: What "the code" is for ``git_dirty``: everything a run executes or reads as instructions.
+CODE_PATHS = ("src", "scripts", "workflow", "notebooks", "config", "Snakefile", "pyproject.toml")
+
+
 def code_version() -> dict[str, Any]:
-    """git commit (and whether the tree was dirty) where available, plus a hash of the
-    library's source files, which identifies the code even outside a git checkout."""
+    """git commit and whether the code (:data:`CODE_PATHS`) differs from it, where available, plus a
+    hash of the library's source files, which identifies the library even outside a git checkout.
+    Outputs that runs write into the checkout (figures/) do not make it dirty."""
     out: dict[str, Any] = {"source_sha256": _source_hash()}
     repo = Path(__file__).resolve().parents[2]
     try:
@@ -124,8 +129,9 @@ def code_version() -> dict[str, Any]:
                                 timeout=10)
         if commit.returncode == 0:
             out["git_commit"] = commit.stdout.strip()
-            st = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10)
+            # dirty = the code differs from the commit; the outputs a run writes (figures/) do not count
+            st = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no", "--",
+                                 *CODE_PATHS], capture_output=True, text=True, timeout=10)
             out["git_dirty"] = bool(st.stdout.strip())
     except (OSError, subprocess.SubprocessError):
         pass
