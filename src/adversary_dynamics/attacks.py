@@ -186,6 +186,14 @@ def _check_shape_arg(shape) -> tuple[int, ...]:
     return tuple(int(s) for s in out)
 
 
+
+def _broadcasts_to(shape, batch) -> bool:
+    """Whether a tensor of ``shape`` broadcasts to exactly ``batch`` (one value per example)."""
+    try:
+        return torch.broadcast_shapes(shape, batch) == torch.Size(batch)
+    except RuntimeError:
+        return False
+
 def _per_example(name: str, value, batch: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
     """A positive, finite per-example quantity (ε or η) as a tensor of shape (*batch, 1) in like's
     dtype and device. A number is checked on the host (no device synchronisation); a tensor (or
@@ -203,11 +211,7 @@ def _per_example(name: str, value, batch: tuple[int, ...], like: torch.Tensor) -
                          f"{tuple(batch)}, got {type(value).__name__}") from None
     if t.dtype == torch.bool or t.is_complex():
         raise ValueError(f"{name} must be real-valued, got dtype {t.dtype}")
-    try:
-        ok = torch.broadcast_shapes(t.shape, batch) == torch.Size(batch)
-    except RuntimeError:
-        ok = False
-    if not ok:
+    if not _broadcasts_to(t.shape, batch):
         raise ValueError(f"{name} of shape {tuple(t.shape)} does not broadcast to the batch shape {tuple(batch)} "
                          f"(one value per example; x's event dims are not part of it)")
     if t.numel() and not bool(torch.all(torch.isfinite(t) & (t > 0))):
@@ -222,11 +226,7 @@ def _check_labels(y, batch: tuple[int, ...], x: torch.Tensor, event_dims: int) -
     if not isinstance(y, torch.Tensor):
         raise ValueError(f"y must be a torch.Tensor of labels broadcasting to x's batch shape {tuple(batch)}, "
                          f"got {type(y).__name__}")
-    try:
-        ok = torch.broadcast_shapes(y.shape, batch) == torch.Size(batch)
-    except RuntimeError:
-        ok = False
-    if not ok:
+    if not _broadcasts_to(y.shape, batch):
         raise ValueError(f"y must broadcast to x's batch shape {tuple(batch)} (x has shape {tuple(x.shape)}, "
                          f"event_dims={event_dims}: one label per example), got y of shape {tuple(y.shape)}")
     if y.is_complex():

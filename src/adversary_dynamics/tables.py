@@ -67,6 +67,13 @@ class Run(NamedTuple):
     path: Path
 
 
+
+def _with_run(df: pd.DataFrame, scale, seed) -> pd.DataFrame:
+    """``df`` with the run's ``scale, seed`` as its first two columns (in place; returned)."""
+    df.insert(0, "seed", seed)
+    df.insert(0, "scale", scale)
+    return df
+
 def parse_runs(specs: Iterable[str]) -> list[Run]:
     """``'KEY:SEED:PATH'`` strings (as the workflow's ``runs_spec`` writes them) → :class:`Run`
     records; PATH may itself hold colons. Raises ValueError naming the spec when it has fewer
@@ -117,9 +124,7 @@ def pga_convergence_tables(runs: Sequence[Run], *, max_steps: int) -> dict[str, 
         raise ValueError(f"max_steps must be >= 0, got {max_steps}")
     finals, pooled = [], {}
     for scale, seed, d in runs:
-        df = pd.read_csv(d / "restarts.csv")
-        df.insert(0, "seed", seed)
-        df.insert(0, "scale", scale)
+        df = _with_run(pd.read_csv(d / "restarts.csv"), scale, seed)
         finals.append(df)
         with np.load(d / "curves.npz") as z:
             for key in z.files:
@@ -170,12 +175,8 @@ def training_convergence_tables(runs: Sequence[Run], *, threshold: float) -> dic
             st["rel_adv_loss"] = st["adv_loss"] / st["adv_loss"].iloc[0]
         else:
             st["rel_adv_loss"] = []
-        st.insert(0, "seed", seed)
-        st.insert(0, "scale", scale)
-        steps.append(st)
-        ep = pd.read_csv(d / "epochs.csv")
-        ep.insert(0, "seed", seed)
-        ep.insert(0, "scale", scale)
+        steps.append(_with_run(st, scale, seed))
+        ep = _with_run(pd.read_csv(d / "epochs.csv"), scale, seed)
         epochs.append(ep)
         hit = st.loc[st["rel_adv_loss"] <= threshold, "step"]
         rows.append({"scale": scale, "seed": seed, "status": status["status"],
@@ -206,9 +207,7 @@ def landscape_statistics_tables(runs: Sequence[Run]) -> dict[str, pd.DataFrame]:
         raise ValueError("runs: no probe runs given")
     grid, circle, traj, reg = [], [], [], []
     for scale, seed, d in runs:
-        r = pd.read_csv(d / "regularity.csv")
-        r.insert(0, "seed", seed)
-        r.insert(0, "scale", scale)
+        r = _with_run(pd.read_csv(d / "regularity.csv"), scale, seed)
         reg.append(r)
         with np.load(d / "landscape.npz") as z:
             keys = sorted({k.rsplit("/", 1)[0] for k in z.files})
