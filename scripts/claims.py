@@ -74,6 +74,8 @@ def get_args(argv=None) -> argparse.Namespace:
     r.add_argument("--slope-tolerance", type=float, required=True, help="T1: tolerance below a slope bound")
     r.add_argument("--min-rate", type=float, required=True, help="T2: least loss increase per unit eta")
     r.add_argument("--theorem-activation", choices=("softplus", "relu"), default="softplus")
+    r.add_argument("--e2-leave-out", choices=("flat", "constant", "none"), default="flat",
+                   help="E2: certified maxima left out (flat, constant, none)")
     p.add_argument("--config-name", type=str, default="default")
     p.add_argument("--out-md", type=Path, required=True)
     p.add_argument("--out-json", type=Path, required=True)

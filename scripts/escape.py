@@ -88,6 +88,7 @@ def run(args) -> int:
     if args.figure == "fig3" and args.input_normalization != "none":
         raise SystemExit("--input-normalization scale is for fig2 only (the trained CNN has no such layer)")
     device = training.resolve_device(args.device)
+    cli.setup_determinism(device)
     ds = data.load_dataset(args.dataset, root=args.root, n_train=args.n_train, n_test=args.n_test,
                            seed=args.split_seed, dim=args.dim)
     if args.n_inputs > ds.x_test.shape[0]:
@@ -122,7 +123,7 @@ def run(args) -> int:
                         nets.append(m)
                         ratios.append(ratio)
                         cks.append(k)
-                jobs = [(cks, ratios, escape.StackedCNN(nets))]
+                jobs = [(cks, ratios, models.StackedCNN(nets))]
             for k, ratios, m in jobs:
                 m.eval()
                 if args.figure == "fig2":

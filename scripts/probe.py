@@ -3,7 +3,9 @@
 their saved checkpoints.
 
 For every probed checkpoint: PGA from R random starts on N fixed test inputs (one batched
-call), a local-maximum certificate for each final iterate, regularity measures per input,
+call), a local-maximum certificate for each final iterate (with its ``flat`` flag: the loss is
+locally constant there, e.g. every hidden ReLU inactive), regularity measures per input
+(distinct maxima over the non-flat restarts, NaN when all are flat; the flat fraction),
 and (with --landscape-inputs > 0) plane slices of the loss with the projected trajectories.
 The probed test inputs are rescaled as training rescaled them: by the training set's factor
 s / mean_i ||x_i||_p (p = --norm), so --scale is the mean l_p norm of the training inputs.
@@ -88,15 +90,21 @@ def probe_seed(args, cfg, *, model, x, y, eps: float, eta: float, device, seed: 
                 c = int(conv[r, i])
                 rows.append({"checkpoint": k, "input": i, "restart": r, "converged": c >= 0,
                              "iterations": c if c >= 0 else args.max_steps, "on_sphere": bool(pr.on_sphere[r, i]),
-                             "local_max": bool(pr.is_local_max[r, i]), "initial_loss": float(L[0, r, i]),
+                             "local_max": bool(pr.is_local_max[r, i]), "flat": bool(pr.flat[r, i]),
+                             "constant": bool(pr.constant[r, i]),
+                             "initial_loss": float(L[0, r, i]),
                              "final_loss": float(L[-1, r, i]), "norm_ratio": float(pr.norm_ratio[-1, r, i])})
         nli = landscape.nonlinearity_index(model, x, y, loss=args.loss, eps=eps, generator=g).cpu()
         final = L[-1]
         spread = (final.std(0) / final.mean(0).abs().clamp_min(1e-30))
+        flat = pr.flat.cpu()
+        flat_frac = landscape.flat_fraction(flat)
         for i in range(x.shape[0]):
-            reg_rows.append({"checkpoint": k, "input": i,
-                             "distinct_maxima": landscape.distinct_maxima(pr.deltas[:, i].cpu(),
-                                                                          cos_threshold=args.cos_threshold),
+            # flat restarts (locally constant loss, PGA never moved) are no maxima of their own
+            dm = landscape.distinct_maxima(pr.deltas[:, i].cpu(), cos_threshold=args.cos_threshold,
+                                           exclude=flat[:, i])
+            reg_rows.append({"checkpoint": k, "input": i, "distinct_maxima": dm,
+                             "flat_fraction": float(flat_frac[i]),
                              "loss_spread": float(spread[i]), "nonlinearity": float(nli[i])})
         for i in range(keep):
             best = int(torch.argmax(pr.losses[-1, :, i]))
@@ -109,10 +117,12 @@ def probe_seed(args, cfg, *, model, x, y, eps: float, eta: float, device, seed: 
     out = out_dir
     out.mkdir(parents=True, exist_ok=True)
     runio.write_csv_atomic(out / "restarts.csv", rows, ["checkpoint", "input", "restart", "converged", "iterations",
-                                                        "on_sphere", "local_max", "initial_loss", "final_loss",
-                                                        "norm_ratio"])
+                                                        "on_sphere", "local_max", "flat", "constant",
+                                                        "initial_loss",
+                                                        "final_loss", "norm_ratio"])
     runio.write_csv_atomic(out / "regularity.csv", reg_rows,
-                           ["checkpoint", "input", "distinct_maxima", "loss_spread", "nonlinearity"])
+                           ["checkpoint", "input", "distinct_maxima", "flat_fraction", "loss_spread",
+                            "nonlinearity"])
     with runio.atomic_path(out / "curves.npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **curves)
@@ -135,6 +145,7 @@ def main(argv=None) -> int:
     from adversary_dynamics import data, training
 
     device = training.resolve_device(args.device)
+    cli.setup_determinism(device)
     ds = data.load_dataset(args.dataset, root=args.root, n_train=args.n_train, n_test=args.n_test,
                            seed=args.split_seed, dim=args.dim)
     idx = data.stratified_indices(ds.y_test.numpy(), min(args.n_inputs, len(ds.y_test)), seed=args.split_seed)

@@ -86,6 +86,65 @@ def test_labels_that_do_not_broadcast_are_refused_with_both_shapes():
     pga(net, x, y[:1], loss="cross_entropy", eps=0.5, steps=2, step_size=0.1)
 
 
+# labels the named loss cannot use for K = 5 outputs: (labels, loss, fragment of the message)
+BAD_LABELS = [
+    (torch.tensor([0, 1, 2, 3, 4, 5]), "cross_entropy", r"in \[0, 5\).*got labels in \[0, 5\]"),
+    (torch.tensor([0, 1, 2, 3, 4, 5]), "quadratic", r"in \[0, 5\).*got labels in \[0, 5\]"),
+    (torch.tensor([-1, 1, 2, 3, 4, 0]), "squared_error", r"got labels in \[-1, 4\]"),
+    (torch.tensor([0.5, 1, 2, 3, 4, 0]), "cross_entropy", r"integer class labels.*0\.5"),
+    (torch.tensor([0.0, 1, 2, 3, 4, math.nan]), "quadratic", r"integer class labels.*nan"),
+    (torch.tensor([True, False, True, False, True, False]), "cross_entropy", r"dtype torch\.bool"),
+]
+
+
+@pytest.mark.parametrize("labels, loss, fragment", BAD_LABELS)
+@pytest.mark.parametrize("model_kind", ["two_layer", "autograd", "images"])
+def test_label_values_the_loss_cannot_use_are_refused_before_any_step(labels, loss, fragment, model_kind):
+    """Out-of-range class labels gave a raw torch index error (a device-side assert on CUDA) and
+    non-integer ones were truncated silently by y.long(): both are refused, naming y and K."""
+    net, x, _ = _problem()
+    model = {"two_layer": net, "autograd": Wrapped(net), "images": Images(net)}[model_kind]
+    xx = x.reshape(6, 1, 2, 4) if model_kind == "images" else x
+    ev = 3 if model_kind == "images" else 1
+    calls = [lambda: pga(model, xx, labels, loss=loss, eps=0.5, steps=3, step_size=0.1, event_dims=ev),
+             lambda: input_gradient(model, xx, labels, loss=loss, event_dims=ev),
+             lambda: local_max_certificate(model, xx, labels, torch.zeros_like(xx), loss=loss, eps=0.5,
+                                           event_dims=ev)]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"^y must .*" + fragment):
+            call()
+
+
+def test_integral_float_labels_and_scalar_outputs_are_accepted_and_cross_entropy_needs_two_outputs():
+    net, x, y = _problem()
+    a = pga(net, x, y, loss="cross_entropy", eps=0.5, steps=3, step_size=0.1)
+    b = pga(net, x, y.to(torch.float32), loss="cross_entropy", eps=0.5, steps=3, step_size=0.1)
+    assert torch.equal(a.delta, b.delta)
+    scalar = nn.Linear(8, 1)
+    pga(scalar, x, torch.randn(6), loss="quadratic", eps=0.5, steps=3, step_size=0.1)  # real labels: fine
+    with pytest.raises(ValueError, match=r"loss='cross_entropy' needs a model with at least 2 outputs"):
+        pga(scalar, x, torch.zeros(6), loss="cross_entropy", eps=0.5, steps=3, step_size=0.1)
+    # a callable loss owns its labels: nothing is checked
+    pga(net, x, torch.full((6,), 7.5), loss=lambda out, yy: (out.sum(-1) - yy) ** 2, eps=0.5, steps=2,
+        step_size=0.1)
+
+
+def test_training_refuses_labels_outside_the_models_classes_before_any_step(tmp_path):
+    import dataclasses
+
+    from adversary_dynamics import data, training
+    ds = data.make_gaussian(d=4, n_train=32, n_test=16, n_classes=3, seed=0)
+    bad = dataclasses.replace(ds, y_train=ds.y_train + 3)
+    net = TwoLayerNet(input_dim=4, width=8, n_outputs=3, generator=_gen(1))
+    spec = training.AttackSpec(eps=0.1, steps=1, step_size=0.1)
+    before = copy.deepcopy(net.state_dict())
+    with pytest.raises(ValueError, match=r"^data\.y_train must hold class labels in \[0, 3\)"):
+        training.adversarial_train(net, bad, seed=0, loss="quadratic", attack=spec, eval_attack=spec, epochs=1,
+                                   batch_size=8, lr=0.1, run_dir=tmp_path / "run")
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert not any((tmp_path / "run").glob("*"))  # nothing written
+
+
 _NET, _X, _Y = _problem()
 _PGA = dict(loss="cross_entropy", eps=0.5, steps=3, step_size=0.1)
 

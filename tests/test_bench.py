@@ -21,3 +21,60 @@ def test_benchmark_quick_run_prints_json(script, key):
     assert summary["quick"] is True
     if key:
         assert summary[key] and all(v > 0 for s in summary[key] for v in s["ms_per_step"].values())
+
+
+# ---- bench/gpu_paper_check.sh runs the workflow's own commands (bench/gpu_paper_commands.sh) ----------------
+def _generator():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_paper_commands", ROOT / "bench" / "gpu_paper_commands.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_gpu_paper_commands_are_the_workflows():
+    """The committed commands equal what `snakemake -n -p --configfile config/paper.yaml` prints now
+    (drift between workflow/rules/common.smk and the GPU check fails here)."""
+    gen = _generator()
+    committed = (ROOT / "bench" / "gpu_paper_commands.sh").read_text(encoding="utf-8")
+    assert gen.generate() == committed, "bench/gpu_paper_commands.sh is stale: run python bench/gpu_paper_commands.py"
+    # independent spot checks against config/paper.yaml itself
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text(encoding="utf-8"))
+    esc, f3 = cfg["paper_escape"], cfg["paper_fig3"]["train"]
+    assert f"  --n-inputs {esc['n_inputs']}\n" in committed and f"  --steps {esc['steps']}\n" in committed
+    assert f"  --descent-steps {esc['descent']['steps']}\n" in committed
+    assert f"  --attack-steps {f3['attack_steps']}\n" in committed and f"  --lr {f3['lr']}\n" in committed
+
+
+def test_gpu_paper_commands_follow_the_config():
+    """Changing config/paper.yaml changes exactly the generated flags (the commands are not hard-coded)."""
+    gen = _generator()
+    text = (ROOT / "config" / "paper.yaml").read_text(encoding="utf-8")
+    edited = text.replace("  n_inputs: 64 ", "  n_inputs: 7 ", 1).replace("    lr: 0.001 ", "    lr: 0.0005 ", 1)
+    assert edited.count("n_inputs: 7 ") == 1 and edited.count("lr: 0.0005 ") == 1
+    committed = (ROOT / "bench" / "gpu_paper_commands.sh").read_text(encoding="utf-8").splitlines()
+    new = gen.generate(config_text=edited).splitlines()
+    changed = sorted((a, b) for a, b in zip(committed, new) if a != b)
+    assert len(new) == len(committed)
+    assert ("  --lr 0.001", "  --lr 0.0005") in changed and ("  --n-inputs 64", "  --n-inputs 7") in changed
+    # besides: the header's results folder (an edited config gets its own, results/paper-mnist-<hash>)
+    assert all(a.startswith("  --") or "results/paper-mnist" in a for a, _ in changed) and len(changed) <= 3
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").is_file(),
+                    reason="Debian's dataset-fashion-mnist is not installed")
+def test_gpu_paper_check_quick_mode_runs(tmp_path):
+    """bench/gpu_paper_check.sh DATA OUT quick runs both generated commands with its overrides (~20 s on a CPU)."""
+    res = subprocess.run(["bash", "bench/gpu_paper_check.sh", "/usr/share/datasets/fashion-mnist", str(tmp_path),
+                          "quick"], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                         env={**__import__("os").environ, "PYTHON": sys.executable})
+    assert res.returncode == 0, res.stderr[-3000:] + (tmp_path / "train.log").read_text()[-2000:]
+    times = json.loads((tmp_path / "times.txt").read_text().strip().splitlines()[-1])
+    assert times["fig2_trajectories"] == 3 * 5 * 4  # paper scales x ratios x 4 inputs, one seed
+    assert times["train_epochs"] == 2
+    cfg = json.loads((tmp_path / "paper_fig3/train/scale~0.1/ratio~1/seed~0/provenance.json").read_text())["config"]
+    assert (cfg["dataset"], cfg["seeds"], cfg["epochs"], cfg["cnn_hidden"]) == ("fashion_mnist", [0], 2, 1024)

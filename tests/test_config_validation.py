@@ -112,7 +112,7 @@ CASES = [
     ("cuda-without-cuda", {"device": "cuda"}, "device", "'cuda'", "auto or cpu"),
     ("unknown-top-key-typo", {"moddel": {"width": 3}}, "moddel", "moddel", "did you mean 'model'?"),
     ("flat-key-one-level-down", {"epochs": 5}, "epochs", "epochs",
-     "did you mean 'train.epochs'? (on the command line: --config train='{epochs: 5}')"),
+     "did you mean 'train.epochs'? (on the command line: snakemake --config train='{epochs: 5}', or adversary-dynamics --config train.epochs=5)"),
     ("flat-key-in-several-sections", {"step_size": 0.1}, "step_size", "step_size", "did you mean 'attack.step_size' or"),
     ("misspelt-flat-key-elsewhere", {"lrr": 0.1}, "lrr", "lrr", "did you mean 'train.lr'?"),
     ("device-alias-gpu", {"device": "gpu"}, "device", "'gpu'", "one of auto, cpu, cuda; did you mean 'cuda'?"),
@@ -250,7 +250,7 @@ CLI_CASES = [
      False, True),
     ("cuda-requested", ["--config", "device=cuda"], "device", "'cuda'", "allowed here: auto or cpu", False, True),
     ("flat-key-suggests-section", ["--config", "epochs=5"], "epochs", "epochs",
-     "did you mean 'train.epochs'? (on the command line: --config train='{epochs: 5}')", True, False),
+     "did you mean 'train.epochs'? (on the command line: snakemake --config train='{epochs: 5}', or adversary-dynamics --config train.epochs=5)", True, False),
     ("device-alias-suggests-cuda", ["--config", "device=gpu"], "device", "'gpu'", "did you mean 'cuda'?", True, False),
 ]
 

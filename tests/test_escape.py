@@ -19,7 +19,7 @@ from torch import nn
 
 from adversary_dynamics import escape
 from adversary_dynamics.losses import squared_error
-from adversary_dynamics.models import CNN
+from adversary_dynamics.models import CNN, StackedCNN
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -208,14 +208,31 @@ def test_batched_ratio_by_input_call_equals_a_loop_over_ratios():
 
 def test_stacked_cnn_equals_its_models():
     models = [_cnn(k) for k in range(3)]
-    st = escape.StackedCNN(models)
+    st = StackedCNN(models)
     x = torch.rand(3, 2, 4, 64, generator=torch.Generator().manual_seed(0))
     out = st(x)
     assert out.shape == (3, 2, 4, 10)
     for i, m in enumerate(models):
         torch.testing.assert_close(out[i], m(x[i]), rtol=1e-5, atol=1e-6)
+    # input gradients too (pga differentiates through the stack), and the weights are copies
+    xg = x.clone().requires_grad_(True)
+    st(xg).square().sum().backward()
+    for i, m in enumerate(models):
+        xi = x[i].clone().requires_grad_(True)
+        m(xi).square().sum().backward()
+        torch.testing.assert_close(xg.grad[i], xi.grad, rtol=1e-4, atol=1e-6)
+    with torch.no_grad():
+        models[0].fc2.bias.add_(1.0)
+    torch.testing.assert_close(st(x), out)
     with pytest.raises(ValueError, match="architecture"):
-        escape.StackedCNN([_cnn(0), CNN(input_shape=(1, 8, 8), channels=(4, 8), hidden=8)])
+        StackedCNN([_cnn(0), CNN(input_shape=(1, 8, 8), channels=(4, 8), hidden=8)])
+    with pytest.raises(ValueError, match="non-empty list of CNN"):
+        StackedCNN([])
+    with pytest.raises(ValueError, match="non-empty list of CNN"):
+        StackedCNN([_cnn(0), nn.Linear(64, 10)])
+    with pytest.raises(ValueError, match=r"x must have shape \(3, \*batch, 64\)"):
+        st(torch.zeros(2, 4, 64))
+    assert escape.StackedCNN is StackedCNN  # the old import path still works
 
 
 def test_trajectory_starts_at_the_descent_end_point():

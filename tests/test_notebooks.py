@@ -120,10 +120,10 @@ def _tables(folder: Path) -> dict[str, Path]:
                     for r in range(3):
                         conv = bool(rng.random() < 0.7)
                         rows.append((s, k, c, i, r, conv, int(rng.integers(1, T)) if conv else T, conv or s < 1,
-                                     conv, 0.4, 0.6, 1.0))
+                                     conv, conv and s == 2.0 and i == 1, 0.4, 0.6, 1.0))  # flat: dead input
     t["final"] = pd.DataFrame(rows, columns=["scale", "seed", "checkpoint", "input", "restart", "converged",
-                                             "iterations", "on_sphere", "local_max", "initial_loss", "final_loss",
-                                             "norm_ratio"])
+                                             "iterations", "on_sphere", "local_max", "flat", "initial_loss",
+                                             "final_loss", "norm_ratio"])
     steps, epochs, runs = [], [], []
     for s in scales:
         for k in seeds:
@@ -158,10 +158,13 @@ def _tables(folder: Path) -> dict[str, Path]:
     t["grid"] = pd.DataFrame(grid, columns=["scale", "checkpoint", "input", "u", "v", "loss"])
     t["circle"] = pd.DataFrame(circ, columns=["scale", "checkpoint", "input", "angle", "loss"])
     t["traj"] = pd.DataFrame(traj, columns=["scale", "checkpoint", "input", "restart", "step", "u", "v"])
-    reg = [(s, k, c, i, 1 + int(s * c), 1e-4 * s**3 * (c + 1), math.nan if i == 1 else 0.2 * s)
+    # input 1 at the largest scale: every restart flat (distinct maxima NaN), half of them at input 2
+    reg = [(s, k, c, i, math.nan if (s == 2.0 and i == 1) else 1 + int(s * c),
+            (1.0 if i == 1 else 0.5 if i == 2 else 0.0) if s == 2.0 else 0.0,
+            1e-4 * s**3 * (c + 1), math.nan if i == 1 else 0.2 * s)
            for s in scales for k in seeds for c in cks for i in range(3)]
     t["regularity"] = pd.DataFrame(reg, columns=["scale", "seed", "checkpoint", "input", "distinct_maxima",
-                                                 "loss_spread", "nonlinearity"])
+                                                 "flat_fraction", "loss_spread", "nonlinearity"])
     paths = {}
     for k, df in t.items():
         paths[k] = folder / f"{k}.csv"

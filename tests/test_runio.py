@@ -110,3 +110,28 @@ def test_provenance_record(tmp_path):
     assert back["config"] == cfg and back["code"] == rec["code"]
     # without a start time there is no wall time
     assert "wall_time_s" not in runio.provenance(config=None)
+
+
+def test_setup_determinism_sets_the_cuda_flags_and_provenance_records_them(monkeypatch):
+    """CUDA: deterministic cuDNN without autotuning, deterministic torch algorithms (warn-only),
+    cuBLAS's reproducible workspace; CPU: nothing changes. No GPU is needed: only flags are set."""
+    import torch
+
+    from adversary_dynamics import cli, runio
+
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    try:
+        cli.setup_determinism(torch.device("cpu"))
+        assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic) == saved[::2]
+        assert "CUBLAS_WORKSPACE_CONFIG" not in __import__("os").environ
+        cli.setup_determinism("cuda")
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        rec = runio.provenance(device="cpu")
+        assert rec["deterministic_algorithms"] is True and rec["cudnn_deterministic"] is True
+        assert rec["cublas_workspace_config"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]

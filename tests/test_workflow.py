@@ -159,3 +159,29 @@ def test_report_has_every_figure(tiny_run, figures):
     for fig in figures:
         assert any(n.endswith(f"{fig}.png") for n in names), (fig, names)
     assert any(n.endswith("claims.md") for n in names) and any(n.endswith("report.html") for n in names)
+
+
+@pytest.mark.slow
+def test_claims_of_the_tiny_run_are_complete_and_valid(tiny_run):
+    """The claims report the pipeline wrote (CI has no results/default, so this is where the claims
+    code meets tables written by the real rules): schema-valid, every statement present once, each
+    verdict other than inconclusive backed by runs, a finite value and an ordered interval, and the
+    Markdown names them all."""
+    import json
+
+    import jsonschema
+
+    from adversary_dynamics import claims
+
+    doc = json.loads((tiny_run / "figures" / "tiny" / "claims.json").read_text())
+    jsonschema.validate(doc, claims.CLAIMS_JSON_SCHEMA)
+    ids = [c["id"] for c in doc["claims"]]
+    assert ids == [f"T{i}" for i in range(1, 8)] + [f"E{i}" for i in range(1, 5)]
+    md = (tiny_run / "figures" / "tiny" / "claims.md").read_text()
+    for c in doc["claims"]:
+        assert c["id"] in md
+        if c["verdict"] == claims.INCONCLUSIVE:
+            continue
+        lo, hi = c["interval"]
+        assert c["runs"]["count"] > 0 and math.isfinite(c["value"]), c["id"]
+        assert lo <= hi, c["id"]

@@ -67,7 +67,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .losses import LossLike, _target, get_loss, loss_and_output_grad, quadratic
+from .losses import LossLike, _target, check_labels, get_loss, loss_and_output_grad, quadratic
 from .models import TwoLayerNet, activation_and_derivative
 
 NORMS = ("l2", "linf")
@@ -234,6 +234,22 @@ def _check_labels(y, batch: tuple[int, ...], x: torch.Tensor, event_dims: int) -
     if y.device != x.device:
         raise ValueError(f"y is on device {y.device} but x is on {x.device}: put both on the same device")
     return y if y.shape == torch.Size(batch) else y.expand(batch)
+
+
+def _check_label_values(model, x: torch.Tensor, y: torch.Tensor, loss) -> None:
+    """Label values against the model's number of outputs K (:func:`losses.check_labels`), before
+    any loss evaluation indexes with them. x is flat (*batch, d) and model takes it (already in
+    eval mode); K comes from a TwoLayerNet's A, otherwise from one forward pass on the first
+    example of each leading batch group (no gradient)."""
+    if callable(loss) or y.numel() == 0:
+        return
+    if isinstance(model, TwoLayerNet):
+        k = model.n_outputs
+    else:
+        probe = x if x.dim() == 1 else x.narrow(-2, 0, 1)
+        with torch.no_grad():
+            k = model(probe).shape[-1]
+    check_labels(loss, y, n_outputs=k)
 
 
 def _check_model(model) -> None:
@@ -671,7 +687,9 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: 
     batch, event = _split_event("x", x.shape, event_dims)
     y = _check_labels(y, batch, x, event_dims)
     with _deterministic(model):
-        ell, g = _input_gradient_flat(_flat_model(model, event), _flat(x, batch), y, loss)
+        model_f, x_f = _flat_model(model, event), _flat(x, batch)
+        _check_label_values(model_f, x_f, y, loss)
+        ell, g = _input_gradient_flat(model_f, x_f, y, loss)
     return ell, g.reshape(x.shape)
 
 
@@ -721,7 +739,9 @@ def pga(
     Raises ValueError, naming the argument, the value/shape/dtype given and what is expected, for:
     unknown norm/gradient/init/criterion/loss; x not a floating-point tensor or not finite, or
     with fewer than ``event_dims`` dims; y not broadcasting to x's batch shape (or on another
-    device); ε or η not finite and > 0 or not broadcasting to the batch shape; steps not an int ≥ 0;
+    device); labels that the named loss cannot use for the model's K outputs (class labels not
+    integers in [0, K), cross-entropy with K = 1; :func:`losses.check_labels`); ε or η not finite
+    and > 0 or not broadcasting to the batch shape; steps not an int ≥ 0;
     patience/check_every not ints ≥ 1; tol or normalize_eps negative or not finite (normalize_eps
     > 0 needs gradient="normalized"); clamp not a pair lo < hi, or x outside [lo, hi]; delta0 not
     shaped like x, not floating point or not finite; init="uniform_sphere" with linf.
@@ -761,8 +781,10 @@ def pga(
     clamp = _check_clamp(clamp, x)
 
     with _deterministic(model):
+        model_f, x_f = _flat_model(model, event), _flat(x, batch)
+        _check_label_values(model_f, x_f, y, loss)
         res = _pga_flat(
-            _flat_model(model, event), _flat(x, batch), y, loss=loss, e=e, eta=eta, norm=norm, steps=steps,
+            model_f, x_f, y, loss=loss, e=e, eta=eta, norm=norm, steps=steps,
             step_size=step_size, gradient=gradient, init=init, clamp=clamp, generator=generator, tol=tol,
             delta0=None if delta0 is None else _flat(delta0, batch), criterion=criterion, patience=patience,
             check_every=check_every, normalize_eps=normalize_eps)
@@ -917,6 +939,23 @@ class Certificate:
     is_local_max:      n_increasing == 0 (no probed feasible direction ascends: valid also at
                        the kinks of a ReLU network, where the gradient is one-sided) and, when
                        ``gtol`` is given, kkt_residual·ε/max(ℓ, 1e-12) ≤ gtol.
+    flat:              the loss is locally constant at δ, to the probe's resolution: with
+                       c = ftol·max(|ℓ|, 1e-12) and r·ε the probe length,
+                       ‖∇ℓ(δ)‖·r·ε ≤ c (the first-order change over a probe step is below c; exactly
+                       ∇ℓ = 0 for a constant loss) AND |ℓ(δ') − ℓ(δ)| ≤ c at every probe point δ'
+                       (no probe changes ℓ by more than c, in either sign). Such a point passes
+                       ``is_local_max`` (nothing ascends by more than c; it stays True there), but
+                       the verdict is vacuous: the probes saw no change at all. Exactly constant
+                       case: a ReLU network whose hidden units are all inactive on a neighbourhood
+                       of x + δ has a constant output, so PGA does not move and every start is
+                       "certified" (a non-strict maximum). Near-flat case: a nonzero gradient with
+                       ‖∇ℓ‖·r·ε ≤ c (e.g. one or two weak hidden units active) is flat to the
+                       probe's resolution, and so is a strict maximum whose curvature changes ℓ by
+                       less than c over r·ε. Consumers decide whether to count flat points (claim
+                       E2 and the distinct-maxima count leave them out).
+    constant:          the exactly constant case of ``flat``: ∇ℓ(δ) = 0 and ℓ(δ') = ℓ(δ) at every
+                       probe point, in floating point (e.g. every hidden ReLU inactive); implies
+                       ``flat``.
     """
 
     tangent_grad_norm: torch.Tensor
@@ -925,6 +964,8 @@ class Certificate:
     max_increase: torch.Tensor
     n_increasing: torch.Tensor
     is_local_max: torch.Tensor
+    flat: torch.Tensor
+    constant: torch.Tensor
 
 
 def local_max_certificate(
@@ -952,7 +993,8 @@ def local_max_certificate(
     gives the same probes for image-shaped and flattened inputs); ``radius`` r > 0 is the probe
     length as a fraction of ε; ``gtol``, ``ftol`` ≥ 0; ``sphere_tol`` in [0, 1). The model is
     evaluated in eval mode and restored. Returns a :class:`Certificate` with fields shaped
-    ``batch``. Raises ValueError for unusable arguments (as :func:`pga`).
+    ``batch``; its ``flat`` field marks degenerate points where ℓ is locally constant (‖∇ℓ‖·r·ε
+    and every probe's |Δℓ| at most ftol·max(|ℓ|, 1e-12)), which pass ``is_local_max`` trivially. Raises ValueError for unusable arguments (as :func:`pga`).
     """
     _check_model(model)
     _check_loss(loss)
@@ -975,6 +1017,7 @@ def local_max_certificate(
     x, delta = _flat(x, batch), _flat(delta.to(x.dtype), batch)
     model_f = _flat_model(model, event)
     with _deterministic(model), torch.no_grad():
+        _check_label_values(model_f, x, y, loss)
         ell, g = _input_gradient_flat(model_f, x + delta, y, loss)
         dn = torch.linalg.vector_norm(delta, dim=-1)
         gn = torch.linalg.vector_norm(g, dim=-1)
@@ -999,6 +1042,10 @@ def local_max_certificate(
         is_max = n_inc == 0
         if gtol is not None:
             is_max = is_max & (kkt * e / scale <= gtol)
+        # flat: no first-order change over a probe step and no probe changes ℓ (either sign)
+        c_flat = ftol * ell.abs().clamp_min(1e-12)
+        flat = (gn * (radius * e) <= c_flat) & (inc.abs() <= c_flat.unsqueeze(0)).all(0)
+        constant = (gn == 0) & (inc == 0).all(0)
         return Certificate(
             tangent_grad_norm=tang,
             kkt_residual=kkt,
@@ -1006,4 +1053,6 @@ def local_max_certificate(
             max_increase=inc.max(0).values,
             n_increasing=n_inc,
             is_local_max=is_max,
+            flat=flat,
+            constant=constant,
         )

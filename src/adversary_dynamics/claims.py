@@ -104,7 +104,10 @@ DEFAULT_RULES: dict[str, Any] = {
     "slope_tolerance": 0.1,
     "min_rate": 1.0e-3,
     "theorem_activation": "softplus",
+    "e2_leave_out": "flat",
 }
+#: E2's choices of certified maxima to leave out (``claims.e2_leave_out``; see :func:`claim_on_sphere`).
+E2_LEAVE_OUT = ("flat", "constant", "none")
 
 #: The tables each claim reads (keys of ``evaluate_claims``'s ``tables``).
 TABLES = ("theory_runs", "theory_hessian", "theory_maxima", "fig1_maxima", "escape_scale", "escape_training",
@@ -180,6 +183,8 @@ def _rules(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"confidence must lie in (0, 1), got {out['confidence']}")
     if out["bootstrap"] < 1:
         raise ValueError(f"bootstrap must be >= 1, got {out['bootstrap']}")
+    if out["e2_leave_out"] not in E2_LEAVE_OUT:
+        raise ValueError(f"claims.e2_leave_out must be one of {E2_LEAVE_OUT}, got {out['e2_leave_out']!r}")
     return out
 
 
@@ -440,12 +445,51 @@ def claim_pga_converges(fig1_final: pd.DataFrame, cfg: Mapping[str, Any] | None 
 
 def claim_on_sphere(fig1_final: pd.DataFrame | None, fig4_theory: pd.DataFrame | None = None,
                     cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Claim 2: among final iterates certified as local maxima (``local_max``), the fraction on
-    the sphere; dataset probes per (scale, checkpoint), theory per (m, scale) pooled over d."""
+    """Claim 2 (E2, our extension of Lemma 4.1): among final iterates certified as local maxima
+    (``local_max``), the fraction on the sphere ‖δ‖ = ε; dataset probes per (scale, checkpoint),
+    theory per (m, scale) pooled over d.
+
+    Which certified maxima of the dataset probes are left out is the rule ``e2_leave_out``
+    (config ``claims.e2_leave_out``), an open choice that decides the verdict on the default:
+
+    * ``flat`` (default): those where ℓ is locally constant to the certificate's resolution
+      (column ``flat``, :class:`~adversary_dynamics.attacks.Certificate`): every hidden ReLU
+      inactive (PGA never moves, every start passes), or a nearly flat region with one or two weak
+      units active (a nonzero gradient inside the ball, too small for the probes to see a change):
+      the certificate is vacuous there, and Lemma 4.1 assumes a gradient bounded away from 0;
+    * ``constant``: only the exactly constant ones (column ``constant``: ∇ℓ = 0, no probe changes ℓ);
+    * ``none``: none (the rule before flat points were found; written before the runs were read).
+
+    ``flat`` and ``constant`` were added after the runs were seen (dead networks at scale 16), so
+    ``details["sensitivity"]`` gives the value, interval and verdict under all three choices, and
+    the number left out is reported (``details["dataset_left_out"]``, per group ``flat_excluded``).
+    A dataset table without the needed column counts every certified maximum (noted)."""
     rules = _rules(cfg)
-    stat = "fraction of certified local maxima (local_max = True) that lie on the sphere ||delta|| = eps"
+    entry = _on_sphere(fig1_final, fig4_theory, rules, rules["e2_leave_out"])
+    if entry["n_runs"] > 0:
+        entry["details"]["sensitivity"] = {
+            choice: {k: e[k] for k in ("value", "interval", "verdict")} | {"left_out": e["details"].get(
+                "dataset_left_out", 0)}
+            for choice in E2_LEAVE_OUT
+            for e in [entry if choice == rules["e2_leave_out"] else _on_sphere(fig1_final, fig4_theory, rules, choice)]}
+    return entry
+
+
+def _on_sphere(fig1_final: pd.DataFrame | None, fig4_theory: pd.DataFrame | None, rules: dict[str, Any],
+               leave_out: str) -> dict[str, Any]:
+    """:func:`claim_on_sphere` with ``leave_out`` (one of :data:`E2_LEAVE_OUT`) and validated rules."""
+    what = {"flat": ("certified, non-flat local maxima (local_max = True, flat = False)",
+                     " Flat maxima (the loss is locally constant there to the certificate's resolution, e.g. every "
+                     "hidden ReLU inactive) are left out of the dataset groups (claims.e2_leave_out = flat; chosen "
+                     "after the runs were seen: details.sensitivity gives all three choices)."),
+            "constant": ("certified, non-constant local maxima (local_max = True, constant = False)",
+                         " Exactly constant maxima (grad = 0, no probe changes the loss) are left out of the dataset "
+                         "groups (claims.e2_leave_out = constant; details.sensitivity gives all three choices)."),
+            "none": ("certified local maxima (local_max = True)", "")}[leave_out]
+    stat = f"fraction of {what[0]} that lie on the sphere ||delta|| = eps"
     rule = _fraction_rule(rules, "(scale, checkpoint) of the dataset probes and per (m, scale) of the theory setting",
                           "seeds (theory: trials)")
+    rule += what[1]
     groups, n_runs, notes = [], 0, {}
     have1 = fig1_final is not None and len(fig1_final) > 0
     have4 = fig4_theory is not None and len(fig4_theory) > 0
@@ -454,7 +498,10 @@ def claim_on_sphere(fig1_final: pd.DataFrame | None, fig4_theory: pd.DataFrame |
     rng = _rng(rules, 2)
     if have1:
         df = fig1_final.reset_index(drop=True)
-        lm = _as_bool(df["local_max"])
+        cert = _as_bool(df["local_max"])
+        column = None if leave_out == "none" else leave_out
+        flat = _as_bool(df[column]) if column in df else np.zeros(len(df), dtype=bool)
+        lm = cert & ~flat  # flat points pass the certificate trivially: not evidence for Lemma 4.1
         sub = df[lm].reset_index(drop=True)
         design = _TwoWay(rng, df["seed"], df["input"], rules["bootstrap"])
         gs = _fraction_groups(sub, _as_bool(sub["on_sphere"]), ["scale", "checkpoint"], design, rules)
@@ -463,10 +510,16 @@ def claim_on_sphere(fig1_final: pd.DataFrame | None, fig4_theory: pd.DataFrame |
             if not any(g["scale"] == _py(vals[0]) and g["checkpoint"] == _py(vals[1]) for g in gs):
                 gs.append({"scale": _py(vals[0]), "checkpoint": _py(vals[1]), "value": math.nan, "lo": math.nan,
                            "hi": math.nan, "n_seeds": 0, "n_obs": 0, "verdict": INCONCLUSIVE})
+        n_flat = df.assign(_f=cert & flat).groupby(["scale", "checkpoint"])["_f"].sum()
         for g in gs:
+            g["flat_excluded"] = int(n_flat.get((g["scale"], g["checkpoint"]), 0))
             groups.append({"source": "dataset", "group": f"scale {g['scale']:g}, checkpoint {g['checkpoint']}", **g})
         n_runs += int(df[["scale", "seed"]].drop_duplicates().shape[0])
         notes["dataset_maxima"] = int(lm.sum())
+        notes["leave_out"] = leave_out
+        notes["dataset_left_out"] = int((cert & flat).sum())
+        if column is not None and column not in df:
+            notes["dataset_left_out_note"] = f"the table has no {column} column: every certified maximum is counted"
         notes["dataset_probes"] = int(len(df))
     if have4:
         th = fig4_theory.reset_index(drop=True)
@@ -490,7 +543,8 @@ def claim_on_sphere(fig1_final: pd.DataFrame | None, fig4_theory: pd.DataFrame |
         g.pop("checkpoint", None)
     w = _worst(groups)
     details = {"resampling": "dataset: seeds and inputs independently; theory: trial ids",
-               "note": "n_seeds counts seeds (dataset) or trials (theory) with a certified maximum",
+               "note": "n_seeds counts seeds (dataset) or trials (theory) with a certified maximum (dataset: a "
+                       "one not left out); flat_excluded counts the certified maxima left out of a dataset group (leave_out: which)",
                **notes, "groups": groups}
     stat += f" (smallest over groups: {w['source']} {w['group']})"
     return _entry(2, CLAIM2, stat, w["value"], [w["lo"], w["hi"]], n_runs, _combine([g["verdict"] for g in groups], rules),
@@ -883,7 +937,9 @@ def claim_t4_single_maximum(maxima: pd.DataFrame | None, fig1_maxima: pd.DataFra
             fr = sub.assign(single=single).groupby("eps")["single"].mean()
             eps_th = float(sub["eps_theorem"].iloc[0]) if "eps_theorem" in sub else math.nan
             tau = estimate_threshold(fr.index.to_numpy(float), fr.to_numpy(float), level=0.5)
-            rho = spearman(sub["eps"].to_numpy(float), pd.to_numeric(sub["distinct_maxima"]).to_numpy(float))
+            dm = pd.to_numeric(sub["distinct_maxima"]).to_numpy(float)  # NaN: no converged restart
+            ok_dm = np.isfinite(dm)
+            rho = spearman(sub["eps"].to_numpy(float)[ok_dm], dm[ok_dm]) if ok_dm.sum() >= 2 else math.nan
             thresholds.append({"source": "theory", **lab, "eps_theorem": eps_th, "threshold": tau,
                                "rho_eps_distinct": rho,
                                "single_share_by_eps": _by_eps(fr)})
@@ -947,6 +1003,48 @@ def _escape_times(df: pd.DataFrame) -> np.ndarray:
     return np.where(np.isfinite(t), t, np.inf)
 
 
+def _escape_rho_groups(df: pd.DataFrame, y: np.ndarray, rules: Mapping[str, Any], *, claim_no: int, by, x: str,
+                       x_label, never_escaped: bool) -> list[tuple[tuple[float, ...], np.ndarray, np.ndarray, dict]]:
+    """The per-group bootstrap of T5 and T6: Spearman rho(x, escape time) in each group of rows.
+
+    ``df`` has one row per run with columns ``seed``, ``input``, ``x`` and those of ``by`` (a column
+    name or a list of them); ``y`` (len(df),) the escape times of :func:`_escape_times` (+inf for
+    runs that never escape). One two-way bootstrap design (seeds and inputs resampled
+    independently with replacement, ``rules["bootstrap"]`` replicates, numpy generator
+    ``_rng(rules, claim_no)``) is drawn for the whole table and shared by every group. In each group
+    (``df.groupby(by, sort=True)``): point rho = Spearman's rank correlation of (x, y) over the
+    group's rows, its replicates the weighted rank correlation under the design's row weights
+    W (B, n_rows) = w_seed[:, seed] * w_input[:, input], the percentile interval at
+    ``rules["confidence"]`` and the sign verdict (:func:`_corr_group`). The group counts as
+    enough data when n_seeds * n_inputs >= ``rules["min_runs"]`` (n_seeds: the fewest seeds at
+    any value of x) and x takes at least two values.
+
+    Returns, per group in sorted order, (key, idx, W, g): key the group's ``by`` values as a
+    tuple, idx the group's row positions in ``df``, W its bootstrap weights, and g the table row
+    {"group": "<by> <v:g>, ...", <by>: v, ..., value, lo, hi, verdict, n_seeds, n_inputs, n_obs,
+    [never_escaped,] median_escape_by_<x>: "<x_label(v)>: <median:g>; ..."}.
+    """
+    design = _TwoWay(_rng(rules, claim_no), df["seed"], df["input"], rules["bootstrap"])
+    names = [by] if isinstance(by, str) else list(by)
+    out = []
+    for key, idx in df.groupby(by, sort=True).indices.items():
+        key = tuple(float(k) for k in (key if isinstance(key, tuple) else (key,)))
+        sub = df.iloc[idx]
+        W = design.row_weights(sub["seed"].to_numpy(), sub["input"].to_numpy())
+        n_seeds = int(sub.groupby(x)["seed"].nunique().min())
+        n_inputs = int(sub["input"].nunique())
+        enough = n_seeds * n_inputs >= rules["min_runs"] and sub[x].nunique() >= 2
+        g = {"group": ", ".join(f"{n} {k:g}" for n, k in zip(names, key)), **dict(zip(names, key))}
+        g.update(_corr_group(sub[x].to_numpy(float), y[idx], W, rules, enough))
+        g.update({"n_seeds": n_seeds, "n_inputs": n_inputs, "n_obs": int(len(sub))})
+        if never_escaped:
+            g["never_escaped"] = int(np.isinf(y[idx]).sum())
+        med = pd.Series(y[idx]).groupby(sub[x].to_numpy()).median()
+        g[f"median_escape_by_{x}"] = "; ".join(f"{x_label(v)}: {m:g}" for v, m in med.items())
+        out.append((key, idx, W, g))
+    return out
+
+
 def claim_t5_escape_by_scale(escape: pd.DataFrame | None, cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """T5 (Sec. 5.1.2, Fig. 2): per ratio, Spearman rho(scale, escape time) over (scale, seed,
     input) runs at initialisation, seeds and inputs resampled independently; a positive rho
@@ -962,20 +1060,10 @@ def claim_t5_escape_by_scale(escape: pd.DataFrame | None, cfg: Mapping[str, Any]
     if "checkpoint" in df and df["checkpoint"].nunique() > 1:
         df = df[df["checkpoint"] == df["checkpoint"].min()].reset_index(drop=True)
     y = _escape_times(df)
-    design = _TwoWay(_rng(rules, 15), df["seed"], df["input"], rules["bootstrap"])
     groups = []
-    for r, idx in df.groupby("ratio", sort=True).indices.items():
+    for _, idx, _, g in _escape_rho_groups(df, y, rules, claim_no=15, by="ratio", x="scale",
+                                           x_label=lambda s: f"{s:g}", never_escaped=True):
         sub = df.iloc[idx]
-        W = design.row_weights(sub["seed"].to_numpy(), sub["input"].to_numpy())
-        n_seeds = _seeds_per_scale(sub)
-        n_units = min(n_seeds * int(sub["input"].nunique()), 10**9)
-        enough = n_units >= rules["min_runs"] and sub["scale"].nunique() >= 2
-        g = {"group": f"ratio {float(r):g}", "ratio": float(r)}
-        g.update(_corr_group(sub["scale"].to_numpy(float), y[idx], W, rules, enough))
-        med = pd.Series(y[idx]).groupby(sub["scale"].to_numpy()).median()
-        g.update({"n_seeds": n_seeds, "n_inputs": int(sub["input"].nunique()), "n_obs": int(len(sub)),
-                  "never_escaped": int(np.isinf(y[idx]).sum()),
-                  "median_escape_by_scale": "; ".join(f"{s:g}: {v:g}" for s, v in med.items())})
         if "relative_step" in sub:
             rs = pd.to_numeric(sub["relative_step"], errors="coerce").groupby(sub["scale"].to_numpy()).median()
             g["median_relative_step_by_scale"] = "; ".join(f"{s:g}: {v:.3g}" for s, v in rs.items())
@@ -1003,20 +1091,11 @@ def claim_t6_escape_during_training(escape: pd.DataFrame | None, cfg: Mapping[st
                                                       "empty (its figure is not built by this configuration)")
     df = escape.reset_index(drop=True)
     y = _escape_times(df)
-    design = _TwoWay(_rng(rules, 16), df["seed"], df["input"], rules["bootstrap"])
     groups, rhos = [], {}
-    for (s, r), idx in df.groupby(["scale", "ratio"], sort=True).indices.items():
-        sub = df.iloc[idx]
-        W = design.row_weights(sub["seed"].to_numpy(), sub["input"].to_numpy())
-        n_seeds = int(sub.groupby("checkpoint")["seed"].nunique().min())
-        enough = n_seeds * int(sub["input"].nunique()) >= rules["min_runs"] and sub["checkpoint"].nunique() >= 2
-        g = {"group": f"scale {float(s):g}, ratio {float(r):g}", "scale": float(s), "ratio": float(r)}
-        g.update(_corr_group(sub["checkpoint"].to_numpy(float), y[idx], W, rules, enough))
-        med = pd.Series(y[idx]).groupby(sub["checkpoint"].to_numpy()).median()
-        g.update({"n_seeds": n_seeds, "n_inputs": int(sub["input"].nunique()), "n_obs": int(len(sub)),
-                  "median_escape_by_checkpoint": "; ".join(f"{int(c)}: {v:g}" for c, v in med.items())})
+    for key, idx, W, g in _escape_rho_groups(df, y, rules, claim_no=16, by=["scale", "ratio"], x="checkpoint",
+                                             x_label=lambda c: f"{int(c)}", never_escaped=False):
         groups.append(g)
-        rhos[(float(s), float(r))] = (sub, W, idx)
+        rhos[key] = (df.iloc[idx], W, idx)
     details: dict[str, Any] = {"resampling": "seeds and inputs, independently with replacement"}
     scales = sorted({k[0] for k in rhos})
     if len(scales) >= 2:
@@ -1203,8 +1282,9 @@ def render_markdown(results: list[dict], config_name: str, rules: Mapping[str, A
              "Deng, He, Huang & Su (ICML 2020), *Towards Understanding the Dynamics of the First-Order Adversaries*. "
              "T1-T7 are the paper's statements, checked where the paper makes them; E1-E4 are our extensions (checks "
              "on trained networks that the paper does not make). Every verdict follows a rule fixed in advance in the "
-             "configuration (`claims:`); intervals are percentile bootstraps; *runs* counts the independent units a "
-             "statistic rests on.", ""]
+             "configuration (`claims:`), except E2's `e2_leave_out`, chosen after the runs were seen (E2's "
+             "sensitivity table gives its verdict under every choice); intervals are percentile bootstraps; *runs* "
+             "counts the independent units a statistic rests on.", ""]
     if r:
         lines += ["Rules: " + ", ".join(f"`{k}` = {v}" for k, v in r.items()), ""]
     lines += [f"| id | paper | paper's evidence | our statistic | value | {lvl} interval | runs | verdict |",
@@ -1216,6 +1296,9 @@ def render_markdown(results: list[dict], config_name: str, rules: Mapping[str, A
         d = dict(e.get("details") or {})
         groups = d.pop("groups", [])
         extra = {k: d.pop(k) for k in list(d) if isinstance(d[k], list) and d[k] and isinstance(d[k][0], dict)}
+        # a mapping of mappings (E2's sensitivity: choice -> value, interval, verdict) is a table too
+        extra.update({k: [{"choice": c, **row} for c, row in d.pop(k).items()] for k in list(d)
+                      if isinstance(d[k], dict) and d[k] and all(isinstance(v, dict) for v in d[k].values())})
         lines += ["", f"## {e['id']} ({e['paper_location']}): {e['claim']}", "",
                   f"- verdict: **{e['verdict']}**",
                   f"- statistic: {e['statistic']} = {_fmt(e['value'])}, {lvl} interval {_ival(e['interval'])}",

@@ -37,6 +37,26 @@ def setup_threads(threads: int) -> None:
     torch.set_num_threads(max(1, int(threads)))
 
 
+def setup_determinism(device) -> None:
+    """Deterministic kernels where the device has a choice, so that the same config and seed give
+    bit-identical results on the same machine. CPU: nothing to do (torch's CPU kernels are
+    deterministic for a fixed thread count, :func:`setup_threads`). CUDA: cuDNN's deterministic
+    convolution algorithms without autotuning (``cudnn.deterministic = True``,
+    ``cudnn.benchmark = False``), ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (cuBLAS's condition for
+    reproducible GEMMs; set here unless already set, before the first cuBLAS call) and
+    ``torch.use_deterministic_algorithms(True, warn_only=True)``: deterministic kernels wherever
+    torch has them, a warning (in the job's log) for an op that has none. Call it right after
+    resolving the device, before any CUDA work; :func:`runio.provenance` records the flags."""
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def print_config(args: argparse.Namespace) -> dict[str, Any]:
     """Log the full run configuration at the start of a run (to stderr, i.e. the rule's log)."""
     cfg = {k: v for k, v in vars(args).items()}

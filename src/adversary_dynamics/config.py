@@ -191,7 +191,8 @@ def _unknown_key_hint(key: str, where: tuple, value: Any, known: list[str], root
         p = same[0]
         cli = ""
         if len(same) == 1 and len(p) == 2 and not where and not isinstance(value, (dict, list)):
-            cli = f" (on the command line: --config {p[0]}='{{{p[1]}: {value}}}')"
+            cli = (f" (on the command line: snakemake --config {p[0]}='{{{p[1]}: {value}}}', or "
+                   f"adversary-dynamics --config {p[0]}.{p[1]}={value})")
         return f"; did you mean {shown}?{cli}"
     near = difflib.get_close_matches(key, known, n=1)
     if near:

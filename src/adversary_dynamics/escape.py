@@ -31,8 +31,9 @@ For one input (x, y), ball B = {δ : ‖δ‖₂ ≤ ε}, ε = ratio · s (s the
    raw gradient, absolute step η (the same η at every scale and ratio), for T = ``steps``
    steps, recording ℓ_t = ℓ(δ_t), t = 0 … T. All (ratio × input) pairs of one model are one
    batched call (x of shape (R, N, d), per-example ε); Fig. 3's (ratio × checkpoint) models of
-   a scale are one call through :class:`StackedCNN`. From an interior minimum where ℓ ≈ 0
-   (F(x + δ*) ≈ e_y, reachable when ε is large) the gradient vanishes and, for a piecewise
+   a scale are one call through :class:`~adversary_dynamics.models.StackedCNN`. From an
+   interior minimum where ℓ ≈ 0 (F(x + δ*) ≈ e_y, reachable when ε is large) the gradient
+   vanishes and, for a piecewise
    linear network with ℓ = ‖J δ + c‖² locally, the distance to the minimum grows like
    (1 + 2ησ²)^t (σ a singular value of J): the plateau lasts about log(ε/r₀)/log(1 + 2ησ²) steps,
    r₀ the descent's residual distance (of the order of its last step), which the descent's
@@ -67,10 +68,10 @@ from torch import nn
 
 from .attacks import pga, project
 from .losses import LossLike, get_loss
+from .models import StackedCNN  # noqa: F401  (defined in models; kept here so escape.StackedCNN still works)
 
 __all__ = [
     "InputScaled",
-    "StackedCNN",
     "DescentResult",
     "EscapeProbe",
     "unit_ball_starts",
@@ -109,61 +110,6 @@ class InputScaled(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x / self.scale)
-
-
-class StackedCNN(nn.Module):
-    """M :class:`~adversary_dynamics.models.CNN` of one architecture evaluated as one network: input
-    (M, *batch, d), row m through model m, output (M, *batch, K). The convolutions run as grouped
-    convolutions (groups = M) and the dense layers as batched matrix products, so a PGA step of M
-    small models costs about one kernel sequence instead of M (Fig. 3 probes every (ratio,
-    checkpoint) model of a scale in one pga call). The weights are copied (detached) at
-    construction: later changes to the models do not reach it. Raises ValueError for an empty
-    list, models that are not CNNs, or architectures that differ."""
-
-    def __init__(self, models: Sequence[nn.Module]) -> None:
-        super().__init__()
-        from .models import CNN
-
-        models = list(models)
-        if not models or not all(isinstance(m, CNN) for m in models):
-            raise ValueError(f"models must be a non-empty list of CNN, got {[type(m).__name__ for m in models]}")
-        arch = {(m.input_shape, m.channels, m.kernel_size, m.hidden_units, m.n_outputs) for m in models}
-        if len(arch) != 1:
-            raise ValueError(f"models must share one architecture, got {sorted(arch)}")
-        m0 = models[0]
-        self.M, self.input_shape, self.k = len(models), m0.input_shape, m0.kernel_size
-
-        def cat(f):
-            return torch.cat([f(m).detach() for m in models])
-
-        def stack(f):
-            return torch.stack([f(m).detach() for m in models])
-
-        self.register_buffer("w1", cat(lambda m: m.conv1.weight))
-        self.register_buffer("b1", cat(lambda m: m.conv1.bias))
-        self.register_buffer("w2", cat(lambda m: m.conv2.weight))
-        self.register_buffer("b2", cat(lambda m: m.conv2.bias))
-        self.register_buffer("f1", stack(lambda m: m.fc1.weight.t()))
-        self.register_buffer("c1", stack(lambda m: m.fc1.bias).unsqueeze(1))
-        self.register_buffer("f2", stack(lambda m: m.fc2.weight.t()))
-        self.register_buffer("c2", stack(lambda m: m.fc2.bias).unsqueeze(1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        M, (C, H, W) = self.M, self.input_shape
-        if x.dim() < 2 or x.shape[0] != M or x.shape[-1] != C * H * W:
-            raise ValueError(f"x must have shape ({M}, *batch, {C * H * W}), got {tuple(x.shape)}")
-        batch = x.shape[1:-1]
-        h = x.reshape(M, -1, C, H, W)
-        n = h.shape[1]
-        h = h.transpose(0, 1).reshape(n, M * C, H, W)
-        h = nn.functional.max_pool2d(torch.relu(nn.functional.conv2d(h, self.w1, self.b1, padding=self.k // 2,
-                                                                     groups=M)), 2)
-        h = nn.functional.max_pool2d(torch.relu(nn.functional.conv2d(h, self.w2, self.b2, padding=self.k // 2,
-                                                                     groups=M)), 2)
-        h = h.reshape(n, M, -1).transpose(0, 1)
-        h = torch.relu(torch.baddbmm(self.c1, h, self.f1))
-        out = torch.baddbmm(self.c2, h, self.f2)
-        return out.reshape(M, *batch, out.shape[-1])
 
 
 def _check_positive(name: str, value, *, integer: bool = False, allow_zero: bool = False) -> None:
@@ -417,8 +363,8 @@ def probe_escape(
 ) -> EscapeProbe:
     """The probe of Figs. 2–3: every (row, input) pair in one batched descent and one batched PGA
     call (x expanded to (R, N, d), ε = ratios[i] · scale in row i). Fig. 2: one model, one row per
-    ratio. Fig. 3: a :class:`StackedCNN` whose row i is model i (a ratio may then repeat, once per
-    checkpoint).
+    ratio. Fig. 3: a :class:`~adversary_dynamics.models.StackedCNN` whose row i is model i (a
+    ratio may then repeat, once per checkpoint).
 
     x (N, d) inputs already at input scale ``scale``; y (N,) labels; ``starts`` z (N, d) in the
     unit ball (:func:`unit_ball_starts`; δ_u = ε z); ``step_size`` η absolute; ``steps`` T;

@@ -5,6 +5,10 @@ Regularity measures (per input):
 
 * distinct maxima — the restarts' final perturbations clustered greedily by cosine
   similarity (a new cluster when cos(δ_r, centre) < ``cos_threshold`` for every centre);
+  restarts that end at a flat point (``RestartProbe.flat``: the loss is locally constant, e.g.
+  every hidden ReLU inactive, so PGA never moved) are left out, since every such start would
+  count as a maximum of its own; NaN when every restart is flat;
+* flat fraction — the share of restarts that end at a flat point;
 * loss spread — std/mean of the restarts' final losses;
 * non-linearity index — over P points δ_p uniform in the ball,
   NLI = mean_p |ℓ(δ_p) − ℓ(0) − ∇ℓ(0)·δ_p| / mean_p |∇ℓ(0)·δ_p|,
@@ -23,13 +27,15 @@ from torch import nn
 from .attacks import input_gradient, local_max_certificate, pga, random_init
 from .losses import LossLike, get_loss
 
-__all__ = ["RestartProbe", "probe_restarts", "distinct_maxima", "nonlinearity_index", "PlaneSlice",
-           "plane_slice"]
+__all__ = ["RestartProbe", "probe_restarts", "distinct_maxima", "flat_fraction", "nonlinearity_index",
+           "PlaneSlice", "plane_slice"]
 
 
 @dataclass
 class RestartProbe:
-    """PGA from ``R`` random starts for ``N`` inputs; tensors are (R, N) unless noted."""
+    """PGA from ``R`` random starts for ``N`` inputs; tensors are (R, N) unless noted.
+    ``flat`` (bool) marks final iterates where the loss is locally constant
+    (:class:`~adversary_dynamics.attacks.Certificate`, field ``flat``)."""
 
     losses: torch.Tensor  # (T+1, R, N)
     norm_ratio: torch.Tensor  # (T+1, R, N)
@@ -39,6 +45,8 @@ class RestartProbe:
     on_sphere: torch.Tensor
     is_local_max: torch.Tensor
     kkt_residual: torch.Tensor
+    flat: torch.Tensor
+    constant: torch.Tensor  # the exactly constant case of flat (Certificate.constant)
 
 
 def probe_restarts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: LossLike, eps, restarts: int,
@@ -67,17 +75,44 @@ def probe_restarts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: 
         traj = torch.stack(frames)
     return RestartProbe(losses=res.losses, norm_ratio=res.norm_ratio, deltas=res.delta, trajectories=traj,
                         converged_at=res.converged_at, on_sphere=cert.on_sphere, is_local_max=cert.is_local_max,
-                        kkt_residual=cert.kkt_residual)
+                        kkt_residual=cert.kkt_residual, flat=cert.flat,
+                        constant=cert.constant)
 
 
-def distinct_maxima(deltas: torch.Tensor, *, cos_threshold: float = 0.99) -> int:
-    """Number of clusters among the rows of ``deltas`` (R, d) under greedy cosine clustering."""
+def distinct_maxima(deltas: torch.Tensor, *, cos_threshold: float = 0.99,
+                    exclude: torch.Tensor | None = None) -> int | float:
+    """Number of clusters among the rows of ``deltas`` (R, d) under greedy cosine clustering:
+    row r opens a new cluster when cos(δ_r, c) < ``cos_threshold`` for every centre c so far
+    (centres are the unit vectors of the rows that opened a cluster, in row order).
+
+    ``exclude``: optional boolean (R,) mask of rows to leave out (e.g. ``RestartProbe.flat[:, i]``,
+    restarts that ended at a flat, locally constant point). Returns an int, or NaN (a float) when
+    ``exclude`` leaves no row. Raises ValueError when ``deltas`` is not 2-D or ``exclude`` is not
+    a boolean mask of shape (R,)."""
+    if deltas.dim() != 2:
+        raise ValueError(f"deltas must be (R, d), got shape {tuple(deltas.shape)}")
+    if exclude is not None:
+        if not torch.is_tensor(exclude) or exclude.dtype != torch.bool or exclude.shape != deltas.shape[:1]:
+            raise ValueError(f"exclude must be a boolean tensor of shape ({deltas.shape[0]},), got "
+                             f"{getattr(exclude, 'dtype', type(exclude).__name__)} "
+                             f"{tuple(getattr(exclude, 'shape', ()))}")
+        deltas = deltas[~exclude.to(deltas.device)]
+        if deltas.shape[0] == 0:
+            return math.nan
     u = deltas / torch.linalg.vector_norm(deltas, dim=-1, keepdim=True).clamp_min(1e-30)
     centres: list[torch.Tensor] = []
     for r in range(u.shape[0]):
         if not any(float(u[r] @ c) >= cos_threshold for c in centres):
             centres.append(u[r])
     return len(centres)
+
+
+def flat_fraction(flat: torch.Tensor) -> torch.Tensor:
+    """Share of restarts ending at a flat point, per input: ``flat`` (R, N) bool → (N,) float64
+    in [0, 1] (NaN for R = 0)."""
+    if flat.dtype != torch.bool or flat.dim() != 2:
+        raise ValueError(f"flat must be a boolean (R, N) tensor, got {flat.dtype} {tuple(flat.shape)}")
+    return flat.to(torch.float64).mean(0)
 
 
 def nonlinearity_index(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: LossLike, eps,

@@ -1,6 +1,7 @@
 """The models: two-layer networks F(x) = A σ(W x + b) (the paper's theory, Sec. 4) and a small
 convolutional network :class:`CNN` (the paper's "practical multi-layer CNN", Sec. 5), both behind
-one interface, :func:`build_model`. Inputs are flat in both: ``(*batch, d)``.
+one interface, :func:`build_model`. Inputs are flat in both: ``(*batch, d)``. :class:`StackedCNN`
+evaluates M CNNs of one architecture as one network (grouped convolutions), for batched probes.
 
 Two-layer networks
 ==================
@@ -26,6 +27,7 @@ The scalar-output form (``K = 1`` with labels ``±1``) is the theory setting's m
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -34,7 +36,8 @@ ACTIVATIONS = ("relu", "softplus", "tanh")
 
 ARCHITECTURES = ("two_layer", "cnn")
 
-__all__ = ["ACTIVATIONS", "ARCHITECTURES", "TwoLayerNet", "CNN", "build_model", "activation_and_derivative"]
+__all__ = ["ACTIVATIONS", "ARCHITECTURES", "TwoLayerNet", "CNN", "StackedCNN", "build_model",
+           "activation_and_derivative"]
 
 
 def _activation(name: str):
@@ -212,6 +215,82 @@ class CNN(nn.Module):
     def extra_repr(self) -> str:
         return (f"input_shape={self.input_shape}, channels={self.channels}, kernel_size={self.kernel_size}, "
                 f"hidden={self.hidden_units}, K={self.n_outputs}")
+
+
+class StackedCNN(nn.Module):
+    r"""M :class:`CNN` of one architecture evaluated as one network (paper Fig. 3: every (ratio,
+    checkpoint) model of a scale probed in one :func:`~adversary_dynamics.attacks.pga` call).
+
+    Shapes: input ``x`` of shape ``(M, *batch, C·H·W)`` (flat, channel-major, as :class:`CNN`);
+    row m goes through model m; output ``(M, *batch, K)``, K = ``n_outputs``. For every m,
+    ``StackedCNN(models)(x)[m]`` equals ``models[m](x[m])`` up to floating-point rounding.
+
+    The math. A convolution with ``groups = M`` splits its ``M·c_in`` input channels and ``M·c_out``
+    output channels into M consecutive blocks and convolves block m with its own weights only:
+    with the models' weights w⁽ᵐ⁾ ∈ R^{c_out×c_in×k×k} and biases b⁽ᵐ⁾ ∈ R^{c_out} concatenated
+    along the output channels, w = [w⁽¹⁾; …; w⁽ᴹ⁾] ∈ R^{M·c_out×c_in×k×k}, and the M inputs
+    laid side by side along the channels, h = [x⁽¹⁾, …, x⁽ᴹ⁾] ∈ R^{n×M·c_in×H×W},
+
+        conv(h, w, b; groups=M)[:, m·c_out:(m+1)·c_out] = conv(x⁽ᵐ⁾, w⁽ᵐ⁾) + b⁽ᵐ⁾,
+
+    i.e. the M convolutions of one layer in one kernel. ReLU and 2×2 max-pooling act per channel,
+    so they commute with the stacking. The dense layers run as batched matrix products over m:
+    with V⁽ᵐ⁾ = fc.weight⁽ᵐ⁾ᵀ stacked to (M, in, out) and h of shape (M, n, in),
+    ``baddbmm(c, h, V)[m] = h[m] V⁽ᵐ⁾ + c⁽ᵐ⁾``. A PGA step of M small models then costs about
+    one kernel sequence instead of M.
+
+    The weights are copied (detached, as buffers, not parameters) at construction: later changes
+    to ``models`` do not reach the stack, and no gradient flows to the weights (gradients with
+    respect to ``x`` do).
+
+    Raises ValueError for an empty list, an element that is not a :class:`CNN`, models whose
+    architectures (input_shape, channels, kernel_size, hidden, n_outputs) differ, and (in
+    ``forward``) an input whose first dimension is not M or whose last is not C·H·W.
+    """
+
+    def __init__(self, models: Sequence[nn.Module]) -> None:
+        super().__init__()
+        models = list(models)
+        if not models or not all(isinstance(m, CNN) for m in models):
+            raise ValueError(f"models must be a non-empty list of CNN, got {[type(m).__name__ for m in models]}")
+        arch = {(m.input_shape, m.channels, m.kernel_size, m.hidden_units, m.n_outputs) for m in models}
+        if len(arch) != 1:
+            raise ValueError(f"models must share one architecture, got {sorted(arch)}")
+        m0 = models[0]
+        self.M, self.input_shape, self.k = len(models), m0.input_shape, m0.kernel_size
+
+        def cat(f):
+            return torch.cat([f(m).detach() for m in models])
+
+        def stack(f):
+            return torch.stack([f(m).detach() for m in models])
+
+        self.register_buffer("w1", cat(lambda m: m.conv1.weight))
+        self.register_buffer("b1", cat(lambda m: m.conv1.bias))
+        self.register_buffer("w2", cat(lambda m: m.conv2.weight))
+        self.register_buffer("b2", cat(lambda m: m.conv2.bias))
+        self.register_buffer("f1", stack(lambda m: m.fc1.weight.t()))
+        self.register_buffer("c1", stack(lambda m: m.fc1.bias).unsqueeze(1))
+        self.register_buffer("f2", stack(lambda m: m.fc2.weight.t()))
+        self.register_buffer("c2", stack(lambda m: m.fc2.bias).unsqueeze(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x) of shape (M, *batch, K) for x of shape (M, *batch, C·H·W); ValueError otherwise."""
+        M, (C, H, W) = self.M, self.input_shape
+        if x.dim() < 2 or x.shape[0] != M or x.shape[-1] != C * H * W:
+            raise ValueError(f"x must have shape ({M}, *batch, {C * H * W}), got {tuple(x.shape)}")
+        batch = x.shape[1:-1]
+        h = x.reshape(M, -1, C, H, W)
+        n = h.shape[1]
+        h = h.transpose(0, 1).reshape(n, M * C, H, W)
+        h = nn.functional.max_pool2d(torch.relu(nn.functional.conv2d(h, self.w1, self.b1, padding=self.k // 2,
+                                                                     groups=M)), 2)
+        h = nn.functional.max_pool2d(torch.relu(nn.functional.conv2d(h, self.w2, self.b2, padding=self.k // 2,
+                                                                     groups=M)), 2)
+        h = h.reshape(n, M, -1).transpose(0, 1)
+        h = torch.relu(torch.baddbmm(self.c1, h, self.f1))
+        out = torch.baddbmm(self.c2, h, self.f2)
+        return out.reshape(M, *batch, out.shape[-1])
 
 
 _TWO_LAYER_KEYS = ("width", "activation", "bias", "train_output_layer")

@@ -151,7 +151,8 @@ def save_figure(fig, *, pdf: str, png: str, dpi: int = 150) -> None:
 
     A figure with a layout engine (e.g. constrained layout) is laid out once, for the PNG, and
     the PDF reuses that layout (the engine is then switched off: laying out a large grid of
-    panels costs seconds); such figures already fit their canvas, so no tight bounding box."""
+    panels costs seconds); such figures already fit their canvas, so no tight bounding box.
+    Neither file carries a date, so an unchanged figure is rewritten with the same bytes."""
     from .runio import atomic_path
 
     engine = fig.get_layout_engine()
@@ -161,4 +162,5 @@ def save_figure(fig, *, pdf: str, png: str, dpi: int = 150) -> None:
     if engine is not None:
         fig.set_layout_engine("none")  # keep the positions just computed
     with atomic_path(pdf) as tmp:
-        fig.savefig(tmp, format="pdf", dpi=dpi, bbox_inches=bbox)
+        # no creation date: the same figure gives the same PDF bytes on every rebuild
+        fig.savefig(tmp, format="pdf", dpi=dpi, bbox_inches=bbox, metadata={"CreationDate": None})

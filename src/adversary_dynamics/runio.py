@@ -169,6 +169,10 @@ def provenance(*, config: Mapping[str, Any] | None = None, device: Any = None, s
         "env_threads": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ},
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # GPUs the scheduler granted
+        # deterministic kernels (cli.setup_determinism; CPU kernels are deterministic per thread count)
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
         "command": sys.argv,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -114,7 +114,9 @@ def pga_convergence_tables(runs: Sequence[Run], *, max_steps: int) -> dict[str, 
       that stopped early (every curve had converged) is padded with its last value up to
       ``max_steps``.
     * ``final``: the probes' ``restarts.csv`` stacked, with ``scale, seed`` in front (one row per
-      (scale, seed, checkpoint, input, restart)).
+      (scale, seed, checkpoint, input, restart)); among its columns ``local_max`` (the certificate
+      passed) and ``flat`` (the loss is locally constant at the final iterate: a degenerate,
+      non-strict maximum, see :class:`~adversary_dynamics.attacks.Certificate`).
 
     ``runs``: :class:`Run` (scale, seed, probe folder). Raises ValueError when ``runs`` is empty
     or ``max_steps`` < 0."""
@@ -200,7 +202,9 @@ def landscape_statistics_tables(runs: Sequence[Run]) -> dict[str, pd.DataFrame]:
       that plane against the angle from û (radians);
     * ``traj``: ``scale, checkpoint, input, restart, step, u, v`` — PGA iterates projected on the
       plane (units of ε);
-    * ``regularity``: the probes' ``regularity.csv`` stacked with ``scale, seed`` in front.
+    * ``regularity``: the probes' ``regularity.csv`` stacked with ``scale, seed`` in front:
+      ``distinct_maxima`` (over the restarts that did not end at a flat point; NaN when all did),
+      ``flat_fraction`` (share of restarts ending at a flat point), ``loss_spread``, ``nonlinearity``.
 
     Raises ValueError when ``runs`` is empty."""
     if not runs:

@@ -30,7 +30,8 @@ What is measured (one batched tensor program per (activation, d, m, s))
   Bᵀ(∇²ℓ − μI)B, μ = ∇ℓ·δ/ε² (the Lagrange multiplier), B an orthonormal basis of the tangent space
   (the d − 1 non-trivial eigenvalues of P(∇²ℓ − μI)P); second derivatives from :mod:`torch.func`;
 * **T4** (Theorem 5.1) — the number of distinct maxima that ``maxima_restarts`` uniform starts of
-  PGA (step η = ``maxima_step``·ε) reach, against ε = ratio·s.
+  PGA (step η = ``maxima_step``·ε) reach, against ε = ratio·s (NaN in the ``maxima`` table for a
+  restart set where no restart converged: nothing was found, which is not a count of 0).
 
 Every random draw comes from one ``torch.Generator`` per (d, p, s) (the same network, input, label
 and starts for softplus and ReLU, and the same start for every η: a paired design). Nothing runs at
@@ -375,7 +376,8 @@ def theory_run(*, dims: Sequence[int], width_powers: Sequence[float], activation
     * ``hessian`` — one row per run that reached the sphere (``point``: ``ascent`` or ``descent``):
       eigenvalue range, ``kind``
       (:func:`classify_eigenvalues`), multiplier μ, ‖∇²ℓ‖₂ and the tangent gradient;
-    * ``maxima`` — one row per (setting, s, ratio, trial): restarts, converged ones, distinct maxima.
+    * ``maxima`` — one row per (setting, s, ratio, trial): restarts, converged ones, distinct maxima
+      (a float NaN when no restart converged).
 
     Raises ValueError for an unknown activation, an empty list, a fraction outside (0, 1)
     (η < ε² is the theorem's condition) or any count < 1."""
@@ -465,7 +467,9 @@ def theory_run(*, dims: Sequence[int], width_powers: Sequence[float], activation
                         maxima.append({**base, "eps": float(r) * float(s), "ratio": float(r), "eps_theorem": eps_th,
                                        "trial": j, "restarts": int(maxima_restarts),
                                        "converged": int(mx["converged"][j, e]), "on_sphere": int(mx["on_sphere"][j, e]),
-                                       "distinct_maxima": int(mx["distinct"][j, e])})
+                                       # no converged restart: no maximum was found, which is missing data, not 0
+                                       "distinct_maxima": int(mx["distinct"][j, e]) if int(mx["converged"][j, e]) > 0
+                                       else math.nan})
     return {"pga": runs, "hessian": hess, "maxima": maxima}
 
 

@@ -42,7 +42,7 @@ from torch import nn
 
 from .attacks import pga, random_init
 from .data import Dataset
-from .losses import LossLike, get_loss
+from .losses import LossLike, check_labels, get_loss
 from .models import TwoLayerNet
 from .runio import save_torch_atomic
 
@@ -288,6 +288,10 @@ def _train_loop(
     model, S = group.model, group.S
     device = data.x_train.device
     fn = get_loss(loss)
+    k = getattr(model, "n_outputs", None)
+    if k is not None:  # before any step: labels the loss cannot use fail here, naming the split
+        check_labels(loss, data.y_train, n_outputs=k, name="data.y_train")
+        check_labels(loss, data.y_test, n_outputs=k, name="data.y_test")
     opt = _make_optimizer(model, optimizer, lr, momentum)
     g_shuffle, g_attack, g_eval = group.g_shuffle, group.g_attack, group.g_eval
     n = data.x_train.shape[0]

@@ -1,0 +1,183 @@
+"""Write bench/gpu_paper_commands.sh: the commands bench/gpu_paper_check.sh runs, taken from the workflow.
+
+The GPU check (bench/gpu_paper_check.sh, issue 11) runs two of config/paper.yaml's paper-figure jobs on a
+machine that may not have Snakemake: the whole Fig. 2 escape stage (rule ``paper_fig2_escape_run``) and one
+Fig. 3 adversarial-training job (rule ``paper_fig3_train`` at scale 0.1, ratio 1). Rather than typing their
+flags by hand (they would drift from workflow/rules/common.smk's ``escape_args`` / ``fig3_train_args``),
+this script asks the workflow itself:
+
+    snakemake -n -p paper_fig2_escape_run <RESULTS>/paper_fig3/train/scale~0.1/ratio~1/seed~0/status.json \\
+        --configfile config/paper.yaml
+
+in a temporary copy of the workflow (so no .snakemake/ or results/ appear in the checkout), with header-only
+placeholder MNIST IDX files in the copy's data/mnist (the configuration check reads only the headers; a dry
+run reads no data). Each printed ``exec python <script> ... > <log> 2>&1`` becomes a bash array of the
+script and its arguments (``exec``, ``python`` and the log redirection dropped), with the results folder
+(``results/paper-mnist``) replaced by ``"$RESULTS"``, so that the check can point it at its own folder and
+append its overrides (dataset, root, sizes; the scripts' argparse keeps the last value of a repeated flag).
+
+Usage (from anywhere; Snakemake needed here, not on the GPU machine):
+
+    python bench/gpu_paper_commands.py           # rewrite bench/gpu_paper_commands.sh
+    python bench/gpu_paper_commands.py --check   # exit 1 with a diff when the committed file is stale
+
+tests/test_bench.py regenerates the file and fails when it differs from the committed one.
+Raises RuntimeError when the dry run fails or prints commands of an unexpected form.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import re
+import shlex
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "gpu_paper_commands.sh"
+CONFIG = "config/paper.yaml"
+# the workflow's files a dry run reads (rule code inputs included)
+PARTS = ("Snakefile", "environment.yml", "workflow", "scripts", "config", "notebooks", "profiles",
+         "src/adversary_dynamics")
+# the one Fig. 3 training job the check times: (scale, ratio, seed) as they appear in the workflow's paths
+FIG3_TRAIN = ("0.1", "1", "0")
+# bash variable -> the script whose command it holds (exactly one job each in the dry run)
+JOBS = {"paper_fig2_escape_run": "scripts/escape.py", "paper_fig3_train": "scripts/train.py"}
+
+
+def _copy_workflow(src: Path, dst: Path) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
+    for part in PARTS:
+        s = src / part
+        if not s.exists():
+            continue
+        d = dst / part
+        d.parent.mkdir(parents=True, exist_ok=True)
+        if s.is_dir():
+            shutil.copytree(s, d, ignore=ignore)
+        else:
+            shutil.copy2(s, d)
+
+
+def _placeholder_mnist(folder: Path) -> None:
+    """Header-only IDX files (0 examples, 28x28): enough for the configuration's file check."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "t10k"):
+        (folder / f"{split}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, 0, 28, 28))
+        (folder / f"{split}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, 0))
+
+
+def dry_run(source: Path = ROOT, config_text: str | None = None) -> tuple[str, dict[str, str]]:
+    """Dry-run the two jobs on a copy of ``source``'s workflow; ``config_text`` replaces the copy's
+    config/paper.yaml when given (tests use it). Returns (results folder, {variable: shell command})."""
+    with tempfile.TemporaryDirectory(prefix="gpu_paper_commands_") as tmp:
+        work = Path(tmp)
+        _copy_workflow(Path(source), work)
+        if config_text is not None:
+            (work / CONFIG).write_text(config_text, encoding="utf-8")
+        _placeholder_mnist(work / "data" / "mnist")
+        cmd = [sys.executable, "-m", "snakemake", "-n", "-p", "paper_fig2_escape_run", "--configfile", CONFIG]
+        first = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=300)
+        found = re.search(r"results in (\S+)/, figures in", first.stdout + first.stderr)
+        if first.returncode != 0 or not found:
+            raise RuntimeError(f"`{' '.join(cmd[1:])}` failed:\n{(first.stdout + first.stderr)[-4000:]}")
+        results = found.group(1)
+        s, r, k = FIG3_TRAIN
+        target = f"{results}/paper_fig3/train/scale~{s}/ratio~{r}/seed~{k}/status.json"
+        cmd = cmd[:5] + [target] + cmd[5:]
+        res = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=300)
+    text = res.stdout + res.stderr
+    if res.returncode != 0:
+        raise RuntimeError(f"`{' '.join(cmd[1:])}` failed:\n{text[-4000:]}")
+    shells = [line.split("Shell command:", 1)[1].strip() for line in text.splitlines()
+              if line.startswith("Shell command:")]
+    out = {}
+    for var, script in JOBS.items():
+        mine = [c for c in shells if f" {script} " in f" {c} "]
+        if len(mine) != 1:
+            raise RuntimeError(f"expected one command running {script} in the dry run, found {len(mine)}:\n{text[-4000:]}")
+        out[var] = mine[0]
+    return results, out
+
+
+def to_argv(command: str, script: str) -> list[str]:
+    """``exec python <script> ARGS > LOG 2>&1`` -> [<script>, *ARGS]; RuntimeError for another form."""
+    tokens = shlex.split(command)
+    if tokens[:3] != ["exec", "python", script] or len(tokens) < 6 or tokens[-3] != ">" or tokens[-1] != "2>&1":
+        raise RuntimeError(f"unexpected form of the workflow's command (expected `exec python {script} ... > LOG "
+                           f"2>&1`): {command}")
+    argv = tokens[2:-3]
+    if any(t in (">", ">>", "|", "&&", ";", "2>&1") for t in argv):
+        raise RuntimeError(f"unexpected shell syntax in the workflow's command: {command}")
+    return argv
+
+
+def _word(token: str, results: str) -> str:
+    """One bash word: the results folder as "$RESULTS", everything else quoted."""
+    if token == results or token.startswith(results + "/"):
+        rest = token[len(results):]
+        return '"$RESULTS"' + (shlex.quote(rest) if rest else "")
+    if results in token:
+        raise RuntimeError(f"the results folder {results} inside an argument: {token}")
+    return shlex.quote(token)
+
+
+def render(results: str, commands: dict[str, str]) -> str:
+    """The text of bench/gpu_paper_commands.sh (deterministic: no dates, versions or paths of this machine)."""
+    s, r, k = FIG3_TRAIN
+    lines = [
+        "# GENERATED by bench/gpu_paper_commands.py from the workflow; do not edit (tests/test_bench.py fails when",
+        "# it is stale: rerun `python bench/gpu_paper_commands.py`). Sourced by bench/gpu_paper_check.sh, which sets",
+        f"# RESULTS (the workflow's {results}) first. Each array is a job's command as",
+        f"# `snakemake -n -p --configfile {CONFIG} <target>` prints it, without exec, python and the log.",
+    ]
+    for var, command in commands.items():
+        argv = to_argv(command, JOBS[var])
+        words = [_word(t, results) for t in argv]
+        rows, row = [], [words[0]]
+        for w in words[1:]:  # one flag (and its value) per line
+            if w.startswith("--"):
+                rows.append(row)
+                row = []
+            row.append(w)
+        rows.append(row)
+        lines.append(f"{var}=(")
+        lines += ["  " + " ".join(x) for x in rows]
+        lines.append(")")
+    lines.append(f"paper_fig3_train_run={_word(f'{results}/paper_fig3/train/scale~{s}/ratio~{r}/seed~{k}', results)}")
+    return "\n".join(lines) + "\n"
+
+
+def generate(source: Path = ROOT, config_text: str | None = None) -> str:
+    """render(*dry_run(source, config_text))."""
+    return render(*dry_run(source, config_text))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--check", action="store_true", help="compare with the committed file instead of writing it")
+    args = p.parse_args(argv)
+    text = generate()
+    if args.check:
+        old = OUT.read_text(encoding="utf-8") if OUT.exists() else ""
+        if old != text:
+            sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), text.splitlines(True), str(OUT),
+                                                       "generated"))
+            print(f"{OUT} is stale: run python bench/gpu_paper_commands.py", file=sys.stderr)
+            return 1
+        print(f"{OUT} is up to date")
+        return 0
+    tmp = OUT.with_name(f".{OUT.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(OUT)
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""``adversary-dynamics``: Snakemake with the command line's configuration checked first.
+
+Takes exactly ``snakemake``'s arguments and runs ``python -m snakemake`` with them (same
+process: it replaces itself, so Ctrl-C, exit codes and output are Snakemake's own). Before that
+it does what Snakemake 9 cannot, because Snakemake reads ``--configfile`` and ``--config`` before
+it reads the Snakefile (so the workflow's own checks never see these faults):
+
+* every ``--configfile`` must be a readable YAML/JSON file holding a mapping; otherwise one line
+  names the file, what is wrong, and the configuration files that exist (Snakemake 9.27.1 prints a
+  27-line Python traceback for a missing one: it opens the file outside the ``try`` that would
+  turn FileNotFoundError into its one-line WorkflowError);
+* ``--config`` keys may be dotted: ``train.epochs=5`` is passed on as ``train={epochs: 5}``
+  (Snakemake merges nested values key by key, so ``train.epochs=5 train.lr=0.1`` sets both);
+  Snakemake itself refuses a dotted key with "Config entry must start with a valid identifier";
+* the merged configuration (the Snakefile's ``config/config.yaml``, then each ``--configfile``
+  in order, then ``--config``; merged with Snakemake's own functions) is validated with
+  :func:`adversary_dynamics.config.validate_config`, the check ``common.smk`` runs, so a bad key
+  is reported in a few lines before Snakemake starts.
+
+Exit status 2 with a message on standard error for each of these; otherwise Snakemake's.
+Nothing here runs at import; :func:`main` is the console entry point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["LauncherError", "main", "rewrite_dotted_keys", "snakemake_argv"]
+
+PROG = "adversary-dynamics"
+_IDENTIFIER = re.compile(r"[a-zA-Z_][\w-]*\w$|[a-zA-Z_]$")
+# options of snakemake that take values, so that their values are not read as targets or flags
+_CONFIGFILE = ("--configfile", "--configfiles")
+_CONFIG = ("--config", "-C")
+_DIRECTORY = ("--directory", "-d")
+_SNAKEFILE = ("--snakefile", "-s")
+
+
+class LauncherError(Exception):
+    """A command-line fault found before Snakemake starts (its message is printed as is)."""
+
+
+def _split(argv: Sequence[str]) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """Group argv into (option, values) pairs the way Snakemake's argparse does for the options
+    this module reads (``--configfile`` nargs='+', ``--config`` nargs='*': values run to the next
+    argument that starts with '-'); everything else is kept in place as ("", [arg])."""
+    out: list[tuple[str, list[str]]] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        opt, eq, val = a.partition("=") if a.startswith("--") else (a, "", "")
+        if opt in _CONFIGFILE + _CONFIG + _DIRECTORY + _SNAKEFILE:
+            vals = [val] if eq else []
+            i += 1
+            single = opt in _DIRECTORY + _SNAKEFILE
+            while not eq and i < len(argv) and not argv[i].startswith("-") and not (single and vals):
+                vals.append(argv[i])
+                i += 1
+            out.append((opt, vals))
+            continue
+        out.append(("", [a]))
+        i += 1
+    return out
+
+
+def _config_files_here(base: Path) -> str:
+    files = sorted(str(p.relative_to(base)) for p in (base / "config").glob("*.yaml")) if (base / "config").is_dir() \
+        else []
+    return ", ".join(files) if files else "none found under config/"
+
+
+def _load_mapping(path: Path, shown: str, base: Path) -> dict:
+    """The mapping in a configuration file; LauncherError naming the file otherwise."""
+    import yaml
+
+    hint = f"configuration files here: {_config_files_here(base)}"
+    if not path.exists():
+        target = "" if path.suffix.lower() in (".yaml", ".yml", ".json") else (
+            f" (if {shown!r} is a target: --configfile takes several files, so put targets before it)")
+        raise LauncherError(f"--configfile {shown}: no such file ({path.absolute()}){target}; {hint}")
+    if path.is_dir():
+        raise LauncherError(f"--configfile {shown}: is a directory, not a YAML file; {hint}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LauncherError(f"--configfile {shown}: cannot be read ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        raise LauncherError(f"--configfile {shown}: not valid YAML{at} "
+                            f"({getattr(exc, 'problem', None) or exc})") from None
+    if not isinstance(data, dict):
+        raise LauncherError(f"--configfile {shown}: holds a {type(data).__name__}, not a mapping of config keys "
+                            f"(key: value lines at the top level, as in config/config.yaml)")
+    return data
+
+
+def rewrite_dotted_keys(entries: Sequence[str]) -> list[str]:
+    """``--config`` entries with dotted keys nested: ``a.b.c=v`` → ``a={b: {c: v}}`` (the value text
+    unchanged, so Snakemake parses it as it would in the nested form). Undotted entries pass
+    unchanged. Raises LauncherError for an entry without '=' or with a part that is not an
+    identifier."""
+    out = []
+    for entry in entries:
+        key, eq, val = entry.partition("=")
+        if not eq:
+            raise LauncherError(f"--config {entry!r}: expected KEY=VALUE (for example --config train.epochs=5); "
+                                f"--config takes several entries, so put targets before it")
+        parts = key.split(".")
+        bad = [p for p in parts if not _IDENTIFIER.match(p)]
+        if bad:
+            raise LauncherError(f"--config {entry!r}: {bad[0]!r} is not a config key; keys are names like "
+                                f"train.epochs (see config/config.yaml)")
+        if len(parts) == 1:
+            out.append(entry)
+            continue
+        nested = val if val != "" else "null"
+        for p in reversed(parts[1:]):
+            nested = "{" + f"{p}: {nested}" + "}"
+        out.append(f"{parts[0]}={nested}")
+    return out
+
+
+def snakemake_argv(argv: Sequence[str], *, check: bool = True) -> list[str]:
+    """Snakemake's arguments for ``argv`` (dotted ``--config`` keys nested), after checking each
+    ``--configfile`` and, with ``check``, validating the merged configuration (module docstring).
+    Raises LauncherError."""
+    groups = _split(list(argv))
+    directory = Path(next((v[0] for o, v in groups if o in _DIRECTORY and v), "."))
+    snakefile = next((v[0] for o, v in groups if o in _SNAKEFILE and v), None)
+    base = directory if snakefile is None else Path(snakefile).parent
+    files: list[tuple[str, dict]] = []
+    entries: list[str] = []
+    out: list[str] = []
+    for opt, vals in groups:
+        if opt in _CONFIGFILE:
+            if not vals:
+                raise LauncherError(f"{opt} needs at least one file (put targets before it: snakemake "
+                                    f"<targets> --configfile my.yaml)")
+            for v in vals:
+                files.append((v, _load_mapping(Path(v), v, base)))  # Snakemake reads it from the cwd
+            out += [opt, *vals]
+        elif opt in _CONFIG:
+            new = rewrite_dotted_keys(vals)
+            entries += new
+            out += [opt, *new]
+        elif opt:
+            out += [opt, *vals]
+        else:
+            out += vals
+    if check and (files or entries):
+        _validate(base, files, entries, replace="--replace-workflow-config" in argv)
+    return out
+
+
+def _validate(base: Path, files: list[tuple[str, dict]], entries: list[str], *, replace: bool) -> None:
+    """The configuration Snakemake will build, validated as common.smk validates it."""
+    from snakemake.cli import parse_config
+    from snakemake.utils import update_config
+
+    from .config import ConfigError, validate_config
+
+    schema = base / "workflow" / "schemas" / "config.schema.yaml"
+    default = base / "config" / "config.yaml"
+    if not schema.exists() or not default.exists():
+        return  # not this workflow's folder: Snakemake will say what is missing
+    import yaml
+
+    config: dict = {} if replace else yaml.safe_load(default.read_text(encoding="utf-8"))
+    for _, data in files:
+        update_config(config, data)
+    try:
+        update_config(config, parse_config(entries))
+    except ValueError as exc:
+        raise LauncherError(f"--config: {exc}") from None
+    for entry in entries:  # `--config name=007`: the text as typed (common.smk does the same)
+        key, _, raw = entry.partition("=")
+        if key == "name" and raw:
+            text = yaml.load(raw, Loader=yaml.BaseLoader)
+            if isinstance(text, str):
+                config["name"] = text
+    try:
+        validate_config(json.loads(json.dumps(config)), schema)
+    except ConfigError as exc:
+        raise LauncherError(str(exc)) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point: check, then replace this process by ``python -m snakemake``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] in (["-h"], ["--help"]):
+        print(__doc__.strip().replace("``", "`"))
+        print(f"\n{PROG} [snakemake arguments]   (see snakemake --help)")
+        return 0
+    try:
+        new = snakemake_argv(args)
+    except LauncherError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    if new != args:
+        import shlex
+
+        print(f"{PROG}: running snakemake {shlex.join(new)}", file=sys.stderr)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "snakemake", *new])
+    return 0  # not reached
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
