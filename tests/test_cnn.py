@@ -211,6 +211,31 @@ def test_cnn_training_resumes_bit_identically_from_an_epoch_checkpoint(digits_ti
         assert torch.equal(a["model"]["conv1.weight"], init["conv1.weight"]) == (epoch == 0)
 
 
+def test_checkpoints_deleted_before_a_rerun_come_back_from_the_resume_state(digits_tiny, tmp_path):
+    """Snakemake deletes a job's outputs (here paper Fig. 3's checkpoints) before rerunning it
+    (--rerun-incomplete after an interruption, --forcerun): the resumed run must still end with
+    every checkpoint, equal to an uninterrupted run's. Failed before: the resume state skipped the
+    epochs whose checkpoints were gone (MissingOutputException)."""
+    full = tmp_path / "full"
+    _train_cnn(digits_tiny, full)
+    part = tmp_path / "part"
+    _train_cnn(digits_tiny, part, stop_after_epoch=2)  # interrupted after epoch 2
+    for k in (0, 1, 2):
+        checkpoint_path(part, k).unlink()  # what the workflow deletes before the rerun
+    _, resumed = _train_cnn(digits_tiny, part)
+    assert resumed.status == "completed"
+    done = tmp_path / "done"
+    _train_cnn(digits_tiny, done)
+    for k in (0, 1, 2, 3):
+        checkpoint_path(done, k).unlink()  # a forced rerun of a finished job
+    _train_cnn(digits_tiny, done)
+    for d in (part, done):
+        for k in range(4):
+            a = torch.load(checkpoint_path(full, k), weights_only=True)["model"]
+            b = torch.load(checkpoint_path(d, k), weights_only=True)["model"]
+            assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a), (d.name, k)
+
+
 def test_cnn_cannot_be_trained_as_a_seed_ensemble(digits_tiny):
     model = CNN(**SMALL, generator=_gen(0))
     with pytest.raises(ValueError, match="seed by seed"):

@@ -185,3 +185,16 @@ def test_claims_of_the_tiny_run_are_complete_and_valid(tiny_run):
         lo, hi = c["interval"]
         assert c["runs"]["count"] > 0 and math.isfinite(c["value"]), c["id"]
         assert lo <= hi, c["id"]
+
+
+@pytest.mark.slow
+def test_a_forced_rerun_of_fig3_training_keeps_its_checkpoints(tiny_run):
+    """Snakemake deletes a job's outputs before rerunning it; paper Fig. 3's training declares its
+    checkpoints as outputs and its resume state says "done", so the rerun must restore them (it
+    failed with MissingOutputException before). Runs last: it rebuilds Fig. 3 downstream."""
+    res = run(["--cores", "2", "--configfile", TINY, "--forcerun", "paper_fig3_train",
+               "paper_fig3_escape_during_training"], tiny_run)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+    assert "MissingOutputException" not in res.stdout + res.stderr
+    again = run(["--cores", "2", "--configfile", TINY, "-n"], tiny_run)
+    assert "Nothing to be done" in again.stdout + again.stderr

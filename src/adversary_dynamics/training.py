@@ -110,6 +110,26 @@ def checkpoint_path(run_dir, epoch: int) -> Path:
     return Path(run_dir) / "checkpoints" / f"epoch_{epoch:04d}.pt"
 
 
+def _resume_copy_path(run_dir, epoch: int) -> Path:
+    """Where the resume state keeps its own copy of a checkpoint (not a workflow output)."""
+    return Path(run_dir) / "resume" / f"epoch_{epoch:04d}.pt"
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """dst becomes the same file as src (a hard link; a copy where links are not possible), atomically."""
+    import os
+    import shutil
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+
+
 def _attack(model, x, y, spec: AttackSpec, loss, generator):
     return pga(model, x, y, loss=loss, eps=spec.eps, norm=spec.norm, steps=spec.steps, step_size=spec.step_size,
                gradient=spec.gradient, init=spec.init, generator=generator)
@@ -320,6 +340,15 @@ def _train_loop(
         for r, saved in zip(results, st["results"]):
             r.status, r.diverged_at_step, r.steps, r.epochs = (saved["status"], saved["diverged_at_step"],
                                                                saved["steps"], saved["epochs"])
+        # checkpoints already written whose files are gone (a workflow manager deletes a job's
+        # outputs before rerunning it, e.g. Snakemake's --rerun-incomplete or --forcerun) come back
+        # from the resume state's own copies, so resuming never loses an earlier checkpoint
+        if run_dirs is not None:
+            for d in run_dirs:
+                for k in checkpoint_epochs:
+                    if d is not None and k <= epoch and not checkpoint_path(d, k).exists() and (
+                            _resume_copy_path(d, k).exists()):
+                        _link_or_copy(_resume_copy_path(d, k), checkpoint_path(d, k))
         if st["status"] == "done":
             return results
 
@@ -342,7 +371,10 @@ def _train_loop(
         if run_dirs is not None and k in checkpoint_epochs:
             for j in active():
                 if run_dirs[j] is not None:
-                    save_torch_atomic({"epoch": k, "model": group.member_state(j)}, checkpoint_path(run_dirs[j], k))
+                    path = checkpoint_path(run_dirs[j], k)
+                    save_torch_atomic({"epoch": k, "model": group.member_state(j)}, path)
+                    if state_file is not None:  # the resume state's copy (a hard link: no extra space)
+                        _link_or_copy(path, _resume_copy_path(run_dirs[j], k))
 
     guard = _SigtermGuard(handle_sigterm and state_file is not None)
     term = guard.event
