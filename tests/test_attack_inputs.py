@@ -473,3 +473,25 @@ def test_normalized_step_in_float32_for_a_scaled_loss():
         res = pga(model, x, y, loss=tiny, eps=1.0, steps=1, step_size=0.3, gradient="normalized")
         assert float(res.grad_norm[0].max()) < 1e-13
         torch.testing.assert_close(torch.linalg.vector_norm(res.delta, dim=-1), torch.full((6,), 0.3))
+
+
+def test_image_inputs_with_the_wrong_event_dims_and_dtype_mismatches_are_refused_naming_them():
+    """A CNN on (N, C, H, W) inputs attacked with event_dims=1 maps the 'batch' (N, C, H) to N
+    outputs (torch then failed in an expand deep inside the loss); float64 inputs for a float32
+    model failed inside the forward pass. Both are ValueErrors naming the shapes/dtypes and the fix."""
+    from adversary_dynamics.models import CNN
+
+    net = CNN(input_shape=(1, 8, 8), channels=(4, 8), hidden=16, generator=_gen(0))
+    x, y = torch.rand(8, 1, 8, 8, generator=_gen(1)), torch.randint(0, 10, (8,), generator=_gen(2))
+    for call in (lambda: pga(net, x, y, loss="cross_entropy", eps=0.1, steps=2, step_size=0.1),
+                 lambda: input_gradient(net, x, y, loss="cross_entropy"),
+                 lambda: local_max_certificate(net, x, y, torch.zeros_like(x), loss="cross_entropy", eps=0.1)):
+        with pytest.raises(ValueError, match=r"maps x of shape \(8, 1, 8, 8\) to outputs of shape \(8, 10\).*"
+                                             r"event_dims=1.*pass event_dims=3"):
+            call()
+    with pytest.raises(ValueError, match=r"x has dtype torch.float64 but the model's parameters are torch.float32"):
+        pga(net, x.double(), y, eps=0.1, steps=2, step_size=0.1, event_dims=3)
+    with pytest.raises(ValueError, match=r"x has dtype torch.float64"):
+        input_gradient(net, x.double(), y, event_dims=3)
+    # the right call works and leaves nothing behind
+    assert pga(net, x, y, eps=0.1, steps=2, step_size=0.1, event_dims=3).delta.shape == x.shape

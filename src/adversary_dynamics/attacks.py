@@ -236,20 +236,50 @@ def _check_labels(y, batch: tuple[int, ...], x: torch.Tensor, event_dims: int) -
     return y if y.shape == torch.Size(batch) else y.expand(batch)
 
 
-def _check_label_values(model, x: torch.Tensor, y: torch.Tensor, loss) -> None:
-    """Label values against the model's number of outputs K (:func:`losses.check_labels`), before
-    any loss evaluation indexes with them. x is flat (*batch, d) and model takes it (already in
-    eval mode); K comes from a TwoLayerNet's A, otherwise from one forward pass on the first
-    example of each leading batch group (no gradient)."""
-    if callable(loss) or y.numel() == 0:
-        return
+def _check_label_values(model, x: torch.Tensor, y: torch.Tensor, loss, *, x_shape: tuple, event_dims: int) -> None:
+    """The model's outputs and the label values, before any loss evaluation indexes with them. x is
+    flat (*batch, d) and model takes it (already in eval mode). The outputs must be shaped
+    (*batch, K): checked on one forward pass of the first example of each leading batch group (no
+    gradient; on the whole x where that fails, so that the model's own error names the user's
+    shape ``x_shape``). Then :func:`losses.check_labels` against K (named losses only)."""
     if isinstance(model, TwoLayerNet):
         k = model.n_outputs
     else:
         probe = x if x.dim() == 1 else x.narrow(-2, 0, 1)
         with torch.no_grad():
-            k = model(probe).shape[-1]
-    check_labels(loss, y, n_outputs=k)
+            try:
+                out = model(probe)
+                ok = isinstance(out, torch.Tensor) and out.dim() >= 1 and out.shape[:-1] == probe.shape[:-1]
+            except Exception:
+                ok = False
+            if not ok:
+                out = model(x)  # a failure here is the model's own error, on the shape the user passed
+                if not isinstance(out, torch.Tensor) or out.dim() < 1 or out.shape[:-1] != x.shape[:-1]:
+                    got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                    raise ValueError(
+                        f"the model maps x of shape {tuple(x_shape)} to outputs of shape {got}, but each example "
+                        f"needs one output row: outputs shaped (*batch, K) with batch = {tuple(x.shape[:-1])} (x's "
+                        f"shape without its last event_dims={event_dims} dims); for image-shaped x (N, C, H, W) "
+                        f"pass event_dims=3")
+        k = out.shape[-1]
+    if not callable(loss) and y.numel():
+        check_labels(loss, y, n_outputs=k)
+
+
+def _check_model_dtype(model, x: torch.Tensor) -> None:
+    """An nn.Module's floating-point parameters must share x's dtype and device (torch's own error
+    comes from deep inside the forward pass and names neither argument)."""
+    if not isinstance(model, nn.Module):
+        return
+    p = next((q for q in model.parameters() if q.is_floating_point()), None)
+    if p is None:
+        return
+    if p.dtype != x.dtype:
+        raise ValueError(f"x has dtype {x.dtype} but the model's parameters are {p.dtype}: convert one of them "
+                         f"(x.to({p.dtype}) or model.to({x.dtype}))")
+    if p.device != x.device:
+        raise ValueError(f"x is on device {x.device} but the model's parameters are on {p.device}: move one of them "
+                         f"(x.to('{p.device}') or model.to('{x.device}'))")
 
 
 def _check_model(model) -> None:
@@ -686,9 +716,10 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: 
     _check_tensor("x", x)
     batch, event = _split_event("x", x.shape, event_dims)
     y = _check_labels(y, batch, x, event_dims)
+    _check_model_dtype(model, x)
     with _deterministic(model):
         model_f, x_f = _flat_model(model, event), _flat(x, batch)
-        _check_label_values(model_f, x_f, y, loss)
+        _check_label_values(model_f, x_f, y, loss, x_shape=x.shape, event_dims=event_dims)
         ell, g = _input_gradient_flat(model_f, x_f, y, loss)
     return ell, g.reshape(x.shape)
 
@@ -780,9 +811,10 @@ def pga(
         _check_finite("delta0", delta0)
     clamp = _check_clamp(clamp, x)
 
+    _check_model_dtype(model, x)
     with _deterministic(model):
         model_f, x_f = _flat_model(model, event), _flat(x, batch)
-        _check_label_values(model_f, x_f, y, loss)
+        _check_label_values(model_f, x_f, y, loss, x_shape=x.shape, event_dims=event_dims)
         res = _pga_flat(
             model_f, x_f, y, loss=loss, e=e, eta=eta, norm=norm, steps=steps,
             step_size=step_size, gradient=gradient, init=init, clamp=clamp, generator=generator, tol=tol,
@@ -1014,10 +1046,12 @@ def local_max_certificate(
     sphere_tol = _check_real("sphere_tol", sphere_tol)
     if sphere_tol >= 1:
         raise ValueError(f"sphere_tol must be in [0, 1), got {sphere_tol!r}")
+    shape_in = tuple(x.shape)
     x, delta = _flat(x, batch), _flat(delta.to(x.dtype), batch)
     model_f = _flat_model(model, event)
+    _check_model_dtype(model, x)
     with _deterministic(model), torch.no_grad():
-        _check_label_values(model_f, x, y, loss)
+        _check_label_values(model_f, x, y, loss, x_shape=shape_in, event_dims=event_dims)
         ell, g = _input_gradient_flat(model_f, x + delta, y, loss)
         dn = torch.linalg.vector_norm(delta, dim=-1)
         gn = torch.linalg.vector_norm(g, dim=-1)

@@ -543,8 +543,9 @@ def _on_sphere(fig1_final: pd.DataFrame | None, fig4_theory: pd.DataFrame | None
         g.pop("checkpoint", None)
     w = _worst(groups)
     details = {"resampling": "dataset: seeds and inputs independently; theory: trial ids",
-               "note": "n_seeds counts seeds (dataset) or trials (theory) with a certified maximum (dataset: a "
-                       "one not left out); flat_excluded counts the certified maxima left out of a dataset group (leave_out: which)",
+               "note": "n_seeds counts seeds (dataset) or trials (theory) with a certified maximum (dataset: one "
+                       "not left out); flat_excluded counts the certified maxima left out of a dataset group "
+                       "(leave_out says which)",
                **notes, "groups": groups}
     stat += f" (smallest over groups: {w['source']} {w['group']})"
     return _entry(2, CLAIM2, stat, w["value"], [w["lo"], w["hi"]], n_runs, _combine([g["verdict"] for g in groups], rules),
@@ -1268,7 +1269,12 @@ def _table(rows: list[dict]) -> list[str]:
         cells = []
         for c in cols:
             v = r.get(c)
-            cells.append(f"**{v}**" if c == "verdict" else _fmt(v))
+            if c == "verdict":
+                cells.append(f"**{v}**")
+            elif c == "interval" and isinstance(v, (list, tuple)) and len(v) == 2:
+                cells.append(_ival(v))
+            else:
+                cells.append(_fmt(v))
         out.append("| " + " | ".join(cells) + " |")
     return out
 

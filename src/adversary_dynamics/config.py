@@ -287,10 +287,13 @@ def validate_config(config: dict, schema_path: str | Path, *, check_files: bool 
                         "cnn); allowed: an odd number (padding k // 2 keeps the image size)")
     if ok("train.epochs", "probe.checkpoints"):
         epochs = config["train"]["epochs"]
-        late = [k for k in config["probe"]["checkpoints"] if k > epochs]
+        cks = config["probe"]["checkpoints"]
+        late = [k for k in cks if k > epochs]
         if late:
-            msgs.append(f"config key 'probe.checkpoints' has value {late!r}; allowed: epochs between 0 and "
-                        f"train.epochs = {epochs}")
+            fix = sorted({k for k in cks if k <= epochs} | {epochs})
+            msgs.append(f"config key 'probe.checkpoints' has value {cks!r}, and {late!r} lie beyond train.epochs = "
+                        f"{epochs}; allowed: epochs between 0 and {epochs} (set both, e.g. --config "
+                        f"train='{{epochs: {epochs}}}' probe='{{checkpoints: {fix}}}')")
     if ok("device") and config["device"] == "cuda":
         if cuda_available is None:
             import torch

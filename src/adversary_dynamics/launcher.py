@@ -96,6 +96,9 @@ def _load_mapping(path: Path, shown: str, base: Path) -> dict:
         at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
         raise LauncherError(f"--configfile {shown}: not valid YAML{at} "
                             f"({getattr(exc, 'problem', None) or exc})") from None
+    if data is None:
+        raise LauncherError(f"--configfile {shown}: is empty; a configuration file holds key: value lines at the top "
+                            f"level, as in config/config.yaml")
     if not isinstance(data, dict):
         raise LauncherError(f"--configfile {shown}: holds a {type(data).__name__}, not a mapping of config keys "
                             f"(key: value lines at the top level, as in config/config.yaml)")
