@@ -18,3 +18,26 @@ def default_threads() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def environment(**extra) -> dict:
+    """What a timing depends on, for the JSON line: torch (and torchattacks, when importable),
+    Python, threads, CPUs, machine, the thread-count environment variables, the load average at
+    the start; ``extra`` entries are added (e.g. device)."""
+    import platform
+
+    import torch
+
+    env = {"torch": torch.__version__}
+    try:
+        import torchattacks
+
+        env["torchattacks"] = torchattacks.__version__
+    except ImportError:
+        pass
+    env.update({"python": platform.python_version(), "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+                "machine": platform.machine(),
+                **{k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR") if k in os.environ}})
+    env.update(extra)
+    env["loadavg_start"] = loadavg()
+    return env

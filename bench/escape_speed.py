@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 
 import torch
 
-from _common import default_threads, loadavg  # bench/ is the script folder, on sys.path
+from _common import default_threads, environment, loadavg  # bench/ is the script folder, on sys.path
 from pga_speed import Flatten, measure
 from adversary_dynamics import escape
 from adversary_dynamics.attacks import pga
@@ -44,7 +42,7 @@ RATIOS = [0.001, 0.01, 0.1, 1.0, 10.0]
 
 
 def bench_cnn_step(name: str, batch: int, steps: int, repeats: int, seed: int) -> dict:
-    import torchattacks
+    import torchattacks  # noqa: F401  (fails early when the peer library is missing)
 
     spec = SHAPES[name]
     gen = torch.Generator().manual_seed(seed)
@@ -129,11 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     if repeats < 1 or steps < 1 or args.threads < 1:
         ap.error("--repeats, --steps and --threads must be >= 1")
     torch.set_num_threads(args.threads)
-    import torchattacks
+    import torchattacks  # noqa: F401  (fails early when the peer library is missing)
 
-    env = {"torch": torch.__version__, "torchattacks": torchattacks.__version__, "python": platform.python_version(),
-           "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
-           "loadavg_start": loadavg()}
+    env = environment()
     print(f"# escape_speed: torch {env['torch']}, torchattacks {env['torchattacks']}, {env['threads']} threads, "
           f"{repeats} interleaved repeats{' (quick)' if args.quick else ''}; load average {env['loadavg_start']}")
     t_start = time.perf_counter()

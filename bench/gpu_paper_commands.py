@@ -31,7 +31,6 @@ import argparse
 import difflib
 import re
 import shlex
-import shutil
 import struct
 import subprocess
 import sys
@@ -41,9 +40,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "gpu_paper_commands.sh"
 CONFIG = "config/paper.yaml"
-# the workflow's files a dry run reads (rule code inputs included)
-PARTS = ("Snakefile", "environment.yml", "workflow", "scripts", "config", "notebooks", "profiles",
-         "src/adversary_dynamics")
 # the one Fig. 3 training job the check times: (scale, ratio, seed) as they appear in the workflow's paths
 FIG3_TRAIN = ("0.1", "1", "0")
 # bash variable -> the script whose command it holds (exactly one job each in the dry run)
@@ -51,17 +47,13 @@ JOBS = {"paper_fig2_escape_run": "scripts/escape.py", "paper_fig3_train": "scrip
 
 
 def _copy_workflow(src: Path, dst: Path) -> None:
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
-    for part in PARTS:
-        s = src / part
-        if not s.exists():
-            continue
-        d = dst / part
-        d.parent.mkdir(parents=True, exist_ok=True)
-        if s.is_dir():
-            shutil.copytree(s, d, ignore=ignore)
-        else:
-            shutil.copy2(s, d)
+    """The files a workflow run reads, without results or logs: tests/workflow_copy.py's copy."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        from workflow_copy import copy_workflow
+    finally:
+        sys.path.pop(0)
+    copy_workflow(dst, root=src)
 
 
 def _placeholder_mnist(folder: Path) -> None:

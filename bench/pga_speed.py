@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -51,7 +49,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from _common import default_threads, loadavg  # bench/ is the script folder, on sys.path
+from _common import default_threads, environment, loadavg  # bench/ is the script folder, on sys.path
 from adversary_dynamics.attacks import pga
 from adversary_dynamics.models import TwoLayerNet
 
@@ -105,7 +103,7 @@ def measure(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1)
 
 
 def bench_shape(m: int, B: int, steps: int, repeats: int, seed: int) -> dict:
-    import torchattacks
+    import torchattacks  # noqa: F401  (fails early when the peer library is missing)
 
     gen = torch.Generator().manual_seed(seed)
     net = TwoLayerNet(input_dim=D, width=m, n_outputs=10, generator=gen)
@@ -189,12 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     if repeats < 1 or steps < 1 or args.threads < 1:
         ap.error("--repeats, --steps and --threads must be >= 1")
     torch.set_num_threads(args.threads)
-    import torchattacks
+    import torchattacks  # noqa: F401  (fails early when the peer library is missing)
 
-    env = {"torch": torch.__version__, "torchattacks": torchattacks.__version__, "python": platform.python_version(),
-           "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
-           **{k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR") if k in os.environ}}
-    env["loadavg_start"] = loadavg()
+    env = environment()
     print(f"# pga_speed: torch {env['torch']}, torchattacks {env['torchattacks']}, {env['threads']} threads, "
           f"{steps} steps per call, {repeats} interleaved repeats (x3 for the small shapes)"
           f"{' (quick)' if args.quick else ''}; load average {env['loadavg_start']}")

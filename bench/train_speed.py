@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import sys
@@ -61,7 +60,7 @@ from typing import Callable
 
 import torch
 
-from _common import default_threads, loadavg  # bench/ is the script folder, on sys.path
+from _common import default_threads, environment, loadavg  # bench/ is the script folder, on sys.path
 from adversary_dynamics import training
 from adversary_dynamics.data import Dataset, load_digits
 from adversary_dynamics.losses import get_loss
@@ -201,11 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--cnn-images must be >= 0")
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    env = {"torch": torch.__version__, "python": platform.python_version(), "device": str(device),
-           "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-           or platform.machine(), "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-           **{k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR") if k in os.environ},
-           "loadavg_start": loadavg()}
+    env = environment(device=str(device), device_name=torch.cuda.get_device_name(device) if device.type == "cuda"
+                      else platform.processor() or platform.machine())
     nb = (n + args.batch - 1) // args.batch
     print(f"# train_speed: torch {env['torch']} on {device} ({env['device_name']}), {env['threads']} threads; "
           f"SYNTHETIC MNIST-shaped data: {n} random images in [0,1]^{D}, m={WIDTH}, batch {args.batch} "

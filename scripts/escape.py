@@ -87,8 +87,7 @@ def run(args) -> int:
         raise SystemExit("--train-root is required with --figure fig3")
     if args.figure == "fig3" and args.input_normalization != "none":
         raise SystemExit("--input-normalization scale is for fig2 only (the trained CNN has no such layer)")
-    device = training.resolve_device(args.device)
-    cli.setup_determinism(device)
+    device = cli.setup_device(args.device)
     ds = data.load_dataset(args.dataset, root=args.root, n_train=args.n_train, n_test=args.n_test,
                            seed=args.split_seed, dim=args.dim)
     if args.n_inputs > ds.x_test.shape[0]:

@@ -142,10 +142,9 @@ def main(argv=None) -> int:
     args = get_args(argv)
     cfg = cli.print_config(args)
     cli.setup_threads(args.threads)
-    from adversary_dynamics import data, training
+    from adversary_dynamics import data
 
-    device = training.resolve_device(args.device)
-    cli.setup_determinism(device)
+    device = cli.setup_device(args.device)
     ds = data.load_dataset(args.dataset, root=args.root, n_train=args.n_train, n_test=args.n_test,
                            seed=args.split_seed, dim=args.dim)
     idx = data.stratified_indices(ds.y_test.numpy(), min(args.n_inputs, len(ds.y_test)), seed=args.split_seed)

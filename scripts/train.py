@@ -116,8 +116,7 @@ def _main(argv=None) -> int:
 
     from adversary_dynamics import data, runio, training
 
-    device = training.resolve_device(args.device)
-    cli.setup_determinism(device)
+    device = cli.setup_device(args.device)
     ds = data.load_dataset(args.dataset, root=args.root, n_train=args.n_train, n_test=args.n_test,
                            seed=args.split_seed, dim=args.dim, download=args.download)
     ds = data.rescale_dataset(ds, scale=args.scale, norm=args.norm).to(device)

@@ -97,13 +97,19 @@ def test_descent_reaches_the_trust_region_minimum_of_a_linear_model():
     torch.testing.assert_close(res.loss, squared_error(model(x + res.delta), y))
 
 
-def test_descent_ends_at_an_approximate_local_minimum_of_a_smooth_network():
+def _smooth_problem():
+    """A softplus network in float64, N = 8 inputs in d = 10, ε = 2; the generator continues."""
     gen = torch.Generator().manual_seed(3)
     d, N = 10, 8
     model = Softplus2(d, 32, 4, gen).double()
     x = torch.randn(N, d, generator=gen, dtype=torch.float64)
     y = torch.randint(0, 4, (N,), generator=gen)
     eps = torch.full((N,), 2.0, dtype=torch.float64)
+    return gen, d, N, model, x, y, eps
+
+
+def test_descent_ends_at_an_approximate_local_minimum_of_a_smooth_network():
+    gen, d, N, model, x, y, eps = _smooth_problem()
     z = escape.unit_ball_starts(N, d, generator=gen, dtype=torch.float64)
     res = escape.descend(model, x, y, loss="squared_error", eps=eps, start=eps.unsqueeze(-1) * z,
                          generator=torch.Generator().manual_seed(1), **DESCENT)
@@ -133,12 +139,7 @@ def test_descent_ends_at_an_approximate_local_minimum_of_a_smooth_network():
 
 def test_the_check_can_fail():
     """The uniform start itself is not a local minimum: the certificate must say so."""
-    gen = torch.Generator().manual_seed(3)
-    d, N = 10, 8
-    model = Softplus2(d, 32, 4, gen).double()
-    x = torch.randn(N, d, generator=gen, dtype=torch.float64)
-    y = torch.randint(0, 4, (N,), generator=gen)
-    eps = torch.full((N,), 2.0, dtype=torch.float64)
+    gen, d, N, model, x, y, eps = _smooth_problem()
     start = eps.unsqueeze(-1) * escape.unit_ball_starts(N, d, generator=gen, dtype=torch.float64)
     ell, g = escape._grad(model, x, y, start, "squared_error")
     rho, stat, n_imp, ok = escape.min_certificate(model, x, y, start, loss="squared_error", eps=eps,

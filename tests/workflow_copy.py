@@ -10,11 +10,12 @@ PARTS = ("Snakefile", "environment.yml", "workflow", "scripts", "config", "noteb
          "tests/workflow")
 
 
-def copy_workflow(dst: Path) -> Path:
-    """The files a workflow run reads (rule code inputs included), without results or logs."""
+def copy_workflow(dst: Path, *, root: Path = ROOT) -> Path:
+    """The files a workflow run reads (rule code inputs included), from the checkout ``root``,
+    without results or logs (also used by bench/gpu_paper_commands.py)."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
     for part in PARTS:
-        src = ROOT / part
+        src = Path(root) / part
         if not src.exists():
             continue
         target = dst / part

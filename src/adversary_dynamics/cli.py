@@ -37,6 +37,16 @@ def setup_threads(threads: int) -> None:
     torch.set_num_threads(max(1, int(threads)))
 
 
+def setup_device(name: str):
+    """The torch.device for a ``--device`` value (``training.resolve_device``: auto, cpu, cuda),
+    with :func:`setup_determinism` applied: what every script that computes on a device calls."""
+    from .training import resolve_device
+
+    device = resolve_device(name)
+    setup_determinism(device)
+    return device
+
+
 def setup_determinism(device) -> None:
     """Deterministic kernels where the device has a choice, so that the same config and seed give
     bit-identical results on the same machine. CPU: nothing to do (torch's CPU kernels are

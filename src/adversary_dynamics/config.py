@@ -320,6 +320,21 @@ def validate_config(config: dict, schema_path: str | Path, *, check_files: bool 
     return config
 
 
+def name_as_typed(config: dict, config_args) -> dict:
+    """``--config name=007``: Snakemake parses the value as the integer 7; put the text as typed
+    (YAML-unquoted: ``'"007"'`` → ``'007'``) into ``config["name"]``. ``config_args`` are the
+    ``KEY=VALUE`` entries of ``--config`` (None: none). Returns ``config`` (changed in place)."""
+    import yaml
+
+    for arg in config_args or []:
+        key, _, raw = str(arg).partition("=")
+        if key.strip() == "name" and raw:
+            text = yaml.load(raw, Loader=yaml.BaseLoader)  # everything as text
+            if isinstance(text, str):
+                config["name"] = text
+    return config
+
+
 # ---- where a configuration's results go -------------------------------------------------------
 #: Keys that change no result, left out of :func:`config_digest`: the label ``name``, and where the
 #: data files lie / whether missing ones may be fetched (the loaders read the published dataset

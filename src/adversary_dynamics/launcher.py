@@ -168,7 +168,7 @@ def _validate(base: Path, files: list[tuple[str, dict]], entries: list[str], *, 
     from snakemake.cli import parse_config
     from snakemake.utils import update_config
 
-    from .config import ConfigError, validate_config
+    from .config import ConfigError, name_as_typed, validate_config
 
     schema = base / "workflow" / "schemas" / "config.schema.yaml"
     default = base / "config" / "config.yaml"
@@ -183,12 +183,7 @@ def _validate(base: Path, files: list[tuple[str, dict]], entries: list[str], *, 
         update_config(config, parse_config(entries))
     except ValueError as exc:
         raise LauncherError(f"--config: {exc}") from None
-    for entry in entries:  # `--config name=007`: the text as typed (common.smk does the same)
-        key, _, raw = entry.partition("=")
-        if key == "name" and raw:
-            text = yaml.load(raw, Loader=yaml.BaseLoader)
-            if isinstance(text, str):
-                config["name"] = text
+    name_as_typed(config, entries)  # `--config name=007`: the text as typed, as common.smk does
     try:
         validate_config(json.loads(json.dumps(config)), schema)
     except ConfigError as exc:

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping
 
 __all__ = [
     "atomic_path",
+    "link_or_copy_atomic",
     "write_bytes_atomic",
     "write_text_atomic",
     "write_json_atomic",
@@ -62,6 +63,19 @@ def atomic_path(path: str | os.PathLike):
         except FileNotFoundError:
             pass
         raise
+
+
+def link_or_copy_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Make ``dst`` the same file as ``src``: a hard link (no extra space), a copy where the
+    file system cannot link; atomically (:func:`atomic_path`)."""
+    import shutil
+
+    with atomic_path(dst) as tmp:
+        os.unlink(tmp)
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copy2(src, tmp)
 
 
 def write_bytes_atomic(path, data: bytes) -> None:

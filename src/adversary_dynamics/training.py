@@ -44,7 +44,7 @@ from .attacks import pga, random_init
 from .data import Dataset
 from .losses import LossLike, check_labels, get_loss
 from .models import TwoLayerNet
-from .runio import save_torch_atomic
+from .runio import link_or_copy_atomic, save_torch_atomic
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -113,21 +113,6 @@ def checkpoint_path(run_dir, epoch: int) -> Path:
 def _resume_copy_path(run_dir, epoch: int) -> Path:
     """Where the resume state keeps its own copy of a checkpoint (not a workflow output)."""
     return Path(run_dir) / "resume" / f"epoch_{epoch:04d}.pt"
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    """dst becomes the same file as src (a hard link; a copy where links are not possible), atomically."""
-    import os
-    import shutil
-
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copy2(src, tmp)
-    os.replace(tmp, dst)
 
 
 def _attack(model, x, y, spec: AttackSpec, loss, generator):
@@ -348,7 +333,7 @@ def _train_loop(
                 for k in checkpoint_epochs:
                     if d is not None and k <= epoch and not checkpoint_path(d, k).exists() and (
                             _resume_copy_path(d, k).exists()):
-                        _link_or_copy(_resume_copy_path(d, k), checkpoint_path(d, k))
+                        link_or_copy_atomic(_resume_copy_path(d, k), checkpoint_path(d, k))
         if st["status"] == "done":
             return results
 
@@ -374,7 +359,7 @@ def _train_loop(
                     path = checkpoint_path(run_dirs[j], k)
                     save_torch_atomic({"epoch": k, "model": group.member_state(j)}, path)
                     if state_file is not None:  # the resume state's copy (a hard link: no extra space)
-                        _link_or_copy(path, _resume_copy_path(run_dirs[j], k))
+                        link_or_copy_atomic(path, _resume_copy_path(run_dirs[j], k))
 
     guard = _SigtermGuard(handle_sigterm and state_file is not None)
     term = guard.event

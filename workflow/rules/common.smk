@@ -9,27 +9,14 @@ from adversary_dynamics.config import (
     config_digest,
     folder_name,
     load_schema,
+    name_as_typed,
     validate_config,
 )
 
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 
 
-def _name_as_typed():
-    """`--config name=007`: Snakemake reads the value as the integer 7; take the text as typed."""
-    import yaml
-
-    for arg in workflow.config_settings.config_args or []:
-        key, _, raw = str(arg).partition("=")
-        if key.strip() == "name" and raw:
-            text = yaml.load(
-                raw, Loader=yaml.BaseLoader
-            )  # everything as text; '"007"' -> '007'
-            if isinstance(text, str):
-                config["name"] = text
-
-
-_name_as_typed()
+name_as_typed(config, workflow.config_settings.config_args)
 validate_config(config, SCHEMA)
 
 # ---- where this configuration's results go (content-keyed; docs: README "Configurations") ----
