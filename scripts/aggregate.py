@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from adversary_dynamics import tables
+from adversary_dynamics import cli, tables
 
 # subcommand -> (its old name, its tables)
 FIGURES = {
@@ -42,7 +42,7 @@ def get_args(argv=None) -> argparse.Namespace:
             q.add_argument("--threshold", type=float, required=True, help="relative adversarial loss threshold")
         q.add_argument("--out-provenance", type=Path, default=None, help="write the provenance record here")
         q.add_argument("--config-json", type=str, default=None, help="the workflow configuration, as JSON")
-    args = p.parse_args(argv)
+    args = cli.parse_args(p, argv)
     args.figure = ALIASES.get(args.figure, args.figure)
     return args
 
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     for name, df in out.items():
         print(f"wrote {paths[name]} ({len(df)} rows)", file=sys.stderr)
     if args.out_provenance is not None:
-        config = json.loads(args.config_json) if args.config_json else None
+        config = cli.run_record(args) if args.stage else (json.loads(args.config_json) if args.config_json else None)
         tables.write_provenance(args.out_provenance, tables=list(paths.values()), runs=runs, config=config)
     return 0
 

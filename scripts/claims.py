@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from adversary_dynamics import cli
+
 TABLE_FLAGS = {  # claims.TABLES name -> what it is
     "theory_runs": "ext_theory/pga.csv (T1, T2)",
     "theory_hessian": "ext_theory/hessian.csv (T3)",
@@ -79,7 +81,7 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument("--config-name", type=str, default="default")
     p.add_argument("--out-md", type=Path, required=True)
     p.add_argument("--out-json", type=Path, required=True)
-    return p.parse_args(argv)
+    return cli.parse_args(p, argv)
 
 
 def main(argv=None) -> int:

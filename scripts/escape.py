@@ -71,7 +71,7 @@ def get_args(argv=None) -> argparse.Namespace:
     t.add_argument("--extra-runs", nargs="*", type=Path, default=[], help="runs named in provenance.json only "
                    "(Fig. 3: the training runs probed)")
     t.add_argument("--points", type=int, default=100, help="evenly spaced steps kept in curves.csv")
-    return p.parse_args(argv)
+    return cli.parse_args(p, argv)
 
 
 def run(args) -> int:
@@ -153,7 +153,7 @@ def run(args) -> int:
             np.savez_compressed(f, losses=np.concatenate(curves, 0))
     if levels:
         runio.write_csv_atomic(out / "levels.csv", levels)
-    runio.write_json_atomic(out / "provenance.json", runio.provenance(config=cfg, device=device, started=started))
+    runio.write_json_atomic(out / "provenance.json", runio.provenance(config=cli.run_record(args), device=device, started=started))
     print(f"wrote {len(rows)} rows to {out} in {time.time() - started:.1f} s", file=sys.stderr)
     return 0
 
@@ -162,7 +162,7 @@ def tables(args) -> int:
     from adversary_dynamics import escape
 
     paths = escape.write_tables(args.runs, out_dir=args.out_dir, points=args.points, extra_runs=args.extra_runs,
-                                config=json.loads(args.config_json) if args.config_json else None)
+                                config=cli.run_record(args) if args.stage else (json.loads(args.config_json) if args.config_json else None))
     print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
     return 0
 

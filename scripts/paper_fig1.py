@@ -44,7 +44,7 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument("--circle-points", type=int, required=True, help="angles on the circle |delta| = eps")
     p.add_argument("--config-json", type=str, default=None, help="the workflow configuration, as JSON")
     p.add_argument("--threads", type=int, default=1)
-    return p.parse_args(argv)
+    return cli.parse_args(p, argv)
 
 
 def main(argv=None) -> int:
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     for name in TABLES:
         runio.write_csv_atomic(paths[name], out[name])
         print(f"wrote {paths[name]} ({len(out[name])} rows)", file=sys.stderr)
-    config = json.loads(args.config_json) if args.config_json else None
+    config = cli.run_record(args) if args.stage else (json.loads(args.config_json) if args.config_json else None)
     runio.write_json_atomic(args.out_dir / "provenance.json", runio.provenance(
         config=config, device="cpu", started=started,
         extra={"figure_tables": [str(p) for p in paths.values()], "arguments": cfg, "runs": []}))

@@ -57,7 +57,7 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cos-threshold", type=float, default=0.99)
     p.add_argument("--device", type=str, default="auto")
     p.add_argument("--threads", type=int, default=1)
-    return p.parse_args(argv)
+    return cli.parse_args(p, argv)
 
 
 def probe_seed(args, cfg, *, model, x, y, eps: float, eta: float, device, seed: int, train_dir: Path,
@@ -132,7 +132,7 @@ def probe_seed(args, cfg, *, model, x, y, eps: float, eta: float, device, seed: 
     runio.write_json_atomic(out / "status.json", {"probed": [k for k in args.checkpoints if k not in missing],
                                                   "missing_checkpoints": missing, "eps": eps})
     runio.write_json_atomic(out / "provenance.json",
-                            runio.provenance(config={**cfg, "seed": seed}, device=device, started=seed_started))
+                            runio.provenance(config={**cli.run_record(args), "seed": seed, "train_run": str(train_dir)}, device=device, started=seed_started))
     if missing:
         print(f"checkpoints {missing} are missing (the run diverged before them): skipped", file=sys.stderr)
     print(json.dumps({"probed_rows": len(rows)}), file=sys.stderr)

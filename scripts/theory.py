@@ -45,7 +45,7 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", type=str, default="cpu", help="cpu | cuda | auto (= cpu)")
     p.add_argument("--threads", type=int, default=1)
-    return p.parse_args(argv)
+    return cli.parse_args(p, argv)
 
 
 def main(argv=None) -> int:
@@ -60,11 +60,11 @@ def main(argv=None) -> int:
         args.device = "cpu"
     device = torch.device(args.device)
     t0 = time.time()
-    kw = {k: v for k, v in vars(args).items() if k not in ("out", "device", "threads")}
+    kw = {k: v for k, v in vars(args).items() if k not in ("out", "device", "threads", "stage")}
     tables = theory.theory_run(**kw, device=device)
     for name, rows in tables.items():
         runio.write_csv_atomic(args.out / f"{name}.csv", rows)
-    runio.write_json_atomic(args.out / "provenance.json", runio.provenance(config=cfg, device=device, started=t0))
+    runio.write_json_atomic(args.out / "provenance.json", runio.provenance(config=cli.run_record(args), device=device, started=t0))
     runs = tables["pga"]
     print(f"{len(runs)} runs ({sum(r['reached'] for r in runs) / max(len(runs), 1):.1%} reached the sphere), "
           f"{len(tables['hessian'])} Hessians, {len(tables['maxima'])} restart sets in {time.time() - t0:.1f}s",

@@ -71,7 +71,7 @@ def get_args(argv=None) -> argparse.Namespace:
                    help="train the seeds together as one batched program: true, false, or auto (batched with "
                         "two or more seeds on CUDA; on CPU not, where it measured no faster: see use_batched); "
                         "two-layer networks only (a CNN trains seed by seed)")
-    return p.parse_args(argv)
+    return cli.parse_args(p, argv)
 
 
 def use_batched(option: str, device, n_seeds: int, architecture: str = "two_layer") -> bool:
@@ -138,7 +138,7 @@ def _main(argv=None) -> int:
         runio.write_csv_atomic(out / "steps.csv", res.steps, ["step", "epoch", "adv_loss", "clean_loss"])
         runio.write_csv_atomic(out / "epochs.csv", res.epochs)
         runio.write_json_atomic(out / "provenance.json", runio.provenance(
-            config={**cfg, "seed": seed, "batched": batched}, device=device, started=seed_started))
+            config={**cli.run_record(args), "seed": seed, "batched": batched}, device=device, started=seed_started))
         runio.write_json_atomic(out / "status.json", {
             "status": res.status, "diverged_at_step": res.diverged_at_step, "steps": len(res.steps),
             "epochs_completed": len(res.epochs) - 1, "eps": eps, "lr": lr})

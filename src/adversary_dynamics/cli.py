@@ -38,9 +38,9 @@ def setup_threads(threads: int) -> None:
 
 
 def setup_device(name: str):
-    """The torch.device for a ``--device`` value (``training.resolve_device``: auto, cpu, cuda),
+    """The torch.device for a ``--device`` value (``devices.resolve_device``: auto, cpu, cuda),
     with :func:`setup_determinism` applied: what every script that computes on a device calls."""
-    from .training import resolve_device
+    from .devices import resolve_device
 
     device = resolve_device(name)
     setup_determinism(device)
@@ -69,8 +69,9 @@ def setup_determinism(device) -> None:
 
 def print_config(args: argparse.Namespace) -> dict[str, Any]:
     """Log the full run configuration at the start of a run (to stderr, i.e. the rule's log)."""
-    cfg = {k: v for k, v in vars(args).items()}
-    print(json.dumps({"run_config": cfg, "pid": os.getpid()}, default=str), file=sys.stderr, flush=True)
+    cfg = {k: v for k, v in vars(args).items() if k != "stage"}
+    print(json.dumps({"run_config": cfg, "stage": getattr(args, "stage", None), "pid": os.getpid()}, default=str),
+          file=sys.stderr, flush=True)
     return cfg
 
 
@@ -108,3 +109,89 @@ def model_from_args(args: argparse.Namespace, *, input_dim: int, n_classes: int,
 
     return build_model(model_spec(args), input_dim=input_dim, image_shape=image_shape, n_outputs=n_classes,
                        generator=generator, device=device)
+
+
+# ---- a stage's parameters as one typed document ------------------------------------------------
+def _load_params(text: str) -> dict[str, Any]:
+    """The mapping of ``--params``: JSON text (``{...}``) or the path of a JSON file."""
+    from pathlib import Path
+
+    raw = text if text.lstrip().startswith("{") else Path(text).read_text(encoding="utf-8")
+    doc = json.loads(raw)
+    if not isinstance(doc, dict):
+        raise SystemExit(f"--params: expected a JSON mapping (argument name -> value), got {type(doc).__name__}")
+    return doc
+
+
+def _tokens(action: argparse.Action, value: Any) -> list[str]:
+    """The command-line words of ``value`` for ``action`` (lists comma-joined unless the option takes
+    several words; booleans true/false; None as none)."""
+    def word(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if v is None:
+            return "none"
+        if isinstance(v, float):
+            return repr(v)
+        return str(v)
+
+    if isinstance(value, (list, tuple)):
+        if action.nargs in ("+", "*") or isinstance(action.nargs, int):
+            return [word(v) for v in value]
+        return [",".join(word(v) for v in value)]
+    return [word(value)]
+
+
+def parse_args(parser: argparse.ArgumentParser, argv=None, *, command: str | None = None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, where ``--params P`` (a JSON file, or JSON text) supplies arguments.
+
+    ``P`` maps argument names (argparse destinations, e.g. ``attack_step_size``) to typed values; the
+    workflow writes it from the stage's declared configuration keys (:mod:`adversary_dynamics.stages`),
+    and the stage folder keeps it (``params.json``) so that the job can be rerun by hand:
+    ``python scripts/train.py --params results/stages/train/<key>/params.json --out-root ... --scale 4``.
+    Each entry is checked by argparse as if typed on the command line (types, choices, required
+    arguments); arguments given on the command line as well win over the file. The entry ``_stage``
+    (the stage's record: name, key, what it read) is not an argument: it comes back as
+    ``args.stage`` (None without ``--params``). ``command``: the sub-command of a parser with
+    sub-parsers, taken from ``P``'s ``figure``/``command`` entry when not given. An unknown name stops
+    with an error naming it and the known ones."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--params" not in argv and not any(a.startswith("--params=") for a in argv):
+        args = parser.parse_args(argv)
+        args.stage = None
+        return args
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--params", required=True)
+    known, rest = pre.parse_known_args(argv)
+    doc = _load_params(known.params)
+    stage = doc.pop("_stage", None)
+    target = parser
+    words: list[str] = []
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if subs:
+        sub = subs[0]
+        cmd = command or (rest[0] if rest and rest[0] in sub.choices else None) or doc.pop(sub.dest, None)
+        if cmd is None or cmd not in sub.choices:
+            raise SystemExit(f"--params: name the sub-command ({', '.join(sub.choices)})")
+        doc.pop(sub.dest, None)
+        if rest and rest[0] == cmd:
+            rest = rest[1:]
+        target, words = sub.choices[cmd], [cmd]
+    by_dest = {a.dest: a for a in target._actions if a.option_strings}
+    unknown = sorted(set(doc) - set(by_dest))
+    if unknown:
+        raise SystemExit(f"--params: unknown argument(s) {unknown}; known: {sorted(by_dest)}")
+    for dest, value in doc.items():
+        action = by_dest[dest]
+        words += [action.option_strings[-1], *_tokens(action, value)]
+    args = parser.parse_args(words + rest)
+    args.stage = stage
+    return args
+
+
+def run_record(args: argparse.Namespace) -> dict[str, Any]:
+    """What a run's provenance records as its configuration: the stage record (``--params``' ``_stage``)
+    with the arguments, or the arguments alone when the script was called without ``--params``."""
+    plain = {k: (str(v) if not isinstance(v, (int, float, str, bool, list, dict, type(None))) else v)
+             for k, v in vars(args).items() if k != "stage"}
+    return {**args.stage, "arguments": plain} if getattr(args, "stage", None) else plain

@@ -40,6 +40,7 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import nn
 
+from .devices import resolve_device  # noqa: F401  (re-exported: training.resolve_device)
 from .attacks import pga, random_init
 from .data import Dataset
 from .losses import LossLike, check_labels, get_loss
@@ -54,16 +55,6 @@ __all__ = ["OPTIMIZERS", "AttackSpec", "TrainResult", "Terminated", "adversarial
 
 class Terminated(Exception):
     """Raised after a SIGTERM once the resume state has been written."""
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` → CUDA when present, else CPU; ``cuda`` without CUDA is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was requested but CUDA is not available on this machine; "
-                           "use device: auto or device: cpu")
-    return torch.device(device)
 
 
 @dataclass(frozen=True, kw_only=True)

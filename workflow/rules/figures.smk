@@ -1,33 +1,33 @@
-# One papermill notebook per figure; each rule is named after its figure, so
-# `snakemake --cores 2 paper_fig2_escape_by_scale` rebuilds that figure and only what it needs.
-# Figures are registered by the concern files (register_figure in common.smk): this file is
-# included last and makes one rule per registered figure. The executed notebook goes to the
-# log; the notebook itself writes PDF and PNG atomically. Beside each figure,
-# <figure>.provenance.json names the configuration, the code version and every run its numbers
-# come from.
+# One papermill notebook per figure. Two rules per figure:
+#   <figure>_notebook  runs notebooks/<figure>.ipynb on the figure's tables into the figure's stage
+#                      folder, results/stages/<figure>/<key>/ (the key covers the tables' key and the
+#                      notebook's code, so two configurations with the same tables share the figure)
+#   <figure>           publishes it as {FIGDIR}/<figure>.pdf/.png/.provenance.json (three copies in
+#                      the Snakemake process's shell: no Python starts), so `snakemake --cores 2
+#                      <figure>` rebuilds that figure and only what it needs.
+# This file is included last. The executed notebook goes to the log; the notebook itself writes PDF
+# and PNG atomically. Beside each figure, <figure>.provenance.json names the stages, the code version
+# and every run its numbers come from.
 
-for fig, spec in FIGURES.items():
+for _fig in FIGURES:
+    _tables = FIGURE_TABLES_STAGE[_fig]
 
     rule:
         name:
-            fig
+            f"{_fig}_notebook"
         input:
-            **spec["tables"],
-            notebook=f"notebooks/{fig}.ipynb",
-            code=script_code(f"notebooks/{fig}.ipynb"),
-            provenance=spec["provenance"],
+            **figure_tables(_fig),
+            notebook=f"notebooks/{_fig}.ipynb",
+            provenance=f"{stage_dir(_tables)}/provenance.json",
         output:
-            pdf=figure(fig, "pdf"),
-            png=report(
-                figure(fig, "png"),
-                caption=f"../report/{fig}.rst",
-                category="Figures",
-                labels={"figure": fig},
-            ),
-            provenance=figure(fig, "provenance.json"),
+            pdf=f"{stage_dir(_fig)}/{_fig}.pdf",
+            png=f"{stage_dir(_fig)}/{_fig}.png",
+            provenance=f"{stage_dir(_fig)}/{_fig}.provenance.json",
         log:
-            notebook=f"{LOGS}/notebooks/{fig}.ipynb",
-            stderr=f"{LOGS}/notebooks/{fig}.log",
+            notebook=stage_log(_fig, f"{_fig}.ipynb"),
+            stderr=stage_log(_fig, f"{_fig}.log"),
+        benchmark:
+            stage_bench(_fig, "notebook.tsv")
         conda:
             CONDA_ENV
         threads: 1
@@ -39,10 +39,35 @@ for fig, spec in FIGURES.items():
         message:
             stage_message(
                 "figure",
-                f"notebook {fig} -> {FIGDIR}/{fig}.png, .pdf",
+                f"notebook {_fig} -> {stage_dir(_fig)}/{_fig}.png, .pdf",
                 log="{log.stderr} (executed notebook: {log.notebook})",
             )
         shell:
             "papermill {input.notebook} {log.notebook} -k python3 --no-progress-bar {params.nb} "
             "> {log.stderr} 2>&1 && cp {input.provenance} {output.provenance}.tmp "
             "&& mv {output.provenance}.tmp {output.provenance}"
+
+    rule:
+        name:
+            _fig
+        localrule: True
+        input:
+            pdf=f"{stage_dir(_fig)}/{_fig}.pdf",
+            png=f"{stage_dir(_fig)}/{_fig}.png",
+            provenance=f"{stage_dir(_fig)}/{_fig}.provenance.json",
+        output:
+            pdf=figure(_fig, "pdf"),
+            png=report(
+                figure(_fig, "png"),
+                caption=f"../report/{_fig}.rst",
+                category="Figures",
+                labels={"figure": _fig},
+            ),
+            provenance=figure(_fig, "provenance.json"),
+        log:
+            f"{LOGS}/figures/{_fig}.log",
+        message:
+            stage_message("publishing", f"{_fig} -> {FIGDIR}/")
+        shell:
+            "cp {input.pdf} {output.pdf} && cp {input.png} {output.png} "
+            "&& cp {input.provenance} {output.provenance} && : > {log}"

@@ -3,9 +3,10 @@
 #   paper_fig3_train         adversarial training of the CNN, one job per (scale, ratio), all seeds
 #                            (scripts/train.py; one model per ratio, trained at eps = ratio * scale)
 #   paper_fig3_escape_run    the trained models' checkpoints, probed as Fig. 2: one job
-#   paper_fig{2,3}_*_tables  raw runs -> {TABLES}/<figure>/{escape,curves}.csv (+ levels.csv for Fig. 2)
+#   paper_fig{2,3}_*_tables  raw runs -> {escape,curves}.csv (+ levels.csv for Fig. 2)
 # The probes (descent stage, PGA with the paper's update, escape time) are
-# adversary_dynamics.escape; scripts/escape.py is its command line.
+# adversary_dynamics.escape; scripts/escape.py is its command line. Parameters: the stages of
+# adversary_dynamics.stages (--params).
 
 ESC, FIG2, FIG3 = config["paper_escape"], config["paper_fig2"], config["paper_fig3"]
 
@@ -14,21 +15,53 @@ ESC, FIG2, FIG3 = config["paper_escape"], config["paper_fig2"], config["paper_fi
 ESC_SEEDS = [str(s) for s in ESC["seeds"]]
 FIG3_SCALES = [fmt(s) for s in FIG3["scales"]]
 FIG3_RATIOS = [fmt(r) for r in FIG3["ratios"]]
-FIG3_EPOCHS = max(FIG3["checkpoints"])
+
+
+def fig3_train_dir(scale, ratio, seed):
+    return f"{stage_dir('paper_fig3_train')}/scale~{scale}/ratio~{ratio}/seed~{seed}"
+
+
+def fig3_checkpoint(scale, ratio, seed, epoch):
+    return f"{fig3_train_dir(scale, ratio, seed)}/checkpoints/epoch_{int(epoch):04d}.pt"
+
+
+def fig3_train_root_of_input(wildcards, input):
+    """The root of the Fig. 3 training runs (the stage's folder), from a checkpoint
+    <root>/scale~s/ratio~r/seed~k/checkpoints/epoch_NNNN.pt of the job's input."""
+    return str(Path(input.checkpoints[0]).parents[4])
+
+
+def escape_runtime(fig):
+    """Minutes for a probe job: 3x (models x ratios x inputs x steps) at 100 us per example-step
+    and a 1 ms per-step floor per model call, at least 10."""
+    f = FIG2 if fig == "fig2" else FIG3
+    steps = ESC["steps"] + ESC["descent"]["steps"]
+    calls = (
+        len(f["scales"])
+        * len(ESC_SEEDS)
+        * (1 if fig == "fig2" else len(f["ratios"]) * len(f["checkpoints"]))
+    )
+    ex = (
+        len(f["scales"])
+        * len(f["ratios"])
+        * len(ESC_SEEDS)
+        * ESC["n_inputs"]
+        * (1 if fig == "fig2" else len(f["checkpoints"]))
+    )
+    sec = steps * (ex * 1e-4 + calls * 1e-3) / config["threads"]
+    return lambda wildcards, attempt: max(10, int(3 * sec / 60) + 1) * attempt
 
 
 rule paper_fig2_escape_run:
-    input:
-        code=script_code("scripts/escape.py"),
     output:
-        escape=f"{RESULTS}/paper_fig2/escape.csv",
-        curves=f"{RESULTS}/paper_fig2/curves.npz",
-        levels=f"{RESULTS}/paper_fig2/levels.csv",
-        provenance=f"{RESULTS}/paper_fig2/provenance.json",
+        escape=f"{stage_dir('paper_fig2_escape_run')}/escape.csv",
+        curves=f"{stage_dir('paper_fig2_escape_run')}/curves.npz",
+        levels=f"{stage_dir('paper_fig2_escape_run')}/levels.csv",
+        provenance=f"{stage_dir('paper_fig2_escape_run')}/provenance.json",
     log:
-        f"{LOGS}/paper_fig2/escape.log",
+        stage_log("paper_fig2_escape_run", "escape.log"),
     benchmark:
-        f"{BENCH}/paper_fig2/escape.tsv"
+        stage_bench("paper_fig2_escape_run", "escape.tsv")
     conda:
         CONDA_ENV
     threads: config["threads"]
@@ -38,16 +71,16 @@ rule paper_fig2_escape_run:
         runtime=escape_runtime("fig2"),
     params:
         out=lambda wildcards, output: str(Path(output.escape).parent),
-        args=escape_args("fig2"),
+        doc=stage_params("paper_fig2_escape_run"),
+        data=data_location(),
     message:
         stage_message("probing", "Fig. 2 escape probes of the CNN at initialisation")
     shell:
-        "exec python scripts/escape.py run --figure fig2 --out-dir {params.out} {params.args} > {log} 2>&1"
+        "exec python scripts/escape.py run --params {params.doc:q} --out-dir {params.out} "
+        "{params.data} > {log} 2>&1"
 
 
 rule paper_fig3_train:
-    input:
-        code=script_code("scripts/train.py"),
     output:
         checkpoints=[
             fig3_checkpoint("{scale}", "{ratio}", k, e)
@@ -58,9 +91,9 @@ rule paper_fig3_train:
             f"{fig3_train_dir('{scale}', '{ratio}', k)}/status.json" for k in ESC_SEEDS
         ],
     log:
-        f"{LOGS}/paper_fig3/train/scale~{{scale}}/ratio~{{ratio}}.log",
+        stage_log("paper_fig3_train", "scale~{scale}/ratio~{ratio}.log"),
     benchmark:
-        f"{BENCH}/paper_fig3/train/scale~{{scale}}/ratio~{{ratio}}.tsv"
+        stage_bench("paper_fig3_train", "scale~{scale}/ratio~{ratio}.tsv")
     wildcard_constraints:
         ratio=r"[0-9][0-9.e+-]*",
     conda:
@@ -72,16 +105,16 @@ rule paper_fig3_train:
         runtime=lambda wildcards, attempt: 30 * attempt,
     params:
         out_root=lambda wildcards, output: str(Path(output.status[0]).parents[1]),
-        seeds=",".join(ESC_SEEDS),
-        args=fig3_train_args,
+        doc=stage_params("paper_fig3_train"),
+        data=data_location(download=True),
     message:
         stage_message(
             "training",
             "Fig. 3 adversarial training of the CNN at scale {wildcards.scale}, ratio {wildcards.ratio}",
         )
     shell:
-        "exec python scripts/train.py --out-root {params.out_root} --scale {wildcards.scale} "
-        "--seeds {params.seeds} {params.args} > {log} 2>&1"
+        "exec python scripts/train.py --params {params.doc:q} --out-root {params.out_root} "
+        "--scale {wildcards.scale} --ratio {wildcards.ratio} {params.data} > {log} 2>&1"
 
 
 rule paper_fig3_escape_run:
@@ -93,15 +126,14 @@ rule paper_fig3_escape_run:
             for k in ESC_SEEDS
             for e in sorted(FIG3["checkpoints"])
         ],
-        code=script_code("scripts/escape.py"),
     output:
-        escape=f"{RESULTS}/paper_fig3/escape/escape.csv",
-        curves=f"{RESULTS}/paper_fig3/escape/curves.npz",
-        provenance=f"{RESULTS}/paper_fig3/escape/provenance.json",
+        escape=f"{stage_dir('paper_fig3_escape_run')}/escape.csv",
+        curves=f"{stage_dir('paper_fig3_escape_run')}/curves.npz",
+        provenance=f"{stage_dir('paper_fig3_escape_run')}/provenance.json",
     log:
-        f"{LOGS}/paper_fig3/escape.log",
+        stage_log("paper_fig3_escape_run", "escape.log"),
     benchmark:
-        f"{BENCH}/paper_fig3/escape.tsv"
+        stage_bench("paper_fig3_escape_run", "escape.tsv")
     conda:
         CONDA_ENV
     threads: config["threads"]
@@ -112,47 +144,39 @@ rule paper_fig3_escape_run:
     params:
         out=lambda wildcards, output: str(Path(output.escape).parent),
         train_root=fig3_train_root_of_input,
-        args=escape_args("fig3"),
+        doc=stage_params("paper_fig3_escape_run"),
+        data=data_location(),
     message:
         stage_message(
             "probing", "Fig. 3 escape probes of the adversarially trained CNNs"
         )
     shell:
-        "exec python scripts/escape.py run --figure fig3 --out-dir {params.out} --train-root {params.train_root} "
-        "{params.args} > {log} 2>&1"
+        "exec python scripts/escape.py run --params {params.doc:q} --out-dir {params.out} "
+        "--train-root {params.train_root} {params.data} > {log} 2>&1"
 
 
 FIG3_TRAIN_RUNS = [
     fig3_train_dir(s, r, k) for s in FIG3_SCALES for r in FIG3_RATIOS for k in ESC_SEEDS
 ]
 
-for _fig, _run, _keys, _extra in (
-    (
-        "paper_fig2_escape_by_scale",
-        f"{RESULTS}/paper_fig2",
-        ("escape", "curves", "levels"),
-        [],
-    ),
-    (
-        "paper_fig3_escape_during_training",
-        f"{RESULTS}/paper_fig3/escape",
-        ("escape", "curves"),
-        FIG3_TRAIN_RUNS,
-    ),
+for _fig, _run, _extra in (
+    ("paper_fig2_escape_by_scale", "paper_fig2_escape_run", []),
+    ("paper_fig3_escape_during_training", "paper_fig3_escape_run", FIG3_TRAIN_RUNS),
 ):
 
     rule:
         name:
             f"{_fig}_tables"
         input:
-            escape=f"{_run}/escape.csv",
-            curves=f"{_run}/curves.npz",
-            code=script_code("scripts/escape.py"),
+            escape=f"{stage_dir(_run)}/escape.csv",
+            curves=f"{stage_dir(_run)}/curves.npz",
         output:
-            **{k: f"{fig_tables(_fig)}/{k}.csv" for k in _keys},
-            provenance=f"{fig_tables(_fig)}/provenance.json",
+            **figure_tables(_fig),
+            provenance=f"{stage_dir(_fig + '_tables')}/provenance.json",
         log:
-            f"{LOGS}/aggregate/{_fig}.log",
+            stage_log(f"{_fig}_tables", "tables.log"),
+        benchmark:
+            stage_bench(f"{_fig}_tables", "tables.tsv")
         conda:
             CONDA_ENV
         threads: 1
@@ -160,18 +184,12 @@ for _fig, _run, _keys, _extra in (
             mem_mb=light_mem_mb,
             runtime=light_runtime,
         params:
-            config=config_json,
+            doc=stage_params(f"{_fig}_tables"),
             run=run_dir_of_input,
             extra=" ".join(_extra),
             out=tables_dir_of_output,
         message:
             stage_message("tables", f"{_fig} tables")
         shell:
-            "python scripts/escape.py tables --runs {params.run} --extra-runs {params.extra} --out-dir {params.out} "
-            "--config-json {params.config} > {log} 2>&1"
-
-    register_figure(
-        _fig,
-        tables={k: f"{fig_tables(_fig)}/{k}.csv" for k in _keys},
-        provenance=f"{fig_tables(_fig)}/provenance.json",
-    )
+            "python scripts/escape.py tables --params {params.doc:q} --runs {params.run} "
+            "--extra-runs {params.extra} --out-dir {params.out} > {log} 2>&1"

@@ -2,11 +2,10 @@
 # network on 2-D simulated inputs, the loss over the whole disk |delta| <= eps, one PGD
 # trajectory per (scale, ratio) panel, and a count of local maxima (Theorem 5.1). One job, a few
 # seconds on one core: scripts/paper_fig1.py (library: adversary_dynamics.simulated) writes
-# {TABLES}/paper_fig1_landscapes/{grid,traj,panels,rim,maxima}.csv and provenance.json.
+# the stage paper_fig1_landscapes_tables: {grid,traj,panels,rim,maxima}.csv and provenance.json.
 
 P1 = config["paper_fig1"]
 P1_FIG = "paper_fig1_landscapes"
-P1_TABLES = ("grid", "traj", "panels", "rim", "maxima")
 
 # cross-key checks the schema cannot state: refused before any job runs, naming the key
 for _key, _bad, _allowed in (
@@ -33,15 +32,13 @@ for _key, _bad, _allowed in (
 
 
 rule paper_fig1_landscapes_tables:
-    input:
-        code=script_code("scripts/paper_fig1.py"),
     output:
-        **{k: f"{fig_tables(P1_FIG)}/{k}.csv" for k in P1_TABLES},
-        provenance=f"{fig_tables(P1_FIG)}/provenance.json",
+        **figure_tables(P1_FIG),
+        provenance=f"{stage_dir(P1_FIG + '_tables')}/provenance.json",
     log:
-        f"{LOGS}/paper_fig1/tables.log",
+        stage_log(P1_FIG + "_tables", "tables.log"),
     benchmark:
-        f"{BENCH}/paper_fig1/tables.tsv"
+        stage_bench(P1_FIG + "_tables", "tables.tsv")
     conda:
         CONDA_ENV
     threads: 1
@@ -50,20 +47,11 @@ rule paper_fig1_landscapes_tables:
         runtime=lambda wildcards, attempt: 10 * attempt,
     params:
         out=tables_dir_of_output,
-        args=paper_fig1_args(),
-        config=config_json,
+        doc=stage_params(P1_FIG + "_tables"),
     message:
         stage_message(
             "tables",
             "Fig. 1 landscapes, trajectories and maxima on simulated 2-D data",
         )
     shell:
-        "exec python scripts/paper_fig1.py --out-dir {params.out} {params.args} "
-        "--config-json {params.config} > {log} 2>&1"
-
-
-register_figure(
-    P1_FIG,
-    tables={k: f"{fig_tables(P1_FIG)}/{k}.csv" for k in P1_TABLES},
-    provenance=f"{fig_tables(P1_FIG)}/provenance.json",
-)
+        "exec python scripts/paper_fig1.py --params {params.doc:q} --out-dir {params.out} > {log} 2>&1"

@@ -1,11 +1,11 @@
-# Landscape probes of every seed's checkpoints at one scale: PGA with restarts,
-# certificates, regularity measures and (first seed) plane slices.
+# Landscape probes (stage `probe`) of every seed's checkpoints at one scale: PGA with restarts,
+# certificates, regularity measures and (first seed) plane slices. Parameters:
+# stage_registry.STAGES["probe"] (--params).
 
 
 rule probe:
     input:
         status=seed_files("train", "status.json"),
-        code=script_code("scripts/probe.py"),
     output:
         restarts=seed_files("probe", "restarts.csv"),
         regularity=seed_files("probe", "regularity.csv"),
@@ -14,9 +14,9 @@ rule probe:
         status=seed_files("probe", "status.json"),
         provenance=seed_files("probe", "provenance.json"),
     log:
-        f"{LOGS}/probe/scale~{{scale}}.log",
+        stage_log("probe", "scale~{scale}.log"),
     benchmark:
-        f"{BENCH}/probe/scale~{{scale}}.tsv"
+        stage_bench("probe", "scale~{scale}.tsv")
     conda:
         CONDA_ENV
     threads: config["threads"]
@@ -27,8 +27,8 @@ rule probe:
     params:
         train_root=scale_root_of_input,
         out_root=scale_root_of_output,
-        seeds=",".join(SEEDS),
-        args=probe_args,
+        doc=stage_params("probe"),
+        data=data_location(),
     message:
         stage_message(
             "landscape probes",
@@ -36,5 +36,5 @@ rule probe:
             + ",".join(SEEDS),
         )
     shell:
-        "python scripts/probe.py --train-root {params.train_root} --out-root {params.out_root} "
-        "--scale {wildcards.scale} --seeds {params.seeds} {params.args} > {log} 2>&1"
+        "python scripts/probe.py --params {params.doc:q} --train-root {params.train_root} "
+        "--out-root {params.out_root} --scale {wildcards.scale} {params.data} > {log} 2>&1"

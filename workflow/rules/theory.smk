@@ -1,21 +1,29 @@
 # Theorem 3.1's setting (claims T1-T4, figure ext_theory): one job, every (activation, d, m, scale)
-# as batched tensor programs; writes the figure's tables directly ({TABLES}/ext_theory/:
-# pga.csv, hessian.csv, maxima.csv, provenance.json). Seconds on one core.
+# as batched tensor programs; writes the figure's tables directly (stage `theory`: pga.csv,
+# hessian.csv, maxima.csv, provenance.json). Seconds on one core.
 
 TH = config["theory"]
-THEORY_TABLES = ("pga", "hessian", "maxima")
+
+
+def theory_job_minutes(wildcards, attempt):
+    """Wall-time request: the default sweep takes ~10 s of CPU; scale by the largest d·m·trials·steps."""
+    big = (
+        max(d**3.5 for d in TH["dims"])
+        * TH["trials"]
+        * len(TH["eta_fractions"])
+        * TH["max_steps"]
+    )
+    return max(10, int(big * len(TH["scales"]) * 40 / 5e9 / 60) + 1) * attempt
 
 
 rule theory:
-    input:
-        code=script_code("scripts/theory.py"),
     output:
-        **{k: f"{fig_tables('ext_theory')}/{k}.csv" for k in THEORY_TABLES},
-        provenance=f"{fig_tables('ext_theory')}/provenance.json",
+        **figure_tables("ext_theory"),
+        provenance=f"{stage_dir('theory')}/provenance.json",
     log:
-        f"{LOGS}/theory/theory.log",
+        stage_log("theory", "theory.log"),
     benchmark:
-        f"{BENCH}/theory/theory.tsv"
+        stage_bench("theory", "theory.tsv")
     conda:
         CONDA_ENV
     threads: config["threads"]
@@ -24,11 +32,11 @@ rule theory:
         runtime=theory_job_minutes,
     params:
         out=tables_dir_of_output,
-        args=theory_cli_args(),
+        doc=stage_params("theory"),
     message:
         stage_message(
             "tables",
             "Theorem 3.1 setting: PGA to the sphere, Hessians, restart counts (T1-T4)",
         )
     shell:
-        "exec python scripts/theory.py --out {params.out} {params.args} > {log} 2>&1"
+        "exec python scripts/theory.py --params {params.doc:q} --out {params.out} > {log} 2>&1"
