@@ -125,3 +125,17 @@ def test_linf_norm_ratio_is_the_inf_norm_over_eps():
     torch.testing.assert_close(res.norm_ratio[-1], res.delta.abs().flatten(1).amax(1) / eps, rtol=0, atol=0)
     assert float(res.norm_ratio.max()) <= 1.0 and float(res.norm_ratio[-1].min()) > 0.5
     assert f"{float(res.norm_ratio[-1].mean()):.3f}"  # the README's idiom
+
+
+@pytest.mark.parametrize("event_dims", [1, 3])
+def test_empty_batch_works_for_the_library_cnn(event_dims):
+    from adversary_dynamics.models import CNN
+
+    cnn = CNN(input_shape=(1, 8, 8), channels=(2, 3), hidden=5, n_outputs=4, generator=torch.Generator().manual_seed(0),
+              dtype=F64)
+    x = torch.zeros(0, 64, dtype=F64) if event_dims == 1 else torch.zeros(0, 1, 8, 8, dtype=F64)
+    y = torch.zeros(0, dtype=torch.long)
+    res = pga(cnn, x, y, loss="cross_entropy", eps=0.5, steps=2, step_size=0.1, tol=1e-3, event_dims=event_dims)
+    assert res.delta.shape == x.shape and res.converged_at.shape == (0,)
+    cert = local_max_certificate(cnn, x, y, x, loss="cross_entropy", eps=0.5, event_dims=event_dims)
+    assert cert.is_local_max.shape == (0,)

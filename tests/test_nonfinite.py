@@ -101,9 +101,9 @@ def test_certificate_never_certifies_a_nonfinite_loss():
     delta = torch.zeros_like(x)
     g = torch.Generator().manual_seed(3)
     cert = local_max_certificate(model, x, y, delta, loss="quadratic", eps=0.2, generator=g)
-    assert cert.finite.tolist() == [False, False, True, True, True, True]
     for f in ("is_local_max", "flat", "constant"):
         assert not bool(getattr(cert, f)[:2].any()), f
+    assert cert.finite.tolist() == [False, False, True, True, True, True]
     # the finite examples: as without the others (same probe directions: drawn per example row)
     ref = local_max_certificate(model, x[2:], y[2:], delta[2:], loss="quadratic", eps=0.2,
                                 generator=torch.Generator().manual_seed(3))
@@ -265,8 +265,8 @@ def test_probe_claims_leave_out_nonfinite_rows_and_count_them(fn):
     dirty = _with_nonfinite(clean, 20, converged=False, local_max=False, on_sphere=False, iterations=200,
                             final_loss=math.nan)
     a, b = fn(clean, RULES), fn(dirty, RULES)
-    assert a["details"]["nonfinite"] == 0 and b["details"]["nonfinite"] == 20
     _same_verdict_numbers(a, b)
+    assert a["details"]["nonfinite"] == 0 and b["details"]["nonfinite"] == 20
     # rows whose loss is NaN count even without the column (tables written before it existed)
     c = fn(_with_nonfinite(clean, 5, final_loss=math.nan).drop(columns="finite"), RULES)
     assert c["details"]["nonfinite"] == 5
@@ -292,13 +292,13 @@ def test_escape_claims_leave_out_nonfinite_rows_and_count_them():
     dirty = _with_nonfinite(clean, 8, escaped=False, escape_time=math.nan, loss_end=math.nan, loss_max=math.nan)
     a, b = claims.claim_t5_escape_by_scale(clean, RULES), claims.claim_t5_escape_by_scale(dirty, RULES)
     assert a["verdict"] == claims.SUPPORTED
-    assert b["details"]["nonfinite"] == 8 and a["details"]["nonfinite"] == 0
     _same_verdict_numbers(a, b)
+    assert b["details"]["nonfinite"] == 8 and a["details"]["nonfinite"] == 0
     clean6 = _escape(scales=(0.1,), checkpoints=(0, 10, 100))
     dirty6 = _with_nonfinite(clean6, 4, escape_time=math.nan, loss_end=math.nan)
     a, b = claims.claim_t6_escape_during_training(clean6, RULES), claims.claim_t6_escape_during_training(dirty6, RULES)
-    assert b["details"]["nonfinite"] == 4
     _same_verdict_numbers(a, b)
+    assert b["details"]["nonfinite"] == 4
 
 
 def _theory_runs(trials=6):
@@ -320,8 +320,8 @@ def test_theory_claims_leave_out_nonfinite_rows_and_count_them(fn):
     dirty = _with_nonfinite(clean, 3, reached=False, refined=False, on_sphere=False, iterations=10 ** 6,
                             min_rate=math.nan, loss_final=math.nan, distance=math.nan)
     a, b = fn(clean, RULES), fn(dirty, RULES)
-    assert a["details"]["nonfinite"] == 0 and b["details"]["nonfinite"] == 3
     _same_verdict_numbers(a, b)
+    assert a["details"]["nonfinite"] == 0 and b["details"]["nonfinite"] == 3
 
 
 def test_claims_md_names_nonfinite_rows_only_when_there_are_some():
