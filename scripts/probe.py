@@ -5,7 +5,9 @@ their saved checkpoints.
 For every probed checkpoint: PGA from R random starts on N fixed test inputs (one batched
 call), a local-maximum certificate for each final iterate (with its ``flat`` flag: the loss is
 locally constant there, e.g. every hidden ReLU inactive), regularity measures per input
-(distinct maxima over the non-flat restarts, NaN when all are flat; the flat fraction),
+(distinct maxima over the non-flat restarts with finite losses, NaN when none is left; the flat
+fraction), ``finite`` per restart (every loss of its trajectory is finite: a NaN or ±inf restart
+is never converged, certified or counted as a maximum),
 and (with --landscape-inputs > 0) plane slices of the loss with the projected trajectories.
 The probed test inputs are rescaled as training rescaled them: by the training set's factor
 s / mean_i ||x_i||_p (p = --norm), so --scale is the mean l_p norm of the training inputs.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -85,6 +88,7 @@ def probe_seed(args, cfg, *, model, x, y, eps: float, eta: float, device, seed: 
         L = pr.losses.cpu()
         curves[f"epoch_{k}"] = L.numpy().astype(np.float32)
         conv = pr.converged_at.cpu()
+        fin = pr.finite.cpu()
         for r in range(args.restarts):
             for i in range(x.shape[0]):
                 c = int(conv[r, i])
@@ -93,21 +97,25 @@ def probe_seed(args, cfg, *, model, x, y, eps: float, eta: float, device, seed: 
                              "local_max": bool(pr.is_local_max[r, i]), "flat": bool(pr.flat[r, i]),
                              "constant": bool(pr.constant[r, i]),
                              "initial_loss": float(L[0, r, i]),
-                             "final_loss": float(L[-1, r, i]), "norm_ratio": float(pr.norm_ratio[-1, r, i])})
+                             "final_loss": float(L[-1, r, i]), "norm_ratio": float(pr.norm_ratio[-1, r, i]),
+                             "finite": bool(fin[r, i])})
         nli = landscape.nonlinearity_index(model, x, y, loss=args.loss, eps=eps, generator=g).cpu()
         final = L[-1]
         spread = (final.std(0) / final.mean(0).abs().clamp_min(1e-30))
         flat = pr.flat.cpu()
         flat_frac = landscape.flat_fraction(flat)
         for i in range(x.shape[0]):
-            # flat restarts (locally constant loss, PGA never moved) are no maxima of their own
+            # flat restarts (locally constant loss, PGA never moved) are no maxima of their own, nor are
+            # restarts whose losses are not finite
             dm = landscape.distinct_maxima(pr.deltas[:, i].cpu(), cos_threshold=args.cos_threshold,
-                                           exclude=flat[:, i])
+                                           exclude=flat[:, i] | ~fin[:, i])
             reg_rows.append({"checkpoint": k, "input": i, "distinct_maxima": dm,
                              "flat_fraction": float(flat_frac[i]),
                              "loss_spread": float(spread[i]), "nonlinearity": float(nli[i])})
         for i in range(keep):
-            best = int(torch.argmax(pr.losses[-1, :, i]))
+            # the best restart among those with finite losses (argmax would pick a NaN)
+            fin_i = pr.finite[:, i]
+            best = int(torch.argmax(torch.where(fin_i, pr.losses[-1, :, i], -math.inf)))
             sl = landscape.plane_slice(model, x[i], y[i], pr.deltas[best, i], loss=args.loss, eps=eps,
                                        grid=args.grid, trajectories=pr.trajectories[:, :, i], generator=g)
             pre = f"epoch_{k}/input_{i}/"
@@ -119,7 +127,7 @@ def probe_seed(args, cfg, *, model, x, y, eps: float, eta: float, device, seed: 
     runio.write_csv_atomic(out / "restarts.csv", rows, ["checkpoint", "input", "restart", "converged", "iterations",
                                                         "on_sphere", "local_max", "flat", "constant",
                                                         "initial_loss",
-                                                        "final_loss", "norm_ratio"])
+                                                        "final_loss", "norm_ratio", "finite"])
     runio.write_csv_atomic(out / "regularity.csv", reg_rows,
                            ["checkpoint", "input", "distinct_maxima", "flat_fraction", "loss_spread",
                             "nonlinearity"])

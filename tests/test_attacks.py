@@ -249,7 +249,10 @@ def test_pga_linf_on_linear_model_reaches_box_corner():
     # max over the box of ½(r + wᵀδ)²: δ* = sign(r) ε sign(w)
     star = torch.sign(r).unsqueeze(-1) * eps * torch.sign(w)
     torch.testing.assert_close(res.delta, star, rtol=0, atol=1e-12)
-    assert res.norm_ratio is None and res.tangent_grad_norm is None
+    assert res.tangent_grad_norm is None
+    # linf: norm_ratio = ‖δ_t‖_∞/ε (issue 19: None made the README's idiom fail for linf)
+    assert res.norm_ratio.shape == res.losses.shape
+    torch.testing.assert_close(res.norm_ratio[-1], res.delta.abs().amax(-1) / eps, rtol=0, atol=0)
 
 
 def _fast_vs_generic(dtype, norm, gradient, clamp, loss, init, tol_kwargs):

@@ -22,7 +22,13 @@ Shapes. ``x`` has shape ``(*batch, *event)`` with ``len(event) == event_dims`` (
 example is the last dimension, ``(*batch, d)``; ``event_dims=3``: images ``(*batch, C, H, W)``).
 Norms, projections and the per-example ε are taken over the event dimensions; ``batch`` may have
 any number of dimensions (for example restarts × inputs); ``y``, a tensor ``eps`` and a tensor
-``step_size`` broadcast against ``batch``. The model is called on tensors shaped like x.
+``step_size`` broadcast against ``batch``. With ``event_dims=1`` the model is called on tensors
+shaped (*batch', d) (it must map them to (*batch', K), as nn.Linear does); with ``event_dims > 1``
+the batch dims are flattened into one, the model is called on (n, *event) with n = prod(batch)
+(the single batch dimension of an ordinary CNN) and its outputs (n, K) are restored to
+(*batch, K). An empty batch (n = 0) is allowed on every path. Flat x (*batch, d) given to a model
+with convolutions, or image-shaped x with ``event_dims=1``, fails with a ValueError saying to
+reshape x to (*batch, C, H, W) and pass ``event_dims=3``.
 
 The model is attacked as a deterministic function: an ``nn.Module`` is put in eval mode for the
 attack (BatchNorm uses its running statistics and does not update them, Dropout is off) and every
@@ -100,12 +106,15 @@ class PGAResult:
 
     delta:             final perturbation δ_T, shaped like x (*batch, *event).
     losses:            (T+1, *batch) per-example loss at δ_0 … δ_T.
-    norm_ratio:        (T+1, *batch) ‖δ_t‖₂/ε (l2 only, else None): 1 means on the sphere.
+    norm_ratio:        (T+1, *batch) ‖δ_t‖/ε in the threat norm: ‖δ_t‖₂/ε for l2 (1 means on the
+                       sphere), ‖δ_t‖_∞/ε for linf (1 means some coordinate at ±ε).
     tangent_grad_norm: (T+1, *batch) ‖g_t − (g_t·u_t)u_t‖₂ with u_t = δ_t/‖δ_t‖ (l2 only): the
                        part of the gradient tangent to the sphere through δ_t; ‖g_t‖ at δ_t = 0.
     grad_norm:         (T+1, *batch) ‖g_t‖₂, g_t = ∇_δ ℓ at δ_t.
     converged_at:      (*batch) iteration at which the example converged (see the module
-                       docstring), −1 if never (None without tol).
+                       docstring), −1 if never (None without tol). An example whose loss was
+                       NaN or ±inf at any logged step never counts as converged (−1).
+    finite:            (property, *batch bool) every logged loss ℓ_0 … ℓ_T of the example is finite.
     """
 
     delta: torch.Tensor
@@ -118,6 +127,11 @@ class PGAResult:
     @property
     def steps_run(self) -> int:
         return self.losses.shape[0] - 1
+
+    @property
+    def finite(self) -> torch.Tensor:
+        """(*batch) bool: every logged loss ℓ_0 … ℓ_T of the example is finite (no NaN, no ±inf)."""
+        return torch.isfinite(self.losses).all(0)
 
 
 # ----------------------------------------------------------------------------- argument checks
@@ -168,8 +182,15 @@ def _split_event(name: str, shape: torch.Size | tuple, event_dims) -> tuple[tupl
     k = _check_int("event_dims", event_dims, minimum=1)
     shape = tuple(shape)
     if len(shape) < k:
+        hint = ""
+        if k >= 3 and len(shape) >= 1:
+            side = math.isqrt(shape[-1])
+            eg = (f", e.g. {name}.reshape({', '.join(map(str, shape[:-1]))}{', ' if len(shape) > 1 else ''}1, "
+                  f"{side}, {side}) for one channel of {side}x{side} pixels") if side * side == shape[-1] else ""
+            hint = (f"; image models take (*batch, C, H, W): reshape {name} to that shape{eg} and pass "
+                    f"event_dims=3")
         raise ValueError(f"{name} has shape {shape} ({len(shape)} dims), but event_dims={k} needs at least {k} "
-                         f"dims: {name} is (*batch, *event) with len(event) == event_dims")
+                         f"dims: {name} is (*batch, *event) with len(event) == event_dims{hint}")
     batch, event = shape[:len(shape) - k], shape[len(shape) - k:]
     if math.prod(event) == 0:
         raise ValueError(f"{name} has shape {shape}: its event dims {event} (the last event_dims={k}) are empty")
@@ -227,8 +248,10 @@ def _check_labels(y, batch: tuple[int, ...], x: torch.Tensor, event_dims: int) -
         raise ValueError(f"y must be a torch.Tensor of labels broadcasting to x's batch shape {tuple(batch)}, "
                          f"got {type(y).__name__}")
     if not _broadcasts_to(y.shape, batch):
+        hint = (f"; for image-shaped x (*batch, C, H, W) pass event_dims=3" if event_dims == 1 and x.dim() >= 4
+                else "")
         raise ValueError(f"y must broadcast to x's batch shape {tuple(batch)} (x has shape {tuple(x.shape)}, "
-                         f"event_dims={event_dims}: one label per example), got y of shape {tuple(y.shape)}")
+                         f"event_dims={event_dims}: one label per example), got y of shape {tuple(y.shape)}{hint}")
     if y.is_complex():
         raise ValueError(f"y must be real or integer labels, got dtype {y.dtype}")
     if y.device != x.device:
@@ -245,7 +268,8 @@ def _check_label_values(model, x: torch.Tensor, y: torch.Tensor, loss, *, x_shap
     if isinstance(model, TwoLayerNet):
         k = model.n_outputs
     else:
-        probe = x if x.dim() == 1 else x.narrow(-2, 0, 1)
+        # an empty batch is passed whole (the model's own empty forward pass gives K)
+        probe = x if x.dim() == 1 or x.shape[-2] == 0 else x.narrow(-2, 0, 1)
         with torch.no_grad():
             try:
                 out = model(probe)
@@ -253,7 +277,14 @@ def _check_label_values(model, x: torch.Tensor, y: torch.Tensor, loss, *, x_shap
             except Exception:
                 ok = False
             if not ok:
-                out = model(x)  # a failure here is the model's own error, on the shape the user passed
+                try:  # a failure here is the model's own error, on the shape the user passed
+                    out = model(x)
+                except Exception as err:
+                    hint = _shape_hint(model, x_shape, event_dims)
+                    if hint is None:
+                        raise
+                    raise ValueError(f"the model failed on x of shape {tuple(x_shape)} with event_dims={event_dims} "
+                                     f"({type(err).__name__}: {err}); {hint}") from err
                 if not isinstance(out, torch.Tensor) or out.dim() < 1 or out.shape[:-1] != x.shape[:-1]:
                     got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
                     raise ValueError(
@@ -264,6 +295,24 @@ def _check_label_values(model, x: torch.Tensor, y: torch.Tensor, loss, *, x_shap
         k = out.shape[-1]
     if not callable(loss) and y.numel():
         check_labels(loss, y, n_outputs=k)
+
+
+def _shape_hint(model, x_shape: tuple, event_dims: int) -> str | None:
+    """What to do when the model fails on x's shape, where the shape is the likely cause: flat
+    inputs (*batch, d) to a model with convolutions (reshape to images, event_dims=3), or
+    image-shaped x (*batch, C, H, W) with event_dims=1 (pass event_dims=3); None otherwise."""
+    x_shape = tuple(x_shape)
+    convs = isinstance(model, nn.Module) and any(
+        isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) for m in model.modules())
+    if event_dims == 1 and len(x_shape) >= 4:
+        return f"for image-shaped x (*batch, C, H, W) pass event_dims=3"
+    if event_dims == 1 and convs:
+        d, side = x_shape[-1], math.isqrt(x_shape[-1])
+        eg = (f", e.g. x.reshape({', '.join(map(str, x_shape[:-1]))}{', ' if len(x_shape) > 1 else ''}1, "
+              f"{side}, {side}) for one channel of {side}x{side} pixels" if side * side == d else "")
+        return (f"the model has convolutions, which take images: reshape x from flat (*batch, {d}) to "
+                f"(*batch, C, H, W){eg}, and pass event_dims=3")
+    return None
 
 
 def _check_model_dtype(model, x: torch.Tensor) -> None:
@@ -343,14 +392,21 @@ def _deterministic(model):
 
 
 class _EventModel:
-    """The model on inputs flattened over their event dims: reshapes (*b, prod(event)) back to
-    (*b, *event) before calling it."""
+    """The model on inputs flattened over their event dims: x (*b, prod(event)) is reshaped to
+    (n, *event) with n = prod(b), the one batch dimension a PyTorch model takes (a Conv2d takes
+    (n, C, H, W), not (R, N, C, H, W)); the outputs (n, *out) are restored to (*b, *out). Outputs
+    of another leading size are returned as the model gave them (the callers' checks report them)."""
 
     def __init__(self, model, event: tuple[int, ...]) -> None:
         self.model, self.event = model, tuple(event)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x.reshape(*x.shape[:-1], *self.event))
+        b = x.shape[:-1]
+        n = math.prod(b)
+        out = self.model(x.reshape(n, *self.event))
+        if isinstance(out, torch.Tensor) and out.dim() >= 1 and out.shape[0] == n and len(b) != 1:
+            out = out.reshape(*b, *out.shape[1:])
+        return out
 
 
 def _flat_model(model, event: tuple[int, ...]):
@@ -358,7 +414,8 @@ def _flat_model(model, event: tuple[int, ...]):
 
 
 def _flat(t: torch.Tensor, batch: tuple[int, ...]) -> torch.Tensor:
-    return t if t.dim() == len(batch) + 1 else t.reshape(*batch, -1)
+    """t (*batch, *event) as (*batch, prod(event)) (explicit sizes: also for an empty batch)."""
+    return t if t.dim() == len(batch) + 1 else t.reshape(*batch, math.prod(t.shape[len(batch):]))
 
 
 # ----------------------------------------------------------------------------- projection and starts
@@ -750,7 +807,8 @@ def pga(
     the paper's inner maximisation, Sec. 3, and its PGA, Sec. 4).
 
     Shapes: ``x`` (*batch, *event) floating point, len(event) == ``event_dims`` (1: (*batch, d);
-    3: (*batch, C, H, W)); the model is called on tensors of x's shape. ``y``: labels broadcasting
+    3: (*batch, C, H, W)); the model is called on (*batch, d) for event_dims=1 and on
+    (prod(batch), *event) otherwise (module docstring). ``y``: labels broadcasting
     to ``batch`` (one per example). ``eps`` ε and ``step_size`` η: absolute (units of x), each a
     positive number or a tensor broadcasting to ``batch``. ``delta0``: the start, shaped like x
     (overrides ``init``; projected onto S and clamped). ``steps`` ≥ 0.
@@ -765,7 +823,9 @@ def pga(
     steps without a rise for ``criterion="loss"``).
 
     The model is attacked in eval mode and restored (module docstring). Returns a
-    :class:`PGAResult` (delta shaped like x, per-step logs shaped (T+1, *batch)).
+    :class:`PGAResult` (delta shaped like x, per-step logs shaped (T+1, *batch)); an example whose
+    loss is NaN or ±inf at any logged step is never converged (``converged_at`` −1) and has
+    ``PGAResult.finite`` False.
 
     Raises ValueError, naming the argument, the value/shape/dtype given and what is expected, for:
     unknown norm/gradient/init/criterion/loss; x not a floating-point tensor or not finite, or
@@ -862,10 +922,17 @@ def _pga_flat(model, x, y, *, loss, e, eta, norm, steps, step_size, gradient, in
         # l2: ‖δ_t‖² and δ_t·g_t; norm_ratio and tangent_grad_norm are formed from them at the end
         dn2_log = torch.empty((T + 1, *batch, 1), dtype=x.dtype, device=x.device) if l2 else None
         dg_log = torch.empty_like(dn2_log) if l2 else None
+        # linf: ‖δ_t‖_∞ (norm_ratio = ‖δ_t‖_∞/ε)
+        ninf_log = None if l2 else torch.empty((T + 1, *batch, 1), dtype=x.dtype, device=x.device)
         loss_rows, gn_rows = losses.unbind(0), gn_log.unbind(0)
         if l2:
             dn2_rows, dg_rows, dg_rows_flat = dn2_log.unbind(0), dg_log.unbind(0), dg_log.squeeze(-1).unbind(0)
+        else:
+            ninf_rows = ninf_log.unbind(0)
+            torch.linalg.vector_norm(delta, math.inf, dim=-1, keepdim=True, out=ninf_rows[0])
         conv = torch.full(batch, -1, dtype=torch.long, device=x.device) if tol is not None else None
+        # with tol: whether every loss so far is finite (a NaN or ±inf loss never counts as converged)
+        fin = torch.ones(batch, dtype=torch.bool, device=x.device) if tol is not None else None
         # ‖δ_t‖², kept algebraically on the common path
         dn2 = torch.sum(delta * delta, -1, keepdim=True, out=dn2_rows[0]) if l2 else None
         e2 = e * e if algebraic else None
@@ -876,6 +943,8 @@ def _pga_flat(model, x, y, *, loss, e, eta, norm, steps, step_size, gradient, in
         t = 0
         while True:
             ell, g = vg(delta, y, loss_rows[t])
+            if fin is not None:
+                fin.logical_and_(torch.isfinite(ell))
             if conv is not None and criterion == "loss":
                 if t == 0:
                     anchor_val, anchor_t = ell.clone(), torch.zeros_like(conv)
@@ -883,7 +952,7 @@ def _pga_flat(model, x, y, *, loss, e, eta, norm, steps, step_size, gradient, in
                     rise = ell > anchor_val + tol * anchor_val.abs().clamp_min(1e-12)
                     anchor_val = torch.where(rise, ell, anchor_val)
                     anchor_t = torch.where(rise, torch.full_like(anchor_t, t), anchor_t)
-                    hit = (t - anchor_t >= patience) & (conv < 0)
+                    hit = (t - anchor_t >= patience) & (conv < 0) & fin
                     conv = torch.where(hit, anchor_t, conv)
             if implicit:  # g is ∂ℓ/∂h here; the norms come from the Gram matrix
                 gn, dg = gn_rows[t], dg_rows[t]
@@ -931,11 +1000,13 @@ def _pga_flat(model, x, y, *, loss, e, eta, norm, steps, step_size, gradient, in
                 new = torch.maximum(torch.minimum(new, box_hi), box_lo)
             if conv is not None and criterion == "movement":
                 move = torch.linalg.vector_norm(new - delta, dim=-1)
-                hit = (move <= tol * e.squeeze(-1)) & (conv < 0)
+                hit = (move <= tol * e.squeeze(-1)) & (conv < 0) & fin
                 conv = torch.where(hit, torch.full_like(conv, t), conv)
             delta = new
             if l2 and not algebraic:
                 dn2 = torch.sum(new * new, -1, keepdim=True, out=dn2_rows[t + 1])
+            elif not l2:
+                torch.linalg.vector_norm(new, math.inf, dim=-1, keepdim=True, out=ninf_rows[t + 1])
             t += 1
         if implicit:
             delta = vg.delta()
@@ -947,6 +1018,11 @@ def _pga_flat(model, x, y, *, loss, e, eta, norm, steps, step_size, gradient, in
             ratio = (dn2s.sqrt() / e).squeeze(-1)
             tg2 = torch.where(dn2s > 0, gn2s - dgs * dgs / dn2s.clamp_min(1e-300), gn2s)
             tang = tg2.clamp_min_(0).sqrt_().squeeze(-1)
+        else:
+            ratio = (ninf_log[:n] / e).squeeze(-1)
+        if conv is not None:
+            # an example converged before its loss turned NaN or ±inf is not converged either
+            conv = torch.where(fin, conv, torch.full_like(conv, -1))
         return PGAResult(
             delta=delta,
             losses=losses[:n],
@@ -988,6 +1064,9 @@ class Certificate:
     constant:          the exactly constant case of ``flat``: ∇ℓ(δ) = 0 and ℓ(δ') = ℓ(δ) at every
                        probe point, in floating point (e.g. every hidden ReLU inactive); implies
                        ``flat``.
+    finite:            ℓ(δ), every entry of ∇ℓ(δ) and ℓ at every probe point are finite (no NaN, no
+                       ±inf). Where False, ``is_local_max``, ``flat`` and ``constant`` are False: a
+                       NaN comparison is false, so without this a NaN loss would pass every test.
     """
 
     tangent_grad_norm: torch.Tensor
@@ -998,6 +1077,7 @@ class Certificate:
     is_local_max: torch.Tensor
     flat: torch.Tensor
     constant: torch.Tensor
+    finite: torch.Tensor
 
 
 def local_max_certificate(
@@ -1026,7 +1106,10 @@ def local_max_certificate(
     length as a fraction of ε; ``gtol``, ``ftol`` ≥ 0; ``sphere_tol`` in [0, 1). The model is
     evaluated in eval mode and restored. Returns a :class:`Certificate` with fields shaped
     ``batch``; its ``flat`` field marks degenerate points where ℓ is locally constant (‖∇ℓ‖·r·ε
-    and every probe's |Δℓ| at most ftol·max(|ℓ|, 1e-12)), which pass ``is_local_max`` trivially. Raises ValueError for unusable arguments (as :func:`pga`).
+    and every probe's |Δℓ| at most ftol·max(|ℓ|, 1e-12)), which pass ``is_local_max`` trivially;
+    its ``finite`` field is False where ℓ, ∇ℓ or a probe's ℓ is NaN or ±inf, and such points are
+    never certified (``is_local_max``, ``flat`` and ``constant`` False). Raises ValueError for
+    unusable arguments (as :func:`pga`).
     """
     _check_model(model)
     _check_loss(loss)
@@ -1080,6 +1163,9 @@ def local_max_certificate(
         c_flat = ftol * ell.abs().clamp_min(1e-12)
         flat = (gn * (radius * e) <= c_flat) & (inc.abs() <= c_flat.unsqueeze(0)).all(0)
         constant = (gn == 0) & (inc == 0).all(0)
+        # a NaN or ±inf loss is no maximum (NaN comparisons are false: n_inc would be 0)
+        finite = torch.isfinite(ell) & torch.isfinite(g).all(-1) & torch.isfinite(ell2).all(0)
+        is_max, flat, constant = is_max & finite, flat & finite, constant & finite
         return Certificate(
             tangent_grad_norm=tang,
             kkt_residual=kkt,
@@ -1089,4 +1175,5 @@ def local_max_certificate(
             is_local_max=is_max,
             flat=flat,
             constant=constant,
+            finite=finite,
         )

@@ -41,6 +41,11 @@ verdict, rule, details}``:
   outside the statement's regime (the ReLU and narrow-width contrasts of the theory setting, d = 2
   for T3) are reported with ``counted = False``.
 
+Non-finite runs: a row whose run met a NaN or ±inf loss (the tables' ``finite`` column False, or a
+NaN/inf in its loss columns, :data:`LOSS_COLUMNS`) is no result, neither a success nor a failure:
+E1-E3, T1, T2, T5 and T6 leave such rows out before anything else and report how many in
+``details["nonfinite"]`` (a line of claims.md when > 0).
+
 Bootstraps are deterministic: ``numpy.random.default_rng([seed, claim number])``. Probe-type
 tables are resampled two-way (seeds and inputs independently, with replacement), training runs
 over seeds, theory runs over trial ids (a trial's runs at every η move together). Rank
@@ -197,6 +202,36 @@ def _as_bool(s: pd.Series) -> np.ndarray:
         return s.to_numpy()
     m = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
     return s.astype(str).str.strip().str.lower().map(m).fillna(False).to_numpy(dtype=bool)
+
+
+#: The loss columns that must be finite for a row to count, per table kind (with the ``finite`` column).
+LOSS_COLUMNS: dict[str, tuple[str, ...]] = {
+    "final": ("initial_loss", "final_loss"),  # ext_pga_convergence/final.csv
+    "theory": ("loss_start", "loss_final"),  # ext_theory/pga.csv
+    "escape": ("loss_clean", "loss_ball", "loss_start", "loss_end", "loss_max"),  # escape.csv of Figs 2-3
+}
+
+
+def _finite_rows(df: pd.DataFrame, kind: str) -> np.ndarray:
+    """Boolean (len(df),): the row's run had finite losses. The table's ``finite`` column where
+    present (a missing value, from a run written before the column existed, counts as True) and
+    every loss column of :data:`LOSS_COLUMNS` [``kind``] that the table has finite."""
+    ok = np.ones(len(df), dtype=bool)
+    if "finite" in df:
+        ok &= _as_bool(df["finite"]) | df["finite"].isna().to_numpy()
+    for c in LOSS_COLUMNS[kind]:
+        if c in df:
+            ok &= np.isfinite(pd.to_numeric(df[c], errors="coerce").to_numpy(float))
+    return ok
+
+
+def _drop_nonfinite(df: pd.DataFrame, kind: str) -> tuple[pd.DataFrame, int]:
+    """(df without the rows of non-finite runs, how many were left out): a NaN or ±inf loss is no
+    result, neither a success nor a failure; the count goes into the claim's ``details["nonfinite"]``
+    (and a line of claims.md when > 0). ``df`` is returned as it is when every row is finite."""
+    ok = _finite_rows(df, kind)
+    n = int((~ok).sum())
+    return (df[ok].reset_index(drop=True) if n else df), n
 
 
 def _interval(boot: np.ndarray, confidence: float) -> list[float]:
@@ -424,7 +459,11 @@ def claim_pga_converges(fig1_final: pd.DataFrame, cfg: Mapping[str, Any] | None 
     rule = _fraction_rule(rules, "(scale, checkpoint)", "seeds")
     if fig1_final is None or len(fig1_final) == 0:
         return _missing(1, CLAIM1, stat, rule, "fig1_final")
-    df = fig1_final.reset_index(drop=True)
+    df, nonfinite = _drop_nonfinite(fig1_final.reset_index(drop=True), "final")
+    if len(df) == 0:
+        out = _missing(1, CLAIM1, stat, rule, "fig1_final")
+        out["details"]["nonfinite"] = nonfinite
+        return out
     ok = _as_bool(df["converged"]) & _as_bool(df["local_max"])
     design = _TwoWay(_rng(rules, 1), df["seed"], df["input"], rules["bootstrap"])
     groups = _fraction_groups(df, ok, ["scale", "checkpoint"], design, rules)
@@ -436,6 +475,7 @@ def claim_pga_converges(fig1_final: pd.DataFrame, cfg: Mapping[str, Any] | None 
         "overall_fraction": float(ok.mean()),
         "fraction_converged": float(_as_bool(df["converged"]).mean()),
         "fraction_local_max": float(_as_bool(df["local_max"]).mean()),
+        "nonfinite": nonfinite,
         "groups": groups,
     }
     stat += f" (smallest over (scale, checkpoint) groups: scale {w['scale']:g}, checkpoint {w['checkpoint']})"
@@ -496,8 +536,20 @@ def _on_sphere(fig1_final: pd.DataFrame | None, fig4_theory: pd.DataFrame | None
     if not (have1 or have4):
         return _missing(2, CLAIM2, stat, rule, "fig1_final and fig4_theory")
     rng = _rng(rules, 2)
+    notes["nonfinite"] = 0
     if have1:
-        df = fig1_final.reset_index(drop=True)
+        df, nf = _drop_nonfinite(fig1_final.reset_index(drop=True), "final")
+        notes["nonfinite"] += nf
+        have1 = len(df) > 0
+    if have4:
+        th, nf = _drop_nonfinite(fig4_theory.reset_index(drop=True), "theory")
+        notes["nonfinite"] += nf
+        have4 = len(th) > 0
+    if not (have1 or have4):
+        out = _missing(2, CLAIM2, stat, rule, "fig1_final and fig4_theory")
+        out["details"]["nonfinite"] = notes["nonfinite"]
+        return out
+    if have1:
         cert = _as_bool(df["local_max"])
         column = None if leave_out == "none" else leave_out
         flat = _as_bool(df[column]) if column in df else np.zeros(len(df), dtype=bool)
@@ -522,7 +574,6 @@ def _on_sphere(fig1_final: pd.DataFrame | None, fig4_theory: pd.DataFrame | None
             notes["dataset_left_out_note"] = f"the table has no {column} column: every certified maximum is counted"
         notes["dataset_probes"] = int(len(df))
     if have4:
-        th = fig4_theory.reset_index(drop=True)
         lm = _as_bool(th["local_max"])
         trials, tcode = _codes(th["trial"])
         W = _resample_weights(rng, len(trials), rules["bootstrap"])
@@ -585,7 +636,11 @@ def claim_pga_iterations_vs_scale(fig1_final: pd.DataFrame, cfg: Mapping[str, An
     rule = _corr_rule(rules, "per checkpoint", "seeds")
     if fig1_final is None or len(fig1_final) == 0:
         return _missing(3, CLAIM3, stat, rule, "fig1_final")
-    df = fig1_final.reset_index(drop=True)
+    df, nonfinite = _drop_nonfinite(fig1_final.reset_index(drop=True), "final")
+    if len(df) == 0:
+        out = _missing(3, CLAIM3, stat, rule, "fig1_final")
+        out["details"]["nonfinite"] = nonfinite
+        return out
     design = _TwoWay(_rng(rules, 3), df["seed"], df["input"], rules["bootstrap"])
     conv = _as_bool(df["converged"])
     groups = []
@@ -603,7 +658,7 @@ def claim_pga_iterations_vs_scale(fig1_final: pd.DataFrame, cfg: Mapping[str, An
     w = _worst(groups)
     details = {"resampling": "seeds and inputs, independently with replacement",
                "censoring": "PGA runs that did not converge count max_steps iterations (worst rank, tied)",
-               "groups": groups}
+               "nonfinite": nonfinite, "groups": groups}
     n_runs = int(df[["scale", "seed"]].drop_duplicates().shape[0])
     stat += f" (smallest over checkpoints: checkpoint {w['checkpoint']})"
     return _entry(3, CLAIM3, stat, w["value"], [w["lo"], w["hi"]], n_runs, _combine([g["verdict"] for g in groups], rules),
@@ -784,7 +839,11 @@ def claim_t1_theorem31(runs: pd.DataFrame | None, cfg: Mapping[str, Any] | None 
             f"m >= d^(5/2); the other settings are contrasts. {_combine_text(rules)}")
     if _empty(runs):
         return _missing_result("T1", stat, rule, ["ext_theory/pga.csv"], "table ext_theory/pga.csv is missing or empty")
-    df = runs.reset_index(drop=True)
+    df, nonfinite = _drop_nonfinite(runs.reset_index(drop=True), "theory")
+    if _empty(df):
+        out = _missing_result("T1", stat, rule, ["ext_theory/pga.csv"], "every run of ext_theory/pga.csv is non-finite")
+        out["details"]["nonfinite"] = nonfinite
+        return out
     rng = _rng(rules, 11)
     groups = []
     for lab, idx, counted in _theory_groups(df, rules):
@@ -818,7 +877,7 @@ def claim_t1_theorem31(runs: pd.DataFrame | None, cfg: Mapping[str, Any] | None 
     details = {"resampling": "trial ids with replacement (a trial's runs at every eta move together)",
                "fraction_reached": float(_as_bool(df["reached"]).mean()),
                "fraction_reached_counted": float(np.mean([g["reached"] for g in counted])) if counted else math.nan,
-               "median_iterations": med}
+               "median_iterations": med, "nonfinite": nonfinite}
     res = _result("T1", stat, groups, rule, _runs_obj(n, "(setting, trial): network, input, label and start", [
         "ext_theory/pga.csv"]), details, rules)
     if w is not None:  # headline: the group closest to (or furthest below) its bound
@@ -846,7 +905,11 @@ def claim_t2_interior_ascent(runs: pd.DataFrame | None, cfg: Mapping[str, Any] |
             "m >= d^(5/2).")
     if _empty(runs):
         return _missing_result("T2", stat, rule, ["ext_theory/pga.csv"], "table ext_theory/pga.csv is missing or empty")
-    df = runs.reset_index(drop=True)
+    df, nonfinite = _drop_nonfinite(runs.reset_index(drop=True), "theory")
+    if _empty(df):
+        out = _missing_result("T2", stat, rule, ["ext_theory/pga.csv"], "every run of ext_theory/pga.csv is non-finite")
+        out["details"]["nonfinite"] = nonfinite
+        return out
     rng = _rng(rules, 12)
     groups = []
     for lab, idx, counted in _theory_groups(df, rules):
@@ -867,7 +930,8 @@ def claim_t2_interior_ascent(runs: pd.DataFrame | None, cfg: Mapping[str, Any] |
     n = int(df[["activation", "d", "m", "scale", "trial"]].drop_duplicates().shape[0])
     return _result("T2", stat, groups, rule, _runs_obj(n, "(setting, trial)", ["ext_theory/pga.csv"]),
                    {"resampling": "trial ids with replacement",
-                    "note": "runs whose first step already reaches the sphere have no interior step and are left out of the rate"},
+                    "note": "runs whose first step already reaches the sphere have no interior step and are left out of the rate",
+                    "nonfinite": nonfinite},
                    rules)
 
 
@@ -1060,6 +1124,11 @@ def claim_t5_escape_by_scale(escape: pd.DataFrame | None, cfg: Mapping[str, Any]
     df = escape.reset_index(drop=True)
     if "checkpoint" in df and df["checkpoint"].nunique() > 1:
         df = df[df["checkpoint"] == df["checkpoint"].min()].reset_index(drop=True)
+    df, nonfinite = _drop_nonfinite(df, "escape")
+    if _empty(df):
+        out = _missing_result("T5", stat, rule, tab, "every run of paper_fig2_escape_by_scale/escape.csv is non-finite")
+        out["details"]["nonfinite"] = nonfinite
+        return out
     y = _escape_times(df)
     groups = []
     for _, idx, _, g in _escape_rho_groups(df, y, rules, claim_no=15, by="ratio", x="scale",
@@ -1075,7 +1144,7 @@ def claim_t5_escape_by_scale(escape: pd.DataFrame | None, cfg: Mapping[str, Any]
                     "caveat": "the absolute step eta is the same at every scale (the paper's update), so the relative "
                               "step eta*||grad||/eps changes with the scale (medians per scale in the groups); where it "
                               "falls monotonically with the scale these runs cannot tell a landscape effect from a "
-                              "step-size effect"}, rules)
+                              "step-size effect", "nonfinite": nonfinite}, rules)
 
 
 def claim_t6_escape_during_training(escape: pd.DataFrame | None, cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -1090,14 +1159,20 @@ def claim_t6_escape_during_training(escape: pd.DataFrame | None, cfg: Mapping[st
     if _empty(escape):
         return _missing_result("T6", stat, rule, tab, "table paper_fig3_escape_during_training/escape.csv is missing or "
                                                       "empty (its figure is not built by this configuration)")
-    df = escape.reset_index(drop=True)
+    df, nonfinite = _drop_nonfinite(escape.reset_index(drop=True), "escape")
+    if _empty(df):
+        out = _missing_result("T6", stat, rule, tab,
+                              "every run of paper_fig3_escape_during_training/escape.csv is non-finite")
+        out["details"]["nonfinite"] = nonfinite
+        return out
     y = _escape_times(df)
     groups, rhos = [], {}
     for key, idx, W, g in _escape_rho_groups(df, y, rules, claim_no=16, by=["scale", "ratio"], x="checkpoint",
                                              x_label=lambda c: f"{int(c)}", never_escaped=False):
         groups.append(g)
         rhos[key] = (df.iloc[idx], W, idx)
-    details: dict[str, Any] = {"resampling": "seeds and inputs, independently with replacement"}
+    details: dict[str, Any] = {"resampling": "seeds and inputs, independently with replacement",
+                               "nonfinite": nonfinite}
     scales = sorted({k[0] for k in rhos})
     if len(scales) >= 2:
         more = []
@@ -1311,6 +1386,10 @@ def render_markdown(results: list[dict], config_name: str, rules: Mapping[str, A
                   f"- runs: {e['runs']['count']} ({e['runs']['unit']}; tables: {', '.join(e['runs']['tables'])})",
                   f"- the paper's evidence: {e['paper_evidence']}",
                   f"- rule: {e['rule']}"]
+        nonfinite = d.pop("nonfinite", 0)
+        if nonfinite:  # a line only when rows were left out (claims.md unchanged otherwise)
+            lines.append(f"- nonfinite: {_fmt(nonfinite)} rows left out (a NaN or inf loss: no result, neither a "
+                         f"success nor a failure)")
         for k, v in d.items():
             lines.append(f"- {k.replace('_', ' ')}: {_fmt(v) if not isinstance(v, list) else ', '.join(map(_fmt, v))}")
         if groups:

@@ -92,6 +92,7 @@ ESCAPE_COLUMNS = [
     "scale", "ratio", "eps", "eta", "seed", "input", "label", "checkpoint", "loss_clean", "loss_ball",
     "loss_start", "loss_end", "loss_max", "loss_rise", "escaped", "flat", "escape_time", "relative_step",
     "relative_step_ball", "descent_converged", "descent_stationary", "descent_mapping", "descent_improving",
+    "finite",
 ]
 
 
@@ -201,6 +202,8 @@ def min_certificate(
     G_t(δ) = (δ − Π(δ − t∇ℓ))/t, t = mapping_step · ε/grad_ref; stationary = ρ ≤ gtol;
     n_improving = #{k : ℓ(Π(δ + radius·ε·v_k)) < ℓ(δ) − ftol · loss_ref} over K = ``directions``
     random unit v_k and v_{K+1} = −G_t/‖G_t‖ (left out where G_t = 0); converged = n_improving == 0.
+    A point where ℓ(δ), ∇ℓ(δ) or a probe's ℓ is NaN or ±inf is neither stationary nor converged
+    (NaN comparisons are false, which would otherwise count no improving direction).
     Raises ValueError for directions < 1 or non-positive radius / mapping_step / gtol, or a
     negative ftol.
     """
@@ -230,7 +233,8 @@ def min_certificate(
         cand = project(delta.unsqueeze(-2) + (radius * ek).unsqueeze(-1) * v, eps=ek)
         ell2 = fn(model(x.unsqueeze(-2) + cand), y.unsqueeze(-1).expand(*batch, K))
         n_imp = (ell2 < ell.unsqueeze(-1) - ftol * lref.abs().unsqueeze(-1)).sum(-1)
-    return rho, rho <= gtol, n_imp, n_imp == 0
+        finite = torch.isfinite(ell) & torch.isfinite(g).all(-1) & torch.isfinite(ell2).all(-1)
+    return rho, (rho <= gtol) & finite, n_imp, (n_imp == 0) & finite
 
 
 def descend(
@@ -302,8 +306,8 @@ def escape_time(losses, *, rtol: float = 1e-3, reference=None) -> tuple[torch.Te
     Δ = ℓ_max − ℓ_0 with ℓ_max = max_t ℓ_t (the total rise); escape time = min{t : ℓ_t − ℓ_0 ≥ Δ/2}
     (an integer step, as float). A curve counts as not escaped (escape time NaN) when
     Δ ≤ rtol · max(|ℓ_0|, |ℓ_max|, |reference|) (``reference``: a typical loss level, broadcast to
-    batch; 0 when None) or when Δ is not finite. Returns (escape_time, escaped, Δ), each of shape
-    batch. Raises ValueError for an empty curve or rtol < 0.
+    batch; 0 when None) or when any ℓ_t of the curve is NaN or ±inf (a non-finite curve never
+    escapes). Returns (escape_time, escaped, Δ), each of shape batch. Raises ValueError for an empty curve or rtol < 0.
     """
     L = torch.as_tensor(losses).to(torch.float64)
     if L.dim() < 1 or L.shape[0] < 1:
@@ -313,7 +317,7 @@ def escape_time(losses, *, rtol: float = 1e-3, reference=None) -> tuple[torch.Te
     rise = lmax - l0
     ref = torch.zeros_like(l0) if reference is None else torch.as_tensor(reference, dtype=L.dtype).expand_as(l0)
     level = torch.maximum(torch.maximum(l0.abs(), lmax.abs()), ref.abs())
-    escaped = torch.isfinite(rise) & (rise > rtol * level)
+    escaped = torch.isfinite(L).all(0) & torch.isfinite(rise) & (rise > rtol * level)
     reached = (L - l0) >= 0.5 * rise
     first = reached.to(torch.int64).argmax(0).to(torch.float64)  # first True (ℓ_max itself reaches it)
     t = torch.where(escaped, first, torch.full_like(first, math.nan))
@@ -327,7 +331,9 @@ class EscapeProbe:
     eps, loss_clean (ℓ at δ = 0), descent (:class:`DescentResult`), losses (T+1, R, N) along the
     PGA trajectory, grad_norm (T+1, R, N), escape_time / escaped / rise (:func:`escape_time`),
     relative_step = η‖∇ℓ(δ_0)‖/ε, relative_step_ball = η‖∇ℓ(δ_u)‖/ε, flat = not escaped and
-    ε‖∇ℓ(δ_u)‖ ≤ 10⁻⁶ ℓ(δ_u) (module docstring).
+    ε‖∇ℓ(δ_u)‖ ≤ 10⁻⁶ ℓ(δ_u) (module docstring), finite = ℓ(δ = 0), the descent's ℓ(δ_u) and
+    ℓ(δ*) and every ℓ_t of the PGA trajectory are finite (where False: not escaped, not flat, the
+    descent not converged).
     """
 
     eps: torch.Tensor
@@ -341,6 +347,7 @@ class EscapeProbe:
     relative_step: torch.Tensor
     relative_step_ball: torch.Tensor
     flat: torch.Tensor
+    finite: torch.Tensor
 
 
 FLAT_TOL = 1e-6  # flat: ε‖∇ℓ(δ_u)‖ ≤ FLAT_TOL · ℓ(δ_u) and no rise
@@ -390,10 +397,12 @@ def probe_escape(
                   generator=generator, **(descent or {}))
     res = ascend(model, xb, yb, des.delta, loss=loss, eps=eps, step_size=step_size, steps=steps)
     t, esc, rise = escape_time(res.losses, rtol=rtol, reference=des.loss_ball)
-    flat = ~esc.to(eps.device) & (eps * des.grad_ball <= FLAT_TOL * des.loss_ball.abs())
+    finite = (torch.isfinite(res.losses).all(0) & torch.isfinite(loss_clean) & torch.isfinite(des.loss_ball)
+              & torch.isfinite(des.loss))
+    flat = ~esc.to(eps.device) & (eps * des.grad_ball <= FLAT_TOL * des.loss_ball.abs()) & finite
     return EscapeProbe(eps=eps, loss_clean=loss_clean, descent=des, losses=res.losses, grad_norm=res.grad_norm,
                        escape_time=t, escaped=esc, rise=rise, relative_step=step_size * res.grad_norm[0] / eps,
-                       relative_step_ball=step_size * des.grad_ball / eps, flat=flat)
+                       relative_step_ball=step_size * des.grad_ball / eps, flat=flat, finite=finite)
 
 
 def run_rows(probe: EscapeProbe, *, scale: float, ratios: Sequence[float], eta: float, seed: int,
@@ -401,7 +410,8 @@ def run_rows(probe: EscapeProbe, *, scale: float, ratios: Sequence[float], eta: 
     """escape.csv rows (columns :data:`ESCAPE_COLUMNS`) of one probe, row-major (``ratios[i]``,
     ``checkpoint`` or ``checkpoint[i]`` per row i of the batch) then input: the order of
     ``probe.losses.reshape(T+1, -1)``'s columns. loss_rise = ℓ_max − ℓ_0 (the total rise of
-    :func:`escape_time`); loss_end = ℓ_T."""
+    :func:`escape_time`); loss_end = ℓ_T; finite = :attr:`EscapeProbe.finite` (the run's losses
+    are all finite; the claims leave the other rows out)."""
     L = probe.losses.to(torch.float64).cpu()
     R, N = L.shape[1:]
     d = probe.descent
@@ -412,7 +422,7 @@ def run_rows(probe: EscapeProbe, *, scale: float, ratios: Sequence[float], eta: 
         "escape_time": probe.escape_time, "relative_step": probe.relative_step,
         "relative_step_ball": probe.relative_step_ball, "descent_converged": d.converged,
         "descent_stationary": d.stationary,
-        "descent_mapping": d.mapping, "descent_improving": d.n_improving,
+        "descent_mapping": d.mapping, "descent_improving": d.n_improving, "finite": probe.finite,
     }
     cols = {k: v.detach().cpu().tolist() for k, v in cols.items()}
     lab = labels.cpu().tolist()

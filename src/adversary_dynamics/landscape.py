@@ -7,7 +7,8 @@ Regularity measures (per input):
   similarity (a new cluster when cos(δ_r, centre) < ``cos_threshold`` for every centre);
   restarts that end at a flat point (``RestartProbe.flat``: the loss is locally constant, e.g.
   every hidden ReLU inactive, so PGA never moved) are left out, since every such start would
-  count as a maximum of its own; NaN when every restart is flat;
+  count as a maximum of its own, and so are restarts whose loss or final perturbation is NaN or
+  ±inf (``RestartProbe.finite`` False: no result, never a maximum); NaN when no restart is left;
 * flat fraction — the share of restarts that end at a flat point;
 * loss spread — std/mean of the restarts' final losses;
 * non-linearity index — over P points δ_p uniform in the ball,
@@ -35,7 +36,9 @@ __all__ = ["RestartProbe", "probe_restarts", "distinct_maxima", "flat_fraction",
 class RestartProbe:
     """PGA from ``R`` random starts for ``N`` inputs; tensors are (R, N) unless noted.
     ``flat`` (bool) marks final iterates where the loss is locally constant
-    (:class:`~adversary_dynamics.attacks.Certificate`, field ``flat``)."""
+    (:class:`~adversary_dynamics.attacks.Certificate`, field ``flat``); ``finite`` (bool) marks the
+    restarts whose losses ℓ_0 … ℓ_T are all finite (:attr:`~adversary_dynamics.attacks.PGAResult.finite`);
+    a non-finite restart is never converged, certified or flat."""
 
     losses: torch.Tensor  # (T+1, R, N)
     norm_ratio: torch.Tensor  # (T+1, R, N)
@@ -47,6 +50,7 @@ class RestartProbe:
     kkt_residual: torch.Tensor
     flat: torch.Tensor
     constant: torch.Tensor  # the exactly constant case of flat (Certificate.constant)
+    finite: torch.Tensor  # every loss of the restart's trajectory is finite
 
 
 def probe_restarts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: LossLike, eps, restarts: int,
@@ -76,7 +80,7 @@ def probe_restarts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: 
     return RestartProbe(losses=res.losses, norm_ratio=res.norm_ratio, deltas=res.delta, trajectories=traj,
                         converged_at=res.converged_at, on_sphere=cert.on_sphere, is_local_max=cert.is_local_max,
                         kkt_residual=cert.kkt_residual, flat=cert.flat,
-                        constant=cert.constant)
+                        constant=cert.constant, finite=res.finite)
 
 
 def distinct_maxima(deltas: torch.Tensor, *, cos_threshold: float = 0.99,
@@ -86,8 +90,9 @@ def distinct_maxima(deltas: torch.Tensor, *, cos_threshold: float = 0.99,
     (centres are the unit vectors of the rows that opened a cluster, in row order).
 
     ``exclude``: optional boolean (R,) mask of rows to leave out (e.g. ``RestartProbe.flat[:, i]``,
-    restarts that ended at a flat, locally constant point). Returns an int, or NaN (a float) when
-    ``exclude`` leaves no row. Raises ValueError when ``deltas`` is not 2-D or ``exclude`` is not
+    restarts that ended at a flat, locally constant point). Rows with a NaN or ±inf entry are
+    always left out (no result is no maximum). Returns an int, or NaN (a float) when no row is
+    left. Raises ValueError when ``deltas`` is not 2-D or ``exclude`` is not
     a boolean mask of shape (R,)."""
     if deltas.dim() != 2:
         raise ValueError(f"deltas must be (R, d), got shape {tuple(deltas.shape)}")
@@ -97,6 +102,11 @@ def distinct_maxima(deltas: torch.Tensor, *, cos_threshold: float = 0.99,
                              f"{getattr(exclude, 'dtype', type(exclude).__name__)} "
                              f"{tuple(getattr(exclude, 'shape', ()))}")
         deltas = deltas[~exclude.to(deltas.device)]
+        if deltas.shape[0] == 0:
+            return math.nan
+    bad = ~torch.isfinite(deltas).all(-1)
+    if bool(bad.any()):
+        deltas = deltas[~bad]
         if deltas.shape[0] == 0:
             return math.nan
     u = deltas / torch.linalg.vector_norm(deltas, dim=-1, keepdim=True).clamp_min(1e-30)

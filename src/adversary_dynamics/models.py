@@ -206,7 +206,7 @@ class CNN(nn.Module):
         else:
             raise ValueError(f"x must have shape (*batch, {self.input_dim}) (flat) or (*batch, *{self.input_shape}) "
                              f"(image-shaped; attack it with event_dims=3), got {tuple(x.shape)}")
-        h = x.reshape(-1, *self.input_shape)
+        h = x.reshape(math.prod(batch), *self.input_shape)  # explicit size: also for an empty batch
         h = nn.functional.max_pool2d(torch.relu(self.conv1(h)), 2)
         h = nn.functional.max_pool2d(torch.relu(self.conv2(h)), 2)
         h = torch.relu(self.fc1(h.flatten(1)))

@@ -97,11 +97,14 @@ def normalised_ascent(L: np.ndarray) -> np.ndarray:
     ``L``: losses of shape (T+1, ...) with the PGA iteration t on axis 0 (any trailing shape,
     e.g. (inputs, restarts)). Returns an array of the same shape: 0 at the start, 1 at the last
     iterate; NaN for a curve where PGA did not raise the loss at all (ℓ_T − ℓ_0 ≤ 10⁻¹²·max(|ℓ_0|, 10⁻¹²)),
-    whose normalisation is undefined."""
+    whose normalisation is undefined, and NaN at every t for a curve with any NaN or ±inf loss
+    (a non-finite run is no result: it is left out of every step, not only where it is NaN)."""
+    L = np.asarray(L)
     num = L - L[:1]
     den = L[-1:] - L[:1]
+    finite = np.isfinite(L).all(0, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 1e-12 * np.maximum(np.abs(L[:1]), 1e-12), num / den, np.nan)
+        return np.where((den > 1e-12 * np.maximum(np.abs(L[:1]), 1e-12)) & finite, num / den, np.nan)
 
 
 def pga_convergence_tables(runs: Sequence[Run], *, max_steps: int) -> dict[str, pd.DataFrame]:
@@ -110,13 +113,17 @@ def pga_convergence_tables(runs: Sequence[Run], *, max_steps: int) -> dict[str, 
     * ``curves``: one row per (scale, checkpoint, step t = 0 … max_steps), columns
       ``scale, checkpoint, step, median, q25, q75, n``: median and quartiles of the normalised
       ascent A_t = (ℓ_t − ℓ_0)/(ℓ_T − ℓ_0) (:func:`normalised_ascent`) pooled over seeds × inputs ×
-      restarts, NaN curves (no ascent) left out; ``n`` = number of finite curves at t. A probe
+      restarts, NaN curves (no ascent, or a NaN or ±inf loss anywhere on the curve) left out;
+      ``n`` = number of finite curves at t. A probe
       that stopped early (every curve had converged) is padded with its last value up to
       ``max_steps``.
     * ``final``: the probes' ``restarts.csv`` stacked, with ``scale, seed`` in front (one row per
       (scale, seed, checkpoint, input, restart)); among its columns ``local_max`` (the certificate
-      passed) and ``flat`` (the loss is locally constant at the final iterate: a degenerate,
-      non-strict maximum, see :class:`~adversary_dynamics.attacks.Certificate`).
+      passed), ``flat`` (the loss is locally constant at the final iterate: a degenerate,
+      non-strict maximum, see :class:`~adversary_dynamics.attacks.Certificate`) and ``finite``
+      (every loss of the restart's PGA run is finite; where False the run is never ``converged``,
+      ``local_max`` or ``flat``). A ``restarts.csv`` without ``finite`` (written before the column
+      existed) gets it from its ``initial_loss`` and ``final_loss``.
 
     ``runs``: :class:`Run` (scale, seed, probe folder). Raises ValueError when ``runs`` is empty
     or ``max_steps`` < 0."""
@@ -127,6 +134,9 @@ def pga_convergence_tables(runs: Sequence[Run], *, max_steps: int) -> dict[str, 
     finals, pooled = [], {}
     for scale, seed, d in runs:
         df = _with_run(pd.read_csv(d / "restarts.csv"), scale, seed)
+        if "finite" not in df:
+            df["finite"] = np.isfinite(df["initial_loss"].to_numpy(float)) & np.isfinite(
+                df["final_loss"].to_numpy(float))
         finals.append(df)
         with np.load(d / "curves.npz") as z:
             for key in z.files:

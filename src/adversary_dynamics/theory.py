@@ -211,7 +211,9 @@ def pga_to_sphere(W: torch.Tensor, a: torch.Tensor, x: torch.Tensor, y: torch.Te
     NaN where not reached), ``refined`` (the refinement met its tolerance), ``tangent_grad_final``,
     ``min_rate`` (min over steps that stayed inside the ball of (ℓ_{t+1} − ℓ_t)/η; +inf where
     there was none), ``interior_steps``, ``on_sphere`` (final), ``loss_start``, ``loss_final``,
-    and ``delta`` (T, J, d), the final points. ``ascent=False`` runs projected gradient DEScent
+    ``finite`` (every loss and gradient evaluated along the run was finite: a run that met NaN or
+    ±inf is never ``reached``, ``refined`` or ``on_sphere``, and its ``distance`` is NaN), and
+    ``delta`` (T, J, d), the final points. ``ascent=False`` runs projected gradient DEScent
     with the same rules (it ends at minima of ℓ on the sphere: the other kind of critical point,
     used by the second-order test); ``min_rate`` is then the largest per-step decrease's
     negative. Raises ValueError on bad arguments."""
@@ -238,10 +240,12 @@ def pga_to_sphere(W: torch.Tensor, a: torch.Tensor, x: torch.Tensor, y: torch.Te
     prev_int = torch.zeros(T, J, dtype=torch.bool, device=dev)
     loss_start = None
     tg = torch.zeros(T, J, dtype=dt, device=dev)
+    finite = torch.ones(T, J, dtype=torch.bool, device=dev)
     for t in range(max_steps + 1):
         loss, g = loss_and_grad(W, a, x, y, delta, activation=activation)
         if loss_start is None:
             loss_start = loss.clone()
+        finite &= torch.isfinite(loss) & torch.isfinite(g).all(-1)
         dn = delta.norm(dim=-1)
         on = dn >= on_tol
         u = delta / dn.clamp_min(torch.finfo(dt).tiny).unsqueeze(-1)
@@ -269,12 +273,14 @@ def pga_to_sphere(W: torch.Tensor, a: torch.Tensor, x: torch.Tensor, y: torch.Te
         prev_int = inside & (phase == 0)
         prev_loss = loss
         s_ref = s_ref + (phase == 1).to(dt)
-    reached = it < max_steps
+    # a run that met a NaN or ±inf loss or gradient reached nothing (NaN comparisons are false, but a
+    # NaN after the sphere was hit, or a refinement that ran out its steps, would otherwise count)
+    reached = (it < max_steps) & finite
     dist = torch.where(reached, (delta_hit - delta).norm(dim=-1), torch.full_like(tg, math.nan))
     return {"reached": reached, "iterations": it, "tangent_grad_hit": tg_hit, "distance": dist,
-            "refined": phase == 2, "tangent_grad_final": tg, "min_rate": min_rate, "interior_steps": n_int,
-            "on_sphere": delta.norm(dim=-1) >= on_tol, "loss_start": loss_start, "loss_final": loss,
-            "delta": delta}
+            "refined": (phase == 2) & finite, "tangent_grad_final": tg, "min_rate": min_rate,
+            "interior_steps": n_int, "on_sphere": (delta.norm(dim=-1) >= on_tol) & finite,
+            "loss_start": loss_start, "loss_final": loss, "finite": finite, "delta": delta}
 
 
 # ---- T4: distinct maxima from many restarts -------------------------------------------------
@@ -302,7 +308,8 @@ def count_maxima(W: torch.Tensor, a: torch.Tensor, x: torch.Tensor, y: torch.Ten
     radius eps (E,), ``restarts`` uniform starts of projected ascent with normalised steps
     δ ← Π(δ + step·ε·∇ℓ/‖∇ℓ‖) for ``steps`` steps (only the endpoints matter here, and this step is
     stable at every ε: our choice). A run has converged when ‖Π(δ + step·ε·∇ℓ/‖∇ℓ‖) − δ‖/(step·ε)
-    is ≤ tol (on the sphere: ‖P∇ℓ‖/‖∇ℓ‖ ≲ tol); converged endpoints closer than merge·ε are one
+    is ≤ tol (on the sphere: ‖P∇ℓ‖/‖∇ℓ‖ ≲ tol) and its loss and gradient are finite; converged
+    endpoints closer than merge·ε are one
     maximum. Returns (T, E) long tensors ``distinct``, ``converged`` and ``on_sphere`` (converged
     endpoints on the sphere)."""
     T, d = x.shape
@@ -319,8 +326,9 @@ def count_maxima(W: torch.Tensor, a: torch.Tensor, x: torch.Tensor, y: torch.Ten
     for _ in range(steps):
         _, g = loss_and_grad(W, a, x, y, delta, activation=activation)
         delta = pstep(delta, g)
-    _, g = loss_and_grad(W, a, x, y, delta, activation=activation)
-    conv = (pstep(delta, g) - delta).norm(dim=-1) / eta <= tol
+    ell, g = loss_and_grad(W, a, x, y, delta, activation=activation)
+    # a NaN or ±inf loss or gradient is no converged maximum
+    conv = ((pstep(delta, g) - delta).norm(dim=-1) / eta <= tol) & torch.isfinite(ell) & torch.isfinite(g).all(-1)
     on = delta.norm(dim=-1) >= epsb * (1 - _sphere_rtol(dt))
     pts = delta.view(T, E, restarts, d)
     cv = conv.view(T, E, restarts)
@@ -372,7 +380,7 @@ def theory_run(*, dims: Sequence[int], width_powers: Sequence[float], activation
     sees the same draws as the theorem's. Returns three row lists:
 
     * ``pga`` — one row per PGA run, (setting, s, η, trial): setting, ε, η, η/ε² and the outputs of
-      :func:`pga_to_sphere`;
+      :func:`pga_to_sphere` (``finite`` last: the run's losses and gradients were all finite);
     * ``hessian`` — one row per run that reached the sphere (``point``: ``ascent`` or ``descent``):
       eigenvalue range, ``kind``
       (:func:`classify_eigenvalues`), multiplier μ, ‖∇²ℓ‖₂ and the tangent gradient;
