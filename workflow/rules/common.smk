@@ -17,6 +17,11 @@ SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 
 
 name_as_typed(config, workflow.config_settings.config_args)
+# a key written twice in a config file (Snakemake's YAML loader keeps the last one without a word):
+# refused first, naming the file, the key and both lines (--configfile files, then config/config.yaml)
+from adversary_dynamics.config import check_config_files
+
+check_config_files(workflow.configfiles)
 validate_config(config, SCHEMA)
 
 # ---- where this configuration's results go (content-keyed; docs: README "Configurations") ----
