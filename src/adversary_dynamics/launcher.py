@@ -198,7 +198,7 @@ def _validate(base: Path, files: list[tuple[str, dict]], entries: list[str], *, 
 
 
 HELP = f"""\
-usage: {PROG} [TARGET ...] [--configfile FILE ...] [--config KEY=VALUE ...] [snakemake options]
+usage: {PROG} [TARGET ...] [--configfile FILE ...] [--config KEY=VALUE ...] [OPTION ...]
 
 Rebuild the figures and the claims report of Deng et al. (ICML 2020), "Towards Understanding the
 Dynamics of the First-Order Adversaries": this runs Snakemake on the workflow in the current
@@ -219,10 +219,10 @@ Common commands:
   {PROG} --cores 8 --config train.lr=0.02 probe.restarts=8
       change single keys (dotted keys are allowed here, unlike plain snakemake)
 
-Configurations live in config/*.yaml{{here}}.
-Every key is described in config/config.yaml. Results go to results/<name>/ (figures to figures/
-or figures/<name>/), or to results/<name>-<hash8>/ when the configuration differs from the
-committed file of that name.
+Configurations live in config/*.yaml; every key is described in config/config.yaml.
+{{here}}
+Results go to results/<name>/ (figures to figures/ or figures/<name>/), or to
+results/<name>-<hash8>/ when the configuration differs from the committed file of that name.
 
 Checked before Snakemake starts (exit status 2 and a message naming the file or key):
   - each --configfile exists, is valid YAML holding a mapping, and writes no key twice;
@@ -236,8 +236,11 @@ Every other argument goes to snakemake unchanged (see snakemake --help); targets
 
 def _help(base: Path) -> str:
     files = sorted(p.name for p in (base / "config").glob("*.yaml")) if (base / "config").is_dir() else []
-    return HELP.format(here=f" (here: {', '.join(files)})" if files else " (none in this folder: run it where the "
-                       "workflow's Snakefile is)")
+    import textwrap
+
+    here = (f"In config/ here: {', '.join(files)}." if files else
+            "There is no config/ folder here: run it in the folder of the workflow's Snakefile.")
+    return HELP.format(here=textwrap.fill(here, 96))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
