@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping
 
 __all__ = [
     "cpu_info",
+    "input_size_mb",
     "atomic_path",
     "link_or_copy_atomic",
     "write_bytes_atomic",
@@ -161,6 +162,29 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return v
+
+
+def input_size_mb(input) -> float:
+    """The total size in MB (2**20 bytes) of a Snakemake job's ``input`` files, for resource
+    functions (``mem_mb``, ``runtime``): ``input.size_mb`` outside a running asyncio event loop.
+    Inside one (``snakemake --report`` evaluates every reported job's resources there) Snakemake's
+    ``input.size_mb`` creates a coroutine, cannot run it (NestedCoroutineError, which Snakemake
+    turns into "to be determined") and leaves it unawaited, so Python prints "coroutine ... was never
+    awaited" once per job; here the sizes are read directly with ``os.path.getsize`` instead, and
+    where an input does not exist yet NestedCoroutineError is raised without a coroutine, so
+    Snakemake still defers the value as before."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return input.size_mb
+    try:
+        return sum(os.path.getsize(f) for f in input) / 2 ** 20
+    except OSError:
+        from snakemake.exceptions import NestedCoroutineError
+
+        raise NestedCoroutineError("input sizes are known once the inputs exist") from None
 
 
 #: CPU features that change which kernels torch (oneDNN, MKL, its own vectorised code) runs, and so

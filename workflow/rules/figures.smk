@@ -17,14 +17,24 @@ for fig, spec in FIGURES.items():
             code=script_code(f"notebooks/{fig}.ipynb"),
             provenance=spec["provenance"],
         output:
-            pdf=figure(fig, "pdf"),
+            pdf=report(
+                figure(fig, "pdf"),
+                caption=f"../report/{fig}.rst",
+                category="Figures",
+                labels={"figure": fig, "format": "PDF"},
+            ),
             png=report(
                 figure(fig, "png"),
                 caption=f"../report/{fig}.rst",
                 category="Figures",
+                labels={"figure": fig, "format": "PNG"},
+            ),
+            provenance=report(
+                figure(fig, "provenance.json"),
+                caption="../report/provenance.rst",
+                category="Provenance",
                 labels={"figure": fig},
             ),
-            provenance=figure(fig, "provenance.json"),
         log:
             notebook=f"{LOGS}/notebooks/{fig}.ipynb",
             stderr=f"{LOGS}/notebooks/{fig}.log",
