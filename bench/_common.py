@@ -22,7 +22,8 @@ def default_threads() -> int:
 
 def environment(**extra) -> dict:
     """What a timing depends on, for the JSON line: torch (and torchattacks, when importable),
-    Python, threads, CPUs, machine, the thread-count environment variables, the load average at
+    Python, threads, CPUs, machine, the CPU's model, flags and torch's vector capability
+    (:func:`adversary_dynamics.runio.cpu_info`), the thread-count environment variables, the load average at
     the start; ``extra`` entries are added (e.g. device)."""
     import platform
 
@@ -38,6 +39,9 @@ def environment(**extra) -> dict:
     env.update({"python": platform.python_version(), "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                 "machine": platform.machine(),
                 **{k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR") if k in os.environ}})
+    from adversary_dynamics.runio import cpu_info
+
+    env.update(cpu_info())  # cpu_model, cpu_flags (avx2, avx512f, fma...), cpu_capability: timings differ by CPU
     env.update(extra)
     env["loadavg_start"] = loadavg()
     return env

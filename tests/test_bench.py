@@ -78,3 +78,22 @@ def test_gpu_paper_check_quick_mode_runs(tmp_path):
     assert times["train_epochs"] == 2
     cfg = json.loads((tmp_path / "paper_fig3/train/scale~0.1/ratio~1/seed~0/provenance.json").read_text())["config"]
     assert (cfg["dataset"], cfg["seeds"], cfg["epochs"], cfg["cnn_hidden"]) == ("fashion_mnist", [0], 2, 1024)
+
+
+def test_benchmark_environment_records_the_cpu(monkeypatch):
+    """Results differ in the last bits between an AVX-512 and an AVX2-only CPU: every benchmark's
+    JSON line names the CPU model, its vector flags and torch's CPU capability (issue 19)."""
+    import torch
+
+    from adversary_dynamics.runio import cpu_info
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import _common
+
+    env = _common.environment(device="cpu")
+    info = cpu_info()
+    assert env["cpu_model"] == info["cpu_model"] and env["cpu_model"]
+    assert env["cpu_flags"] == info["cpu_flags"]
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert env["device"] == "cpu"
+    json.dumps(env)

@@ -305,3 +305,125 @@ def test_snakemake_cli_accepts_typed_overrides(workdir):
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
     assert "scale~1/seed~0/steps.csv" in out and "--ratio 0.25" not in out  # planned, not run
+
+
+# ---- issue 19: a key written twice in a config file is refused, naming file, key and lines ------
+DUPLICATED = """\
+name: dup
+theory:
+  dims: [2]
+train: {epochs: 3, lr: 0.1}
+theory:
+  dims: [3]
+  trials: 4
+  trials: 5
+paper_fig3:
+  train:
+    lr: 0.1
+    lr: 0.2
+probe: {checkpoints: [0, 2], checkpoints: [0, 1]}
+seq:
+  - {a: 1}
+  - {b: 1, b: 2}
+anchor: &a {x: 1, y: 2}
+merged:
+  <<: *a
+  x: 3
+"""
+
+
+def test_strict_loader_refuses_duplicate_keys_at_any_depth_with_dotted_key_and_both_lines(tmp_path):
+    from adversary_dynamics.config import DuplicateKeyError, _load_yaml
+
+    path = tmp_path / "pasted.yaml"
+    path.write_text(DUPLICATED)
+    with pytest.raises(DuplicateKeyError) as info:
+        _load_yaml(path)
+    msg = str(info.value)
+    assert msg.startswith(f"config file {path}: ")
+    for part in ("key 'theory' appears twice (lines 2 and 5)", "key 'theory.trials' appears twice (lines 7 and 8)",
+                 "key 'paper_fig3.train.lr' appears twice (lines 11 and 12)",
+                 "key 'probe.checkpoints' appears twice (both on line 13)",
+                 "key 'seq[1].b' appears twice (both on line 16)"):
+        assert part in msg, msg
+    assert "merged" not in msg and "anchor" not in msg  # a `<<` merge overriding a key is YAML's own
+    assert "keep only the last one" in msg and "merge the two" in msg
+    assert isinstance(info.value, ConfigError)
+
+
+def test_strict_loader_reads_every_committed_config_as_yaml_does():
+    from adversary_dynamics.config import _load_yaml
+
+    for path in sorted(ROOT.glob("config/*.yaml")) + sorted(ROOT.glob("tests/workflow/*.yaml")):
+        assert _load_yaml(path) == yaml.safe_load(path.read_text()), path
+
+
+def test_check_config_files_names_the_first_file_with_a_duplicate(tmp_path):
+    from adversary_dynamics.config import DuplicateKeyError, check_config_files
+
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text("name: a\n")
+    bad.write_text("name: a\nname: b\n")
+    check_config_files([good, tmp_path / "missing.yaml"])  # missing files are Snakemake's to report
+    with pytest.raises(DuplicateKeyError, match=r"bad\.yaml: key 'name' appears twice \(lines 1 and 2\)"):
+        check_config_files([good, bad])
+
+
+def _pasted_twice(text: str) -> str:
+    """The tiny config with its `theory:` line pasted again at the end (other dims)."""
+    line = next(ln for ln in text.splitlines() if ln.startswith("theory:"))
+    return text + line.replace("dims: [2, 4]", "dims: [3]") + "\n"
+
+
+def test_snakemake_cli_refuses_a_configfile_with_a_key_twice(workdir, tmp_path):
+    text = (ROOT / "tests" / "workflow" / "config.yaml").read_text()
+    path = tmp_path / "pasted.yaml"
+    path.write_text(_pasted_twice(text))
+    n = len(text.splitlines())
+    first = 1 + next(i for i, ln in enumerate(text.splitlines()) if ln.startswith("theory:"))
+    before = _snapshot(workdir)
+    res = _snakemake(workdir, TARGETS + ["-n", "--cores", "2", "--configfile", str(path)])
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out[-3000:]
+    assert f"pasted.yaml: key 'theory' appears twice (lines {first} and {n + 1})" in out, out[-3000:]
+    assert "Traceback (most recent call last)" not in out and "Building DAG" not in out, out[-3000:]
+    assert _snapshot(workdir) == before
+
+
+def test_snakemake_cli_refuses_the_workflows_own_config_with_a_key_twice(tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    cfg = work / "config" / "config.yaml"
+    cfg.write_text(cfg.read_text() + "name: other\n")
+    res = _snakemake(work, TARGETS + ["-n", "--cores", "2"])
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out[-3000:]
+    assert "config/config.yaml: key 'name' appears twice (lines" in out, out[-3000:]
+    assert not (work / "results").exists()
+
+
+# ---- issue 19: a name too long for a folder is refused before any job -------------------------
+def test_a_name_too_long_for_a_folder_names_the_key_and_the_maximum():
+    with pytest.raises(ConfigError) as info:
+        _validate({"name": "a" * 247})
+    msg = str(info.value)
+    assert "config key 'name'" in msg and "at most 64 characters (this one has 247)" in msg, msg
+    assert "a" * 100 not in msg  # the value is shortened, not printed in full
+    assert _validate({"name": "a" * 64})["name"] == "a" * 64
+
+
+@pytest.mark.parametrize("name", ["a/b", "../up", ".hidden", "with space", "x\\y", ""])
+def test_a_name_that_cannot_be_a_folder_is_refused(name):
+    with pytest.raises(ConfigError, match=r"config key 'name' has value .*allowed: a string matching"):
+        _validate({"name": name})
+
+
+def test_snakemake_cli_refuses_a_long_name_before_any_job(workdir):
+    before = _snapshot(workdir)
+    res = _snakemake(workdir, TARGETS + ["-n", "--cores", "2", "--configfile", "tests/workflow/config.yaml",
+                                         "--config", "name=" + "n" * 247])
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "config key 'name'" in out and "at most 64 characters" in out, out[-3000:]
+    assert "File name too long" not in out and "Traceback" not in out, out[-3000:]
+    assert len(out.splitlines()) < 15, out
+    assert _snapshot(workdir) == before

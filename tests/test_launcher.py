@@ -126,3 +126,61 @@ def test_the_readmes_launcher_examples_pass_the_check(wf, monkeypatch):
     monkeypatch.chdir(wf)
     for cmd in cmds:
         snakemake_argv(shlex.split(cmd), check=True)
+
+
+# ---- issue 19 -------------------------------------------------------------------------------------
+def test_a_configfile_with_a_key_twice_is_refused_naming_file_key_and_lines(wf):
+    name = _write(wf, "pasted.yaml", "theory: {dims: [2]}\ntrain:\n  epochs: 3\n  epochs: 4\ntheory: {dims: [3]}\n")
+    before = sorted(p.name for p in wf.iterdir())
+    r = _run(wf, "-n", "--cores", "1", "--configfile", name)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("adversary-dynamics: --configfile pasted.yaml: "), lines[0]
+    assert "key 'train.epochs' appears twice (lines 3 and 4)" in lines[0]
+    assert "key 'theory' appears twice (lines 1 and 5)" in lines[0]
+    assert sorted(p.name for p in wf.iterdir()) == before  # Snakemake never started
+
+
+def test_the_workflows_own_config_with_a_key_twice_is_refused(tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    cfg = work / "config" / "config.yaml"
+    n = len(cfg.read_text().splitlines())
+    cfg.write_text(cfg.read_text() + "seeds: [0]\n")
+    r = _run(work, "-n", "--cores", "1", "--config", "train.lr=0.02")
+    assert r.returncode == 2, r.stderr
+    assert "config file config/config.yaml: key 'seeds' appears twice (lines" in r.stderr, r.stderr
+    assert f"and {n + 1})" in r.stderr, r.stderr
+
+
+def test_a_name_too_long_for_a_folder_is_refused_before_snakemake_starts(wf):
+    r = _run(wf, "-n", "--cores", "1", "--config", "name=" + "x" * 247)
+    assert r.returncode == 2, r.stderr
+    assert "config key 'name'" in r.stderr and "at most 64 characters" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and "File name too long" not in r.stderr
+
+
+def test_help_reads_like_a_commands_help(wf):
+    r = subprocess.run([*LAUNCH, "--help"], cwd=wf, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr == ""
+    out = r.stdout
+    assert out.startswith("usage: adversary-dynamics ")
+    # no developer docstring: no reST/Sphinx markup, no notes about imports or entry points
+    for dev in ("``", ":func:", ":data:", "Nothing here runs at import", "entry point", "Snakemake 9.27.1"):
+        assert dev not in out, dev
+    # what it does, the common commands, where configurations live, and that the rest goes to snakemake
+    assert "Rebuild the figures" in out
+    for cmd in ("adversary-dynamics --cores 8\n", "adversary-dynamics -n ", "--configfile config/paper.yaml",
+                "--config train.lr=0.02", "adversary-dynamics --cores 2 claims"):
+        assert cmd in out, cmd
+    assert "Configurations live in config/*.yaml; every key is described in config/config.yaml." in out
+    assert "In config/ here: cifar10.yaml, config.yaml, fashion-mnist.yaml, paper.yaml." in out
+    assert "Every other argument goes to snakemake unchanged (see snakemake --help)" in out
+    # each example command passes the launcher's own checks
+    import shlex
+
+    cmds = [ln.strip() for ln in out.splitlines() if ln.startswith("  adversary-dynamics ")]
+    assert len(cmds) >= 5
+    for cmd in cmds:
+        snakemake_argv(shlex.split(cmd)[1:], check=False)
+    assert max(len(ln) for ln in out.splitlines()) <= 100

@@ -6,6 +6,8 @@ import json
 import math
 import time
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -135,3 +137,53 @@ def test_setup_determinism_sets_the_cuda_flags_and_provenance_records_them(monke
     finally:
         torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]
+
+
+# ---- issue 19: the CPU (model, vector flags) is recorded, not just "x86_64" ------------------------
+INTEL = """processor\t: 0
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+flags\t\t: fpu sse4_2 avx avx2 fma f16c avx512f avx512bw avx512vl avx512_bf16 amx_tile
+
+processor\t: 1
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+flags\t\t: fpu sse4_2 avx avx2 fma f16c avx512f avx512bw avx512vl avx512_bf16 amx_tile
+"""
+AMD = """processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC 7763 64-Core Processor
+flags\t\t: fpu sse4_2 avx avx2 fma f16c sse4a
+"""
+
+
+def test_cpu_info_tells_an_avx512_cpu_from_an_avx2_only_one(tmp_path):
+    (tmp_path / "intel").write_text(INTEL)
+    (tmp_path / "amd").write_text(AMD)
+    intel, amd = runio.cpu_info(tmp_path / "intel"), runio.cpu_info(tmp_path / "amd")
+    assert intel["cpu_model"] == "Intel(R) Xeon(R) Platinum 8480+"
+    assert intel["cpu_flags"] == ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
+                                  "avx512_bf16", "amx_tile"]
+    assert amd["cpu_model"] == "AMD EPYC 7763 64-Core Processor"
+    assert amd["cpu_flags"] == ["sse4_2", "avx", "avx2", "fma", "f16c"]
+    assert intel["cpu_capability"] == amd["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+
+
+def test_cpu_info_without_cpuinfo_does_not_raise(tmp_path):
+    info = runio.cpu_info(tmp_path / "missing")
+    assert info["cpu_flags"] is None and info["cpu_model"]  # platform.processor() or machine()
+    (tmp_path / "arm").write_text("processor\t: 0\nFeatures\t: fp asimd sve\nCPU part\t: 0xd40\n")
+    arm = runio.cpu_info(tmp_path / "arm")
+    assert arm["cpu_flags"] == ["asimd", "sve"] and arm["cpu_model"]
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="needs Linux /proc/cpuinfo")
+def test_provenance_records_this_machines_cpu_model_and_flags():
+    text = Path("/proc/cpuinfo").read_text()
+    model = next(ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name"))
+    flags = set(next(ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")))
+    rec = runio.provenance(device="cpu")
+    assert rec["cpu_model"] == model and rec["device_name"] == model  # not platform.machine()'s "x86_64"
+    assert rec["cpu_flags"] == [f for f in runio.CPU_FLAGS if f in flags]
+    assert ("avx2" in rec["cpu_flags"]) == ("avx2" in flags) and ("avx512f" in rec["cpu_flags"]) == ("avx512f" in flags)
+    assert rec["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    json.dumps(rec)  # still JSON

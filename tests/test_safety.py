@@ -135,7 +135,8 @@ def test_partial_configfile_gets_its_own_folder(work, tmp_path):
 def test_committed_name_on_other_content_gets_its_own_folder(work):
     """Naming a run after a committed configuration does not give it that configuration's folder."""
     out = _dry(work, "--configfile", TINY, "--config", "name=fashion-mnist")
-    _assert_own_folder(out, "fashion-mnist")
+    # (issue 19) the tiny run uses digits: the folder does not claim fashion-mnist's dataset
+    _assert_own_folder(out, "digits")
 
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
@@ -432,3 +433,40 @@ def test_empty_account_submits_without_A(work, tmp_path):
     argv = shlex.split(sbatch[0])
     assert "-A" not in argv and not any(a.startswith("--account") for a in argv), sbatch[0]
     assert "guessed_acct" not in sbatch[0]
+
+
+# ---- issue 19: the folder name does not name a dataset the run does not use ----------------------
+@pytest.mark.parametrize("config_file, dataset, expected", [
+    ("paper.yaml", "fashion_mnist", "paper-fashion-mnist"),   # name paper-mnist on fashion_mnist
+    ("paper.yaml", "digits", "paper-digits"),
+    ("fashion-mnist.yaml", "mnist", "mnist"),                  # name fashion-mnist: both words replaced
+    ("cifar10.yaml", "mnist", "mnist"),
+    ("config.yaml", "mnist", "default"),                       # 'default' names no dataset: kept
+])
+def test_folder_name_does_not_claim_a_dataset_the_run_does_not_use(config_file, dataset, expected):
+    raw = yaml.safe_load((ROOT / "config" / config_file).read_text())
+    cfg = _validated(merge_config({} if config_file == "config.yaml" else raw, {"dataset": {"name": dataset}}))
+    assert cfg["name"] == raw["name"]  # the configuration's own name is left alone
+    assert _name_of(cfg) == f"{expected}-{config_digest(cfg, SCHEMA)[:8]}"
+
+
+def test_folder_name_keeps_the_dataset_word_when_the_dataset_is_the_files_own():
+    raw = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    cfg = _validated(merge_config(raw, {"train": {"lr": raw["train"]["lr"] / 2}}))
+    assert _name_of(cfg) == f"paper-mnist-{config_digest(cfg, SCHEMA)[:8]}"
+    mine = dict(cfg, name="my-mnist-run", dataset=dict(cfg["dataset"], name="fashion_mnist"))
+    assert _name_of(mine).startswith("my-mnist-run-")  # a name of one's own: not a committed file's, kept
+
+
+@pytest.mark.parametrize("name, old, new, out", [
+    ("paper-mnist", "mnist", "fashion_mnist", "paper-fashion-mnist"),
+    ("fashion-mnist", "fashion_mnist", "cifar10", "cifar10"),
+    ("run_MNIST.v2", "mnist", "fashion_mnist", "run_fashion_mnist.v2"),
+    ("fashion_mnist-x", "fashion_mnist", "digits", "digits-x"),
+    ("mnistish", "mnist", "digits", "mnistish"),              # words, not substrings
+    ("default", "digits", "mnist", "default"),
+])
+def test_dataset_word_replacement(name, old, new, out):
+    from adversary_dynamics.config import _replace_dataset_word
+
+    assert _replace_dataset_word(name, old, new) == out

@@ -155,10 +155,19 @@ def test_report_has_every_figure(tiny_run, figures):
 
     res = run(["--report", "report.zip", "--configfile", TINY], tiny_run)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
-    names = zipfile.ZipFile(tiny_run / "report.zip").namelist()
-    for fig in figures:
-        assert any(n.endswith(f"{fig}.png") for n in names), (fig, names)
-    assert any(n.endswith("claims.md") for n in names) and any(n.endswith("report.html") for n in names)
+    # (issue 19) no "coroutine ... was never awaited" (16 of them once: the light rules' input.size_mb)
+    assert "never awaited" not in res.stdout + res.stderr and "Warning" not in res.stdout + res.stderr, res.stderr
+    zf = zipfile.ZipFile(tiny_run / "report.zip")
+    names = zf.namelist()
+    for fig in figures:  # (issue 19) the PDF and the provenance of each figure too
+        for ext in ("png", "pdf", "provenance.json"):
+            assert any(n.endswith(f"/{fig}.{ext}") for n in names), (fig, ext, names)
+    for claims in ("claims.md", "claims.json"):
+        assert any(n.endswith(f"/{claims}") for n in names), (claims, names)
+    html = zf.read(next(n for n in names if n.endswith("report.html"))).decode()
+    for fig in figures:  # the introduction describes each of the figures
+        assert f"{fig}</tt> \\u2014" in html or f"{fig}</tt> \u2014" in html, fig
+    assert "two-layer networks," not in html  # the old introduction (two-layer nets only)
 
 
 @pytest.mark.slow
@@ -198,3 +207,71 @@ def test_a_forced_rerun_of_fig3_training_keeps_its_checkpoints(tiny_run):
     assert "MissingOutputException" not in res.stdout + res.stderr
     again = run(["--cores", "2", "--configfile", TINY, "-n"], tiny_run)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+# ---- issue 19: the report --------------------------------------------------------------------
+def test_report_introduction_describes_every_figure_and_the_claims(figures):
+    """workflow/report/workflow.rst (the report's first page) names each registered figure with a
+    description, the claims report and the provenance files; not two-layer nets only."""
+    text = (ROOT / "workflow" / "report" / "workflow.rst").read_text()
+    for fig in figures:
+        assert re.search(rf"``{fig}`` — \S", text), fig
+    assert "claims.md" in text and "T1–T7" in text and "claims.json" in text
+    assert "provenance.json" in text and "PDF" in text
+
+
+def test_every_figure_reports_its_pdf_png_and_provenance_and_claims_both_files():
+    """The report() flags of figures.smk and claims.smk: what `snakemake --report` includes."""
+    figs = (ROOT / "workflow" / "rules" / "figures.smk").read_text()
+    for key, category in (("pdf", "Figures"), ("png", "Figures"), ("provenance", "Provenance")):
+        m = re.search(rf"\n\s+{key}=report\((.*?)\n\s+\),", figs, re.S)
+        assert m and f'category="{category}"' in m.group(1), key
+        caption = re.search(r'caption=f?"\.\./report/([^"]+)"', m.group(1)).group(1)
+        assert caption == "{fig}.rst" or (ROOT / "workflow" / "report" / caption).exists(), caption
+    claims = (ROOT / "workflow" / "rules" / "claims.smk").read_text()
+    for key in ("md", "json"):
+        m = re.search(rf"\n\s+{key}=report\((.*?)\n\s+\),", claims, re.S)
+        assert m and 'category="Claims"' in m.group(1), key
+        caption = re.search(r'caption="\.\./report/([^"]+)"', m.group(1)).group(1)
+        assert (ROOT / "workflow" / "report" / caption).exists(), caption
+
+
+def test_input_size_inside_a_running_event_loop_leaves_no_unawaited_coroutine(tmp_path):
+    """`snakemake --report` evaluates resources inside an event loop, where Snakemake's
+    input.size_mb raises NestedCoroutineError and leaves its coroutine unawaited (a
+    RuntimeWarning per job); runio.input_size_mb reads the sizes directly there."""
+    import asyncio
+    import gc
+    import warnings
+
+    from snakemake.exceptions import NestedCoroutineError
+    from snakemake.io import IOFile
+    from snakemake.iocontainers import InputFiles
+
+    from adversary_dynamics.runio import input_size_mb
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"x" * 2 ** 20)
+    b.write_bytes(b"x" * 2 ** 19)
+    files = InputFiles([IOFile(str(a)), IOFile(str(b))])
+
+
+    class Own(list):
+        size_mb = 42.0
+
+    assert input_size_mb(Own()) == 42.0  # outside a loop: Snakemake's own input.size_mb
+
+    async def inside():
+        return input_size_mb(files)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert asyncio.run(inside()) == pytest.approx(1.5)
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)], [str(w.message) for w in caught]
+
+    async def missing():
+        return input_size_mb(InputFiles([IOFile(str(tmp_path / "not-yet"))]))
+
+    with pytest.raises(NestedCoroutineError):  # Snakemake defers the value, as before
+        asyncio.run(missing())

@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "validate_config", "load_schema", "NON_RESULT_KEYS", "result_config", "config_digest",
+__all__ = ["ConfigError", "DuplicateKeyError", "check_config_files", "validate_config", "load_schema", "NON_RESULT_KEYS", "result_config", "config_digest",
            "folder_name", "merge_config"]
 
 
@@ -28,14 +28,125 @@ class ConfigError(ValueError):
     """A configuration that cannot run; the message lists every problem found."""
 
 
-def _load_yaml(path: str | Path) -> Any:
-    """A YAML file's content (libyaml's safe loader where installed: the workflow reads several
-    files every time it starts)."""
+class DuplicateKeyError(ConfigError):
+    """A YAML file with a key written twice in one mapping (YAML's last-key-wins would silently
+    drop the first value). ``duplicates`` holds ``(dotted key, first line, second line)``."""
+
+    def __init__(self, path: str | Path, duplicates: list[tuple[str, int, int]]):
+        self.path = str(path)
+        self.duplicates = sorted(duplicates, key=lambda d: (d[2], d[1]))
+        lines = [f"key '{key}' appears twice ({f'lines {a} and {b}' if a != b else f'both on line {a}'})"
+                 for key, a, b in self.duplicates]
+        #: the message without the leading "config file <path>: "
+        self.detail = ("; ".join(lines) + ". YAML would silently keep only the last one and drop the first; "
+                       "merge the two into one (or delete the one you do not mean) and run again")
+        super().__init__(f"config file {self.path}: {self.detail}")
+
+
+def _strict_loader():
+    """A safe YAML loader class (libyaml's where installed) that refuses duplicate keys at any depth.
+
+    Its ``construct_mapping`` records every key seen twice in one mapping (``<<`` merge keys and the
+    keys they bring in are YAML's own overriding and are allowed); after the document is built,
+    :class:`DuplicateKeyError` lists them all with their dotted key paths and line numbers."""
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    if base in _LOADERS:
+        return _LOADERS[base]
+
+    class StrictSafeLoader(base):
+        def construct_document(self, node):
+            self._dup_paths, self._duplicates = {}, []
+            self._assign_paths(node, [])
+            data = super().construct_document(node)
+            if self._duplicates:
+                raise DuplicateKeyError(getattr(self, "_dup_file", "<text>"), self._duplicates)
+            return data
+
+        def _assign_paths(self, node, path):
+            if id(node) in self._dup_paths:  # an alias: already seen
+                return
+            if isinstance(node, yaml.MappingNode):
+                self._dup_paths[id(node)] = path
+                for k, v in node.value:
+                    key = k.value if isinstance(k, yaml.ScalarNode) else "?"
+                    self._assign_paths(v, path + [key])
+            elif isinstance(node, yaml.SequenceNode):
+                self._dup_paths[id(node)] = path
+                for i, v in enumerate(node.value):
+                    self._assign_paths(v, path + [i])
+
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                seen: dict = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                        continue
+                    key = self.construct_object(key_node)
+                    try:
+                        first = seen.setdefault(key, key_node)
+                    except TypeError:  # unhashable: the base class reports it
+                        continue
+                    if first is not key_node:
+                        path = self._dup_paths.get(id(node), [])
+                        self._duplicates.append((_key(list(path) + [key_node.value]),
+                                                 first.start_mark.line + 1, key_node.start_mark.line + 1))
+            return super().construct_mapping(node, deep=deep)
+
+    _LOADERS[base] = StrictSafeLoader
+    return StrictSafeLoader
+
+
+_LOADERS: dict = {}
+
+
+def _load_yaml(path: str | Path) -> Any:
+    """A YAML (or JSON) file's content, read with a safe loader (libyaml's where installed: the
+    workflow reads several files every time it starts) that refuses a key written twice in one
+    mapping, at any depth: raises :class:`DuplicateKeyError` (a ConfigError) naming the file, the
+    dotted key and both line numbers. Syntax errors are yaml.YAMLError, as from yaml.safe_load."""
     with open(path, encoding="utf-8") as f:
-        return yaml.load(f, Loader=loader)
+        return load_yaml_text(f.read(), str(path))
+
+
+def load_yaml_text(text: str, where: str = "<text>") -> Any:
+    """YAML text parsed as :func:`_load_yaml` parses a file (``where`` names it in errors)."""
+    loader = _strict_loader()(text)
+    loader._dup_file = where
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def check_config_files(paths) -> None:
+    """Re-read each configuration file Snakemake was given (``workflow.configfiles``: every
+    ``--configfile``, then the Snakefile's ``configfile:``) with the strict loader of
+    :func:`_load_yaml`, before any job: Snakemake's own loader keeps the last of two equal keys
+    without a word. Raises :class:`DuplicateKeyError` naming the file (relative to the current
+    folder where it lies below it), the dotted key and both lines. Files that are missing or that
+    libyaml cannot parse are left to Snakemake, which has read them already."""
+    import os
+
+    import yaml
+
+    for p in paths:
+        shown = str(p)
+        try:
+            rel = os.path.relpath(p)
+            shown = rel if not rel.startswith("..") else shown
+        except ValueError:
+            pass
+        try:
+            with open(p, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError):
+            continue
+        try:
+            load_yaml_text(text, shown)
+        except yaml.YAMLError:
+            continue
 
 
 def load_schema(path: str | Path) -> dict:
@@ -88,6 +199,8 @@ def _allowed(err) -> str:
         return f"a list of at least {s['minItems']} item(s)"
     if v == "pattern":
         return f"a string matching {s['pattern']}"
+    if v == "maxLength":
+        return f"a string of at most {s['maxLength']} characters (this one has {len(err.instance)})"
     return err.message
 
 
@@ -227,7 +340,10 @@ def _schema_errors(config: dict, schema: dict) -> tuple[list[str], list[str]]:
                      "describes (see config/config.yaml)" for k in missing]
             continue
         desc = err.schema.get("description", "")
-        msgs.append(f"config key '{_key(err.path)}' has value {err.instance!r}; allowed: {_allowed(err)}"
+        shown = repr(err.instance)
+        if isinstance(err.instance, str) and len(shown) > 80:  # a 250-character name: its start and length
+            shown = repr(err.instance[:40]) + f"... ({len(err.instance)} characters)"
+        msgs.append(f"config key '{_key(err.path)}' has value {shown}; allowed: {_allowed(err)}"
                     + (f" ({desc})" if desc else ""))
     return msgs, keys
 
@@ -394,6 +510,28 @@ def merge_config(base: dict, over: dict) -> dict:
     return out
 
 
+def _replace_dataset_word(name: str, old: str, new: str) -> str:
+    """``name`` with the dataset ``old`` (as consecutive words: ``fashion_mnist`` is the words
+    fashion, mnist; words of ``name`` are split at '-', '_' and '.', compared case-insensitively)
+    replaced by ``new``'s words, joined by the separator ``name`` uses there ('-' if none); the
+    first occurrence only. ``name`` unchanged when it does not contain ``old``."""
+    import re
+
+    parts = re.split(r"([-_.])", name)
+    words, seps = parts[0::2], parts[1::2]
+    want = old.lower().split("_")
+    k = len(want)
+    for i in range(len(words) - k + 1):
+        if [w.lower() for w in words[i:i + k]] != want:
+            continue
+        inner = seps[i:i + k - 1]
+        sep = inner[0] if inner else (seps[i - 1] if i > 0 else (seps[i] if i < len(seps) else "-"))
+        words_out = words[:i] + [sep.join(new.split("_"))] + words[i + k:]
+        seps_out = seps[:i] + seps[i + k - 1:]
+        return "".join(w + (seps_out[j] if j < len(seps_out) else "") for j, w in enumerate(words_out))
+    return name
+
+
 def folder_name(config: dict, schema_path: str | Path, *, base: str | Path,
                 committed: list[str | Path]) -> str:
     """The folder name of a validated configuration's results (results/<folder>/, figures/<folder>/).
@@ -404,10 +542,22 @@ def folder_name(config: dict, schema_path: str | Path, *, base: str | Path,
     Anything else -- an override on the command line, a file of one's own, a committed file's
     name on other content -- gets ``<name>-<first 8 hex digits of the digest>``, so two
     configurations that differ in a result-affecting key never share a folder, whatever was typed.
+
+    The folder does not name a dataset the run does not use: when ``name`` is the name of a
+    committed file whose ``dataset.name`` differs from the configuration's, and ``name`` contains
+    that file's dataset as words (split at '-', '_', '.'; ``fashion_mnist`` = fashion, mnist), those
+    words are replaced by the configuration's dataset in the folder name (``config/paper.yaml``
+    with ``--config dataset='{name: fashion_mnist}'``: ``paper-fashion-mnist-<hash8>``, not
+    ``paper-mnist-<hash8>``; ``config/fashion-mnist.yaml`` on mnist: ``mnist-<hash8>``). A name
+    without its file's dataset word (``default`` on any dataset), or one of the user's own, is
+    kept as it is. ``config["name"]`` itself is not changed. Raises :class:`DuplicateKeyError` for
+    a key written twice in ``base`` or a committed file.
     """
     schema = load_schema(schema_path)
     digest = config_digest(config, schema)
     base_cfg = _load_yaml(base) or {}
+    label = config["name"]
+    renamed = False
     for path in committed:
         raw = _load_yaml(path) or {}
         if not isinstance(raw, dict):
@@ -421,4 +571,9 @@ def folder_name(config: dict, schema_path: str | Path, *, base: str | Path,
             continue
         if config_digest(ref, schema) == digest:
             return config["name"]
-    return f"{config['name']}-{digest[:8]}"
+        used, claimed = config.get("dataset", {}).get("name"), ref["dataset"]["name"]
+        if not renamed and used and used != claimed:
+            new = _replace_dataset_word(label, claimed, used)
+            renamed = new != label
+            label = new
+    return f"{label}-{digest[:8]}"

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["LauncherError", "main", "rewrite_dotted_keys", "snakemake_argv"]
+__all__ = ["HELP", "LauncherError", "main", "rewrite_dotted_keys", "snakemake_argv"]
 
 PROG = "adversary-dynamics"
 _IDENTIFIER = re.compile(r"[a-zA-Z_][\w-]*\w$|[a-zA-Z_]$")
@@ -89,8 +89,12 @@ def _load_mapping(path: Path, shown: str, base: Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise LauncherError(f"--configfile {shown}: cannot be read ({exc})") from None
+    from .config import DuplicateKeyError, load_yaml_text
+
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml_text(text, shown)
+    except DuplicateKeyError as exc:
+        raise LauncherError(f"--configfile {shown}: {exc.detail}") from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
@@ -174,9 +178,12 @@ def _validate(base: Path, files: list[tuple[str, dict]], entries: list[str], *, 
     default = base / "config" / "config.yaml"
     if not schema.exists() or not default.exists():
         return  # not this workflow's folder: Snakemake will say what is missing
-    import yaml
+    from .config import _load_yaml
 
-    config: dict = {} if replace else yaml.safe_load(default.read_text(encoding="utf-8"))
+    try:
+        config: dict = {} if replace else _load_yaml(default)
+    except ConfigError as exc:  # a key written twice in the workflow's own config/config.yaml
+        raise LauncherError(str(exc)) from None
     for _, data in files:
         update_config(config, data)
     try:
@@ -190,12 +197,59 @@ def _validate(base: Path, files: list[tuple[str, dict]], entries: list[str], *, 
         raise LauncherError(str(exc)) from None
 
 
+HELP = f"""\
+usage: {PROG} [TARGET ...] [--configfile FILE ...] [--config KEY=VALUE ...] [OPTION ...]
+
+Rebuild the figures and the claims report of Deng et al. (ICML 2020), "Towards Understanding the
+Dynamics of the First-Order Adversaries": this runs Snakemake on the workflow in the current
+folder, after checking the configuration you give it, so that a mistake stops the run in a few
+lines, before any job starts.
+
+Common commands:
+  {PROG} --cores 8
+      every figure and the claims report of the default configuration (config/config.yaml)
+  {PROG} --cores 2 paper_fig2_escape_by_scale
+      one figure (named after its file in figures/) and only what it needs
+  {PROG} --cores 2 claims
+      the claims report only (figures/claims.md, claims.json)
+  {PROG} -n --cores 8
+      dry run: list the jobs that would run, run nothing
+  {PROG} --cores 8 --configfile config/paper.yaml
+      another configuration
+  {PROG} --cores 8 --config train.lr=0.02 probe.restarts=8
+      change single keys (dotted keys are allowed here, unlike plain snakemake)
+
+Configurations live in config/*.yaml; every key is described in config/config.yaml.
+{{here}}
+Results go to results/<name>/ (figures to figures/ or figures/<name>/), or to
+results/<name>-<hash8>/ when the configuration differs from the committed file of that name.
+
+Checked before Snakemake starts (exit status 2 and a message naming the file or key):
+  - each --configfile exists, is valid YAML holding a mapping, and writes no key twice;
+  - every key and value of the merged configuration (config/config.yaml, then each
+    --configfile, then --config) is one the workflow accepts.
+
+Every other argument goes to snakemake unchanged (see snakemake --help); targets go before
+--configfile and --config, which take several values.
+"""
+
+
+def _help(base: Path) -> str:
+    files = sorted(p.name for p in (base / "config").glob("*.yaml")) if (base / "config").is_dir() else []
+    import textwrap
+
+    here = (f"In config/ here: {', '.join(files)}." if files else
+            "There is no config/ folder here: run it in the folder of the workflow's Snakefile.")
+    return HELP.format(here=textwrap.fill(here, 96))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point: check, then replace this process by ``python -m snakemake``."""
+    """Console entry point: check, then replace this process by ``python -m snakemake``.
+    ``-h``/``--help`` as the first argument prints :data:`HELP` (the configuration files of
+    the current folder's config/ listed) and returns 0."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] in (["-h"], ["--help"]):
-        print(__doc__.strip().replace("``", "`"))
-        print(f"\n{PROG} [snakemake arguments]   (see snakemake --help)")
+        print(_help(Path(".")), end="")
         return 0
     try:
         new = snakemake_argv(args)

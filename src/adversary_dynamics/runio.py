@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 __all__ = [
+    "cpu_info",
+    "input_size_mb",
     "atomic_path",
     "link_or_copy_atomic",
     "write_bytes_atomic",
@@ -162,13 +164,82 @@ def _versions() -> dict[str, str]:
     return v
 
 
+def input_size_mb(input) -> float:
+    """The total size in MB (2**20 bytes) of a Snakemake job's ``input`` files, for resource
+    functions (``mem_mb``, ``runtime``): ``input.size_mb`` outside a running asyncio event loop.
+    Inside one (``snakemake --report`` evaluates every reported job's resources there) Snakemake's
+    ``input.size_mb`` creates a coroutine, cannot run it (NestedCoroutineError, which Snakemake
+    turns into "to be determined") and leaves it unawaited, so Python prints "coroutine ... was never
+    awaited" once per job; here the sizes are read directly with ``os.path.getsize`` instead, and
+    where an input does not exist yet NestedCoroutineError is raised without a coroutine, so
+    Snakemake still defers the value as before."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return input.size_mb
+    try:
+        return sum(os.path.getsize(f) for f in input) / 2 ** 20
+    except OSError:
+        from snakemake.exceptions import NestedCoroutineError
+
+        raise NestedCoroutineError("input sizes are known once the inputs exist") from None
+
+
+#: CPU features that change which kernels torch (oneDNN, MKL, its own vectorised code) runs, and so
+#: the last bits of a result: recorded by :func:`cpu_info` when the CPU has them.
+CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512cd", "avx512bw", "avx512vl",
+             "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8",
+             "neon", "asimd", "sve", "sve2")
+
+
+def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, Any]:
+    """The CPU a run used, as far as it changes floating-point results: ``cpu_model`` (the first
+    ``model name`` of ``cpuinfo``; on machines without one, e.g. ARM or not Linux,
+    ``platform.processor()`` or ``platform.machine()``), ``cpu_flags`` (the :data:`CPU_FLAGS` the
+    CPU has, from the ``flags``/``Features`` line, in that order; None when ``cpuinfo`` cannot be
+    read) and ``cpu_capability`` (``torch.backends.cpu.get_cpu_capability()``, the vector
+    instruction set torch's own kernels use: e.g. AVX512 or AVX2; None where torch cannot say).
+    Never raises for a missing or odd ``cpuinfo``."""
+    model, flags = None, None
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = None
+    if text is not None:
+        present: set[str] = set()
+        for line in text.splitlines():
+            key, sep, value = line.partition(":")
+            key = key.strip().lower()
+            if not sep:
+                continue
+            if key == "model name" and model is None and value.strip():
+                model = value.strip()
+            elif key in ("flags", "features") and not present:
+                present = set(value.split())
+        flags = [f for f in CPU_FLAGS if f in present]
+    if not model:
+        model = platform.processor() or platform.machine() or None
+    try:
+        import torch
+
+        capability = torch.backends.cpu.get_cpu_capability()
+    except Exception:  # an old torch without it, or no torch
+        capability = None
+    return {"cpu_model": model, "cpu_flags": flags, "cpu_capability": capability}
+
+
 def provenance(*, config: Mapping[str, Any] | None = None, device: Any = None, started: float | None = None,
                extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A provenance record for a run: config, code version, package versions, device,
+    """A provenance record for a run: config, code version, package versions, device (on CPU,
+    ``device_name`` is the CPU model), the CPU's model, relevant flags and torch's vector
+    capability (:func:`cpu_info`; recorded on GPU runs too: the host CPU does part of the work),
     thread count, host, and wall time since ``started`` (a ``time.time()`` value)."""
     import torch
 
     dev = str(device) if device is not None else "cpu"
+    cpu = cpu_info()
     rec: dict[str, Any] = {
         "config": dict(config) if config is not None else None,
         "code": code_version(),
@@ -178,7 +249,8 @@ def provenance(*, config: Mapping[str, Any] | None = None, device: Any = None, s
         "host": socket.gethostname(),
         "device": dev,
         "device_name": (torch.cuda.get_device_name(torch.device(dev)) if dev.startswith("cuda")
-                        else platform.processor() or platform.machine()),
+                        else cpu["cpu_model"] or platform.machine()),
+        **cpu,
         "torch_threads": torch.get_num_threads(),
         "env_threads": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ},
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),

@@ -13,9 +13,17 @@ rule claims:
         },
     output:
         md=report(
-            f"{FIGDIR}/claims.md", caption="../report/claims.rst", category="Claims"
+            f"{FIGDIR}/claims.md",
+            caption="../report/claims.rst",
+            category="Claims",
+            labels={"file": "claims.md"},
         ),
-        json=f"{FIGDIR}/claims.json",
+        json=report(
+            f"{FIGDIR}/claims.json",
+            caption="../report/claims_json.rst",
+            category="Claims",
+            labels={"file": "claims.json"},
+        ),
     log:
         stage_log("claims", f"{NAME}.log"),
     benchmark:

@@ -17,6 +17,12 @@ SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 
 
 name_as_typed(config, workflow.config_settings.config_args)
+# a key written twice in a config file (Snakemake's YAML loader keeps the last one without a word):
+# refused first, naming the file, the key and both lines (--configfile files, then config/config.yaml)
+from adversary_dynamics.config import check_config_files
+from adversary_dynamics.runio import input_size_mb  # resource functions: no unawaited coroutine in --report
+
+check_config_files(workflow.configfiles)
 validate_config(config, SCHEMA)
 
 # ---- where this configuration's results go (content-keyed; docs: README "Configurations") ----
@@ -291,12 +297,12 @@ def data_mem_mb(wildcards, attempt):
 def light_mem_mb(wildcards, input, attempt):
     """The light rules (tables, notebooks, claims): pandas/matplotlib plus 4x what they read
     (profiles/slurm's default-resources give the same to rules that state none)."""
-    return int((1000 + 4 * input.size_mb) * attempt)
+    return int((1000 + 4 * input_size_mb(input)) * attempt)
 
 
 def light_runtime(wildcards, input, attempt):
     """Minutes for a light rule: seconds of work in practice, 5 min plus 1 per 100 MB read."""
-    return int((5 + input.size_mb / 100) * attempt)
+    return int((5 + input_size_mb(input) / 100) * attempt)
 
 
 

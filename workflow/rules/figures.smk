@@ -56,14 +56,24 @@ for _fig in FIGURES:
             png=f"{stage_dir(_fig)}/{_fig}.png",
             provenance=f"{stage_dir(_fig)}/{_fig}.provenance.json",
         output:
-            pdf=figure(_fig, "pdf"),
+            pdf=report(
+                figure(_fig, "pdf"),
+                caption=f"../report/{_fig}.rst",
+                category="Figures",
+                labels={"figure": _fig, "format": "PDF"},
+            ),
             png=report(
                 figure(_fig, "png"),
                 caption=f"../report/{_fig}.rst",
                 category="Figures",
+                labels={"figure": _fig, "format": "PNG"},
+            ),
+            provenance=report(
+                figure(_fig, "provenance.json"),
+                caption="../report/provenance.rst",
+                category="Provenance",
                 labels={"figure": _fig},
             ),
-            provenance=figure(_fig, "provenance.json"),
         log:
             f"{LOGS}/figures/{_fig}.log",
         message:
