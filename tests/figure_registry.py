@@ -1,6 +1,8 @@
-"""The figures registered in the workflow (register_figure in workflow/rules/*.smk), asked of
-Snakemake itself: the workflow is parsed (no job runs) with a configuration, and its FIGURES
-dict (figure -> {"tables": {notebook parameter: table path}, "provenance": path}) is read back.
+"""The figures registered in the workflow (FIGURES, FIGURE_TABLES_STAGE and figure_tables in
+workflow/rules/common.smk; stage_registry.FIGURES), asked of Snakemake itself: the workflow is parsed
+(no job runs) with a configuration, and each figure's tables and provenance (figure -> {"tables":
+{notebook parameter: table path}, "provenance": path, "stage": its tables stage}) are read back, with
+every stage's folder (results/stages/<stage>/<key>).
 Parsing runs in a subprocess (a few seconds) so that Snakemake's logging stays out of pytest;
 it runs no job and writes no result."""
 
@@ -24,7 +26,13 @@ with SnakemakeApi(OutputSettings()) as api:
     wf = api.workflow(resource_settings=ResourceSettings(), config_settings=cfg, snakefile=root / "Snakefile",
                       workdir=workdir)
     w = wf._workflow
-    print("FIGURES-JSON " + json.dumps({"figures": w.globals["FIGURES"], "rules": sorted(r.name for r in w.rules)}))
+    g = w.globals
+    figures = {f: {"tables": g["figure_tables"](f), "stage": g["FIGURE_TABLES_STAGE"][f],
+                   "provenance": g["stage_dir"](g["FIGURE_TABLES_STAGE"][f]) + "/provenance.json"}
+               for f in g["FIGURES"]}
+    folders = {name: k.folder for name, k in g["KEYED"].items()}
+    print("FIGURES-JSON " + json.dumps({"figures": figures, "rules": sorted(r.name for r in w.rules),
+                                        "stages": folders}))
 """
 
 
@@ -41,8 +49,15 @@ def _parse(root: str, configfile: str | None) -> dict:
 
 def registered_figures(configfile: str | None = None, root: Path = ROOT) -> dict[str, dict]:
     """FIGURES of the workflow at ``root`` parsed with ``configfile`` (relative to ``root``; None:
-    the default config/config.yaml): figure -> {"tables": {parameter: path}, "provenance": path}."""
+    the default config/config.yaml): figure -> {"tables": {parameter: path}, "provenance": path,
+    "stage": the stage that writes its tables}."""
     return _parse(str(root), configfile)["figures"]
+
+
+def stage_folders(configfile: str | None = None, root: Path = ROOT) -> dict[str, str]:
+    """Every keyed stage of the workflow parsed with ``configfile`` -> its folder
+    (results/stages/<stage>/<key>, relative to the working directory)."""
+    return _parse(str(root), configfile)["stages"]
 
 
 def rule_names(configfile: str | None = None, root: Path = ROOT) -> list[str]:

@@ -1,5 +1,5 @@
-"""The figure notebooks: papermill contract with the figure registry (register_figure in
-workflow/rules/*.smk, one rule per figure made by figures.smk), clean committed notebooks, and a
+"""The figure notebooks: papermill contract with the figure registry (FIGURES and figure_tables in
+workflow/rules/common.smk, two rules per figure made by figures.smk), clean committed notebooks, and a
 smoke run of the extension notebooks' code on tiny synthetic tables (including a diverged
 training run and NaN/inf values), executed in-process (no kernel, a few seconds)."""
 
@@ -60,16 +60,24 @@ def defaults(nb: dict) -> dict[str, object]:
 def test_registry_and_nb_params_contract():
     assert {*EXTENSIONS, "ext_theory"} <= set(FIGS), sorted(FIGS)
     assert all(FIGS.values()), "a registered figure has no table"
-    for fig, spec in REGISTRY.items():  # tables and provenance in the figure's own folder
-        for path in [*spec["tables"].values(), spec["provenance"]]:
-            assert path.startswith(f"results/default/tables/{fig}/"), (fig, path)
+    for fig, spec in REGISTRY.items():  # tables and provenance in the folder of the figure's tables stage
+        stage = spec["stage"]
+        assert stage == ("theory" if fig == "ext_theory" else f"{fig}_tables"), (fig, stage)
+        folder = re.fullmatch(rf"results/stages/{stage}/([0-9a-f]{{12}})/provenance.json", spec["provenance"])
+        assert folder, (fig, spec["provenance"])
+        for key, path in spec["tables"].items():
+            assert path == f"results/stages/{stage}/{folder.group(1)}/{key}.csv", (fig, path)
     # the extra parameters hard-coded above are what nb_params and the rule's outputs produce
     common = COMMON_SMK.read_text(encoding="utf-8")
     nb_params = common[common.index("def nb_params("):]
     nb_params = nb_params[: nb_params.find("\ndef ", 1) if "\ndef " in nb_params[1:] else len(nb_params)]
     assert 'f"out_{k}"' in nb_params and "config_name" in nb_params, nb_params
     smk = FIGURES_SMK.read_text(encoding="utf-8")
-    assert re.search(r"^\s*pdf=figure\(", smk, re.M) and re.search(r"^\s*png=report\(", smk, re.M)
+    # the notebook rule's outputs are pdf and png (out_pdf, out_png) in the figure's stage folder; the
+    # publishing rule copies them to figure(_fig, ...) in {FIGDIR}
+    assert re.search(r'^\s*pdf=f"\{stage_dir\(_fig\)\}/', smk, re.M), smk
+    assert re.search(r'^\s*png=f"\{stage_dir\(_fig\)\}/', smk, re.M), smk
+    assert re.search(r'^\s*figure\(_fig, "pdf"\)', smk, re.M) and re.search(r'^\s*figure\(_fig, "png"\)', smk, re.M)
 
 
 def test_one_notebook_per_figure():
@@ -82,9 +90,10 @@ def test_parameters_cell_defines_every_workflow_parameter(fig):
     params = defaults(nb)
     missing = (set(FIGS[fig]) | EXTRA_PARAMS) - set(params)
     assert not missing, f"{fig}: parameters cell lacks {sorted(missing)}"
-    # defaults run by hand from the repository root: the default configuration's tables and figures
+    # defaults run by hand from the repository root: the default configuration's tables (their folder
+    # is content-keyed, results/stages/<stage>/<key>/, so a default names the table's file) and figures
     for key, path in FIGS[fig].items():
-        assert params[key] == path, (key, params[key], path)
+        assert isinstance(params[key], str) and Path(params[key]).name == Path(path).name, (key, params[key], path)
     assert params["out_pdf"] == f"figures/{fig}.pdf" and params["out_png"] == f"figures/{fig}.png"
     assert params["config_name"] == "default"
 

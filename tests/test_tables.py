@@ -141,6 +141,39 @@ def test_parse_runs_errors():
 
 
 def test_cli_writes_the_library_tables_and_provenance(tmp_path):
+    """The workflow's call (--params with the stage record) on the stage layout: the probe and training
+    folders are keyed separately, so the training run comes from the probe's provenance (train_run)."""
+    rng = np.random.default_rng(2)
+    probe = _probe(tmp_path / "results/stages/probe/aaaaaaaaaaaa/scale~1/seed~0", rng)
+    train = _train(tmp_path / "results/stages/train/bbbbbbbbbbbb/scale~1/seed~0", [1.0, 0.5])
+    decoy = _train(tmp_path / "results/stages/train/aaaaaaaaaaaa/scale~1/seed~0", [1.0, 0.5])  # the old mapping's
+    (train / "provenance.json").write_text(json.dumps({"host": "trainer"}))
+    (decoy / "provenance.json").write_text(json.dumps({"host": "decoy"}))
+    (probe / "provenance.json").write_text(json.dumps({"host": "prober", "config": {"train_run": str(train)}}))
+    out = tmp_path / "tables"
+    stage = {"stage": "ext_pga_convergence_tables", "key": "cccccccccccc"}
+    args = ["ext_pga_convergence", "--runs", f"1:0:{probe}", "--params",
+            json.dumps({"max_steps": 6, "_stage": stage}), "--out-curves",
+            str(out / "curves.csv"), "--out-final", str(out / "final.csv"), "--out-provenance",
+            str(out / "provenance.json")]
+    assert aggregate.main(args) == 0
+    lib = tables.pga_convergence_tables(tables.parse_runs([f"1:0:{probe}"]), max_steps=6)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "curves.csv"), lib["curves"], rtol=1e-8, check_dtype=False)
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["config"]["stage"] == "ext_pga_convergence_tables" and prov["config"]["key"] == "cccccccccccc"
+    assert prov["config"]["arguments"]["max_steps"] == 6
+    assert prov["figure_tables"] == [str(out / "curves.csv"), str(out / "final.csv")]
+    assert [r["path"] for r in prov["runs"]] == [str(probe), str(train)]
+    assert [r["host"] for r in prov["runs"]] == ["prober", "trainer"]
+    # train_run at the top level of a provenance record counts too
+    (probe / "provenance.json").write_text(json.dumps({"host": "prober", "train_run": str(train)}))
+    tables.write_provenance(out / "p2.json", tables=[], runs=[probe])
+    assert [r["path"] for r in json.loads((out / "p2.json").read_text())["runs"]] == [str(probe), str(train)]
+
+
+def test_cli_provenance_old_layout_and_flags(tmp_path):
+    """A probe run without train_run in its provenance (results/<name>/{probe,train}/, the old layout)
+    maps to its training folder by its path; the old flags (--max-steps, --config-json) still work."""
     rng = np.random.default_rng(2)
     probe = _probe(tmp_path / "results/x/probe/scale~1/seed~0", rng)
     train = _train(tmp_path / "results/x/train/scale~1/seed~0", [1.0, 0.5])
@@ -155,5 +188,8 @@ def test_cli_writes_the_library_tables_and_provenance(tmp_path):
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["config"] == {"name": "x"} and prov["figure_tables"] == [str(out / "curves.csv"), str(out / "final.csv")]
     assert [r["path"] for r in prov["runs"]] == [str(probe), str(train)] and prov["runs"][1]["host"] == "trainer"
+    # a training run (no probe component, no train_run) brings nothing else
+    tables.write_provenance(out / "p2.json", tables=[], runs=[train])
+    assert [r["path"] for r in json.loads((out / "p2.json").read_text())["runs"]] == [str(train)]
     # the old subcommand names still work (fig1 == ext_pga_convergence)
     assert aggregate.get_args(["fig1"] + args[1:]).figure == "ext_pga_convergence"

@@ -275,17 +275,39 @@ def run_record(path) -> dict:
     return rec
 
 
+def _train_run_of(probe_dir: Path) -> Path | None:
+    """The training folder a probe run probed: ``train_run`` of its provenance.json (top level or in
+    its ``config`` record), else the old mapping (``probe`` → ``train`` in its path) for a path with a
+    ``probe`` component, else None (not a probe run)."""
+    prov = probe_dir / "provenance.json"
+    if prov.exists():
+        try:
+            p = json.loads(prov.read_text())
+        except ValueError:
+            p = {}
+        train = p.get("train_run") or (p.get("config") or {}).get("train_run") if isinstance(p, dict) else None
+        if train:
+            return Path(train)
+    if probe_dir.parts and "probe" in probe_dir.parts:
+        return Path(*["train" if q == "probe" else q for q in probe_dir.parts])
+    return None
+
+
 def write_provenance(path, *, tables: Iterable[Any], runs: Iterable[Any], config: Mapping | None = None) -> None:
     """Write a figure's provenance record (JSON, atomically) to ``path``: the table files
     (``figure_tables``), the workflow ``config``, the code version, and one :func:`run_record`
-    per run folder in ``runs`` (paths or :class:`Run`); a probe folder (a path with a ``probe``
-    component) also brings the record of the training run it probed (``probe`` → ``train``).
+    per run folder in ``runs`` (paths or :class:`Run`); a probe run also brings the record of the
+    training run it probed: the folder its provenance.json names as ``train_run`` (probe and training
+    folders are keyed separately, results/stages/{probe,train}/<key>/...), or, for a probe run
+    without that entry (written before it was recorded), its path with the component ``probe``
+    replaced by ``train`` (the old results/<name>/{probe,train}/ layout).
     Usable by every figure, paper figures included."""
     records = []
     for r in runs:
         d = r.path if isinstance(r, Run) else Path(r)
         records.append(run_record(d))
-        if d.parts and "probe" in d.parts:
-            records.append(run_record(Path(*["train" if q == "probe" else q for q in d.parts])))
+        train = _train_run_of(d)
+        if train is not None:
+            records.append(run_record(train))
     runio.write_json_atomic(path, {"figure_tables": [str(t) for t in tables], "config": config,
                                    "code": runio.code_version(), "runs": records})
