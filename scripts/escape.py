@@ -81,7 +81,7 @@ def run(args) -> int:
     import numpy as np
     import torch
 
-    from adversary_dynamics import data, escape, losses, models, runio, training
+    from adversary_dynamics import data, escape, losses, models, runio
 
     if args.figure == "fig3" and args.train_root is None:
         raise SystemExit("--train-root is required with --figure fig3")
@@ -117,7 +117,7 @@ def run(args) -> int:
                     run_dir = args.train_root / f"scale~{_fmt(s)}" / f"ratio~{_fmt(ratio)}" / f"seed~{seed}"
                     for k in args.checkpoints:
                         m = build(seed)
-                        ck = torch.load(training.checkpoint_path(run_dir, k), map_location=device)
+                        ck = torch.load(runio.checkpoint_path(run_dir, k), map_location=device)
                         m.load_state_dict(ck["model"])
                         nets.append(m)
                         ratios.append(ratio)

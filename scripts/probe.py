@@ -69,13 +69,13 @@ def probe_seed(args, cfg, *, model, x, y, eps: float, eta: float, device, seed: 
     import torch
     from tqdm import tqdm
 
-    from adversary_dynamics import landscape, runio, training
+    from adversary_dynamics import landscape, runio
 
     seed_started = time.time()
     rows, reg_rows, curves, land = [], [], {}, {}
     missing = []
     for k in tqdm(args.checkpoints, desc="probe", unit="checkpoint", file=sys.stderr):
-        path = training.checkpoint_path(train_dir, k)
+        path = runio.checkpoint_path(train_dir, k)
         if not path.exists():
             missing.append(k)
             continue

@@ -267,3 +267,10 @@ def provenance(*, config: Mapping[str, Any] | None = None, device: Any = None, s
     if extra:
         rec.update(extra)
     return rec
+
+
+def checkpoint_path(run_dir, epoch: int) -> Path:
+    """Where a training run keeps the weights after ``epoch`` epochs: ``<run_dir>/checkpoints/epoch_NNNN.pt``
+    (epoch 0: at initialisation). Here, not in :mod:`training`, so that the probes that read checkpoints
+    do not depend on the training code."""
+    return Path(run_dir) / "checkpoints" / f"epoch_{int(epoch):04d}.pt"

@@ -187,13 +187,11 @@ def _code_text(path: Path) -> str:
     return text
 
 
-def imported_modules(path: str | os.PathLike, *, root: str | os.PathLike = ".") -> set[str]:
-    """Modules of ``adversary_dynamics`` (file stems under ``src/adversary_dynamics``) that the Python
-    file or notebook at ``path`` imports, anywhere in it (imports inside functions count: a job that
-    calls the function runs that code)."""
-    path, base = Path(path), Path(root) / LIB
-    tree = ast.parse(_code_text(path), filename=str(path))
-    in_lib = path.parent.resolve() == base.resolve()
+_CODE_INFO: dict[tuple, tuple[list, str]] = {}
+_CODE_CACHE: dict[str, list] | None = None  # the on-disk cache of :func:`_code_info`, once loaded
+
+
+def _parse_imports(tree: ast.AST, *, in_lib: bool) -> set[str]:
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -212,6 +210,35 @@ def imported_modules(path: str | os.PathLike, *, root: str | os.PathLike = ".") 
                 found.add(parts[0])
             else:  # from adversary_dynamics import x, y / from . import x, y
                 found.update(a.name for a in node.names)
+    return found
+
+
+def _code_info(path: Path, *, in_lib: bool) -> tuple[list, str]:
+    """(the adversary_dynamics modules the file imports, SHA-256 of its syntax tree), remembered by
+    (path, size, modification time) in this process and in the on-disk cache (:func:`resolve`)."""
+    st = path.stat()
+    ident = (str(path.resolve()), st.st_size, st.st_mtime_ns, in_lib)
+    if ident in _CODE_INFO:
+        return _CODE_INFO[ident]
+    key = "|".join(map(str, ident))
+    if _CODE_CACHE is not None and key in _CODE_CACHE:
+        info = tuple(_CODE_CACHE[key])
+    else:
+        tree = ast.parse(_code_text(path), filename=str(path))
+        info = (sorted(_parse_imports(tree, in_lib=in_lib)),
+                hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest())
+        if _CODE_CACHE is not None:
+            _CODE_CACHE[key] = list(info)
+    _CODE_INFO[ident] = info
+    return info
+
+
+def imported_modules(path: str | os.PathLike, *, root: str | os.PathLike = ".") -> set[str]:
+    """Modules of ``adversary_dynamics`` (file stems under ``src/adversary_dynamics``) that the Python
+    file or notebook at ``path`` imports, anywhere in it (imports inside functions count: a job that
+    calls the function runs that code)."""
+    path, base = Path(path), Path(root) / LIB
+    found = _code_info(path, in_lib=path.parent.resolve() == base.resolve())[0]
     return {m for m in found if (base / f"{m}.py").exists()}
 
 
@@ -232,9 +259,10 @@ def code_fingerprint(files: list[str], *, root: str | os.PathLike = ".") -> str:
     """SHA-256 over the syntax trees (``ast.dump``) of ``files``: a comment or a reformatting leaves it
     unchanged, any change of code (docstrings included) changes it."""
     h = hashlib.sha256()
+    base = (Path(root) / LIB).resolve()
     for f in files:
-        tree = ast.parse(_code_text(Path(root) / f), filename=f)
-        h.update(f.encode() + b"\0" + ast.dump(tree, annotate_fields=False).encode() + b"\0")
+        path = Path(root) / f
+        h.update(f.encode() + b"\0" + _code_info(path, in_lib=path.parent.resolve() == base)[1].encode() + b"\0")
     return h.hexdigest()
 
 
@@ -249,7 +277,8 @@ class Stage:
     ``reads``: dotted configuration keys (a section means all of it); ``consumes``: stages whose
     results it reads; ``data``: whether it reads the dataset files; ``script``: the code it runs;
     ``args``: its script's typed parameters (argparse destinations → values) from the declared keys;
-    ``figure``: the figure whose tables it writes (None: raw runs); ``what``: one line for humans."""
+    ``figure``: the figure whose tables it writes (None: raw runs), ``tables``: their names (the
+    notebook's parameters, ``<table>.csv`` in the stage's folder); ``what``: one line for humans."""
 
     name: str
     reads: tuple[str, ...]
@@ -260,6 +289,7 @@ class Stage:
     figure: str | None = None
     what: str = ""
     wildcards: tuple[str, ...] = field(default=())
+    tables: tuple[str, ...] = ()
 
 
 DATASET = ("dataset.name", "dataset.n_train", "dataset.n_test", "dataset.dim", "dataset.split_seed")
@@ -379,22 +409,24 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           what="landscape probes (PGA with restarts, certificates, slices) of every seed's checkpoints"),
     Stage("ext_pga_convergence_tables", reads=("scales", "seeds", "probe.max_steps"), script="scripts/aggregate.py",
           args=lambda c: {"max_steps": c["probe.max_steps"]}, consumes=("probe",), figure="ext_pga_convergence",
-          what="the tables of ext_pga_convergence"),
+          tables=("curves", "final"), what="the tables of ext_pga_convergence"),
     Stage("ext_training_convergence_tables", reads=("scales", "seeds", "train.threshold"),
           script="scripts/aggregate.py", args=lambda c: {"threshold": c["train.threshold"]}, consumes=("train",),
-          figure="ext_training_convergence", what="the tables of ext_training_convergence"),
+          figure="ext_training_convergence", tables=("steps", "epochs", "runs"),
+          what="the tables of ext_training_convergence"),
     Stage("ext_landscape_statistics_tables", reads=("scales", "seeds"), script="scripts/aggregate.py",
           args=lambda c: {}, consumes=("probe",), figure="ext_landscape_statistics",
-          what="the tables of ext_landscape_statistics"),
+          tables=("grid", "circle", "traj", "regularity"), what="the tables of ext_landscape_statistics"),
     Stage("theory", reads=("theory", *DEVICE), script="scripts/theory.py", args=_theory_args, figure="ext_theory",
-          what="Theorem 3.1 setting: PGA to the sphere, Hessians, restart counts (T1-T4)"),
+          tables=("pga", "hessian", "maxima"), what="Theorem 3.1 setting: PGA to the sphere, Hessians, restart counts (T1-T4)"),
     Stage("paper_fig1_landscapes_tables", reads=("paper_fig1",), script="scripts/paper_fig1.py", args=_fig1_args,
-          figure="paper_fig1_landscapes", what="Fig. 1 landscapes, trajectories and maxima on simulated 2-D data"),
+          figure="paper_fig1_landscapes", tables=("grid", "traj", "panels", "rim", "maxima"), what="Fig. 1 landscapes, trajectories and maxima on simulated 2-D data"),
     Stage("paper_fig2_escape_run", reads=(*DATASET, "cnn", "paper_escape", "paper_fig2", *DEVICE),
           script="scripts/escape.py", args=_escape_run_args("paper_fig2"), data=True,
           what="Fig. 2 escape probes of the CNN at initialisation"),
     Stage("paper_fig2_escape_by_scale_tables", reads=(), script="scripts/escape.py", args=lambda c: {},
           consumes=("paper_fig2_escape_run",), figure="paper_fig2_escape_by_scale",
+          tables=("escape", "curves", "levels"),
           what="the tables of paper_fig2_escape_by_scale"),
     Stage("paper_fig3_train", reads=(*DATASET, "cnn", "paper_escape.architecture", "paper_escape.loss",
                                      "paper_escape.seeds", "paper_fig3.train", "paper_fig3.checkpoints", *DEVICE),
@@ -405,6 +437,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           what="Fig. 3 escape probes of the adversarially trained CNNs"),
     Stage("paper_fig3_escape_during_training_tables", reads=(), script="scripts/escape.py", args=lambda c: {},
           consumes=("paper_fig3_escape_run", "paper_fig3_train"), figure="paper_fig3_escape_during_training",
+          tables=("escape", "curves"),
           what="the tables of paper_fig3_escape_during_training"),
 )}
 
@@ -460,16 +493,25 @@ class Keyed:
 
 def resolve(config: Mapping[str, Any], *, schema: Mapping | None = None, root: str | os.PathLike = ".",
             results: str = "results/stages", only: set[str] | None = None,
-            data_cache: str | os.PathLike | None = None) -> dict[str, Keyed]:
+            data_cache: str | os.PathLike | None = None,
+            code_cache: str | os.PathLike | None = None) -> dict[str, Keyed]:
     """Every stage of :func:`all_stages` keyed against ``config`` (validated): name -> :class:`Keyed`.
 
     ``only``: resolve these stages and what they consume (default: all). The dataset's fingerprint is
     computed once (:func:`data_fingerprint`, cached in ``data_cache``), the code fingerprints once per
-    script. Raises :class:`UndeclaredKey` when an ``args`` builder reads an undeclared key."""
+    script (each file's syntax tree remembered in ``code_cache``, JSON, by path, size and modification
+    time). Raises :class:`UndeclaredKey` when an ``args`` builder reads an undeclared key."""
+    global _CODE_CACHE
+    if code_cache is not None and _CODE_CACHE is None:
+        try:
+            _CODE_CACHE = json.loads(Path(code_cache).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            _CODE_CACHE = {}
+    before = dict(_CODE_CACHE) if _CODE_CACHE is not None else None
     stages = all_stages()
     out: dict[str, Keyed] = {}
     data_fp: dict | None = None
-    code_cache: dict[str, tuple[list, str]] = {}
+    scripts: dict[str, tuple[list, str]] = {}
 
     def key_of(name: str) -> Keyed:
         nonlocal data_fp
@@ -480,10 +522,10 @@ def resolve(config: Mapping[str, Any], *, schema: Mapping | None = None, root: s
         doc = declared_doc(config, st.reads, schema)
         if st.data and data_fp is None:
             data_fp = data_fingerprint(config["dataset"], cache_file=data_cache)
-        if st.script not in code_cache:
+        if st.script not in scripts:
             files = code_files(st.script, root=root)
-            code_cache[st.script] = (files, code_fingerprint(files, root=root))
-        files, code_fp = code_cache[st.script]
+            scripts[st.script] = (files, code_fingerprint(files, root=root))
+        files, code_fp = scripts[st.script]
         payload = {"stage": name, "format": STAGE_FORMAT, "reads": doc, "upstream": upstream,
                    "data": data_fp if st.data else None, "code": code_fp}
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
@@ -495,4 +537,9 @@ def resolve(config: Mapping[str, Any], *, schema: Mapping | None = None, root: s
 
     for name in (stages if only is None else only):
         key_of(name)
+    if code_cache is not None and _CODE_CACHE != before:
+        from .runio import write_json_atomic
+
+        Path(code_cache).parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(code_cache, _CODE_CACHE)
     return out

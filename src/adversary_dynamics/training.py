@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from .devices import resolve_device  # noqa: F401  (re-exported: training.resolve_device)
+from .runio import checkpoint_path  # noqa: F401  (re-exported: training.checkpoint_path)
 from .attacks import pga, random_init
 from .data import Dataset
 from .losses import LossLike, check_labels, get_loss
@@ -95,10 +96,6 @@ class _SigtermGuard:
             signal.signal(signal.SIGTERM, self.old)
         if self.event.is_set() and callable(self.old):
             self.old(signal.SIGTERM, None)
-
-
-def checkpoint_path(run_dir, epoch: int) -> Path:
-    return Path(run_dir) / "checkpoints" / f"epoch_{epoch:04d}.pt"
 
 
 def _resume_copy_path(run_dir, epoch: int) -> Path:

@@ -61,6 +61,7 @@ KEYED = stage_registry.resolve(
     schema=load_schema(SCHEMA),
     root=workflow.basedir,
     data_cache=Path(".snakemake/adversary-dynamics/data-fingerprints.json"),
+    code_cache=Path(".snakemake/adversary-dynamics/code-fingerprints.json"),
 )
 
 
@@ -196,17 +197,12 @@ def figure_tables(fig):
     return {t: f"{stage_dir(FIGURE_TABLES_STAGE[fig])}/{t}.csv" for t in FIGURE_TABLES[fig]}
 
 
-# figure -> its tables stage, and the tables the notebook reads (stage_registry.FIGURES; the concern
-# files define the tables stages and figures.smk, included last, makes the figures' rules)
+# figure -> its tables stage, and the tables the notebook reads (stage_registry: a stage with
+# `figure=` and `tables=`; the concern files define the tables rules and figures.smk, included last,
+# makes the figures' rules)
 FIGURE_TABLES_STAGE = dict(stage_registry.FIGURES)
 FIGURE_TABLES = {
-    "paper_fig1_landscapes": ("grid", "traj", "panels", "rim", "maxima"),
-    "paper_fig2_escape_by_scale": ("escape", "curves", "levels"),
-    "paper_fig3_escape_during_training": ("escape", "curves"),
-    "ext_pga_convergence": ("curves", "final"),
-    "ext_training_convergence": ("steps", "epochs", "runs"),
-    "ext_landscape_statistics": ("grid", "circle", "traj", "regularity"),
-    "ext_theory": ("pga", "hessian", "maxima"),
+    fig: stage_registry.STAGES[stage].tables for fig, stage in FIGURE_TABLES_STAGE.items()
 }
 FIGURES = list(FIGURE_TABLES)
 
