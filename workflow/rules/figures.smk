@@ -6,7 +6,9 @@
 #                      the Snakemake process's shell: no Python starts), so `snakemake --cores 2
 #                      <figure>` rebuilds that figure and only what it needs.
 # This file is included last. The executed notebook goes to the log; the notebook itself writes PDF
-# and PNG atomically. Beside each figure, <figure>.provenance.json names the stages, the code version
+# and PNG atomically. Notebooks run on the kernel workflow/jupyter/kernels/adversary-dynamics (the
+# job's own `python`), never on whatever `python3` kernel spec a machine has registered.
+# Beside each figure, <figure>.provenance.json names the stages, the code version
 # and every run its numbers come from.
 
 for _fig in FIGURES:
@@ -36,6 +38,11 @@ for _fig in FIGURES:
             runtime=light_runtime,
         params:
             nb=nb_params,
+            # the workflow's own interpreter runs the notebook, whatever `python3` kernel is
+            # registered elsewhere: the kernel spec in workflow/jupyter starts `python` from the job's
+            # PATH, the one that runs papermill (recorded in the figure's provenance)
+            kernels=str(Path(workflow.basedir) / "workflow/jupyter"),
+            kernel="adversary-dynamics",
         message:
             stage_message(
                 "figure",
@@ -43,9 +50,9 @@ for _fig in FIGURES:
                 log="{log.stderr} (executed notebook: {log.notebook})",
             )
         shell:
-            "papermill {input.notebook} {log.notebook} -k python3 --no-progress-bar {params.nb} "
-            "> {log.stderr} 2>&1 && cp {input.provenance} {output.provenance}.tmp "
-            "&& mv {output.provenance}.tmp {output.provenance}"
+            "JUPYTER_PATH={params.kernels:q} python -m papermill {input.notebook} {log.notebook} "
+            "-k {params.kernel} --no-progress-bar {params.nb} > {log.stderr} 2>&1 "
+            "&& python scripts/figure_provenance.py {input.provenance} {output.provenance} {params.kernel}"
 
     rule:
         name:
