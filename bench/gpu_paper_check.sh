@@ -19,7 +19,7 @@ quick=${3:-}
 mkdir -p "$out"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
-RESULTS=$out  # the workflow's results/<name> folder, here the output folder
+RESULTS=$out  # stands for the workflow's results/stages/<stage>/<key> folders: "$RESULTS"/<stage>, here in the output folder
 # shellcheck source=bench/gpu_paper_commands.sh
 source "$(dirname "$0")/gpu_paper_commands.sh"
 data=(--dataset fashion_mnist --root "$root")
@@ -44,7 +44,7 @@ t2=$(date +%s.%N)
 "$py" - "$t0" "$t1" "$t2" "$out" "$paper_fig3_train_run" <<'EOF' | tee "$out/times.txt"
 import csv, json, sys
 t0, t1, t2 = map(float, sys.argv[1:4]); out, train_run = sys.argv[4:6]
-rows = list(csv.DictReader(open(f"{out}/paper_fig2/escape.csv")))
+rows = list(csv.DictReader(open(f"{out}/paper_fig2_escape_run/escape.csv")))
 ep = list(csv.DictReader(open(f"{train_run}/epochs.csv")))
 print(json.dumps({"fig2_stage_s": round(t1 - t0, 1), "fig2_trajectories": len(rows),
                   "train_s": round(t2 - t1, 1), "train_epochs": len(ep) - 1,
