@@ -5,7 +5,10 @@
   (:data:`SCALE_AXIS_LABEL`: the scale is E‖x‖₂, the mean l2 norm of the training inputs, paper
   Sec. 5.1) and a log2 axis with one tick per scale (:func:`scale_axis`);
 * a suptitle naming the configuration and an atomic figure writer (:func:`save_figure`, PDF
-  and PNG); :func:`pad_nan_edge` for disk-shaped images.
+  and PNG); :func:`pad_nan_edge` for disk-shaped images; :func:`number_text` for tick labels
+  (plain or scientific notation, no SI prefixes);
+* :func:`non_finite_rows` leaves out the rows a table marks non-finite (column ``finite``, where
+  present) and counts them, for a note on the figure (:func:`non_finite_note`).
 
 Intervals and bands are drawn by seaborn in the notebooks (lineplot's ``errorbar``, boxplot).
 
@@ -92,6 +95,23 @@ def checkpoint_label(c: int, checkpoints: Iterable[int]) -> str:
     return f"epoch {c}"
 
 
+def number_text(v: float, digits: int = 3) -> str:
+    """A tick label in plain or scientific notation (never SI prefixes, which read as units on a
+    loss): ``digits`` significant digits, positional for 1e-3 ≤ |v| < 1e5 ('−0.695', '−1430'),
+    else mantissa and exponent ('−5.98e−6', '−3.04e5'); a true minus sign."""
+    v = float(v)
+    if not np.isfinite(v):
+        return str(v)
+    if v == 0 or 1e-3 <= abs(v) < 1e5:
+        t = np.format_float_positional(v, precision=digits, fractional=False, trim="-")
+    else:
+        mant, exp = f"{v:.{max(digits - 1, 0)}e}".split("e")
+        if "." in mant:
+            mant = mant.rstrip("0").rstrip(".")
+        t = f"{mant}e{int(exp)}"
+    return t.replace("-", "−")
+
+
 # ---- tables ------------------------------------------------------------------------------------
 def as_bool(series: pd.Series) -> pd.Series:
     """Booleans as written by the tables ('True'/'False', bool, 0/1); anything else -> False."""
@@ -99,6 +119,20 @@ def as_bool(series: pd.Series) -> pd.Series:
         return series
     m = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
     return series.astype(str).str.strip().str.lower().map(m).fillna(False).astype(bool)
+
+
+def non_finite_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """(finite rows, number left out): rows whose column ``finite`` is False are dropped (their
+    losses are non-finite); a table without that column is taken as all finite."""
+    if "finite" not in df.columns:
+        return df, 0
+    ok = as_bool(df["finite"])
+    return df[ok].copy(), int((~ok).sum())
+
+
+def non_finite_note(n: int, what: str = "runs") -> str:
+    """'' or '; 3 non-finite runs left out' for a subtitle."""
+    return f"; {n} non-finite {what} left out" if n else ""
 
 
 # ---- drawing helpers -----------------------------------------------------------------------
@@ -141,7 +175,8 @@ def add_suptitle(fig, title: str, config_name: str, y: float | None = None) -> N
     import textwrap
 
     kw = {} if y is None else {"y": y}
-    text = f"{title}  [config: {config_name}]"
+    # no-break spaces: the configuration tag is never split across lines ("[config:" / "default]")
+    text = f"{title}\u00a0\u00a0[config:\u00a0{config_name}]"
     # wrapped to the figure's width (about 9 bold characters per inch), so narrow figures do not clip it
     fig.suptitle(textwrap.fill(text, width=max(40, int(9 * fig.get_figwidth()))), fontweight="bold", **kw)
 
