@@ -4,6 +4,8 @@
   seaborn's ``hue``, :func:`scale_hue` keyed by the scales' text), the input-scale axis label
   (:data:`SCALE_AXIS_LABEL`: the scale is E‖x‖₂, the mean l2 norm of the training inputs, paper
   Sec. 5.1) and a log2 axis with one tick per scale (:func:`scale_axis`);
+* one style per perturbation ratio (:func:`ratio_styles`: colour-blind-safe colour, line style
+  and marker);
 * a suptitle naming the configuration and an atomic figure writer (:func:`save_figure`, PDF
   and PNG); :func:`pad_nan_edge` for disk-shaped images; :func:`number_text` for tick labels
   (plain or scientific notation, no SI prefixes);
@@ -62,6 +64,27 @@ def scale_palette(scales: Sequence[float]) -> dict[float, tuple]:
     cmap = matplotlib.colormaps["plasma"]
     n = max(len(ordered) - 1, 1)
     return {s: cmap(0.05 + 0.73 * i / n) for i, s in enumerate(ordered)}
+
+
+# the perturbation ratio (ε = ratio × s): colour-blind-safe colours (Okabe & Ito), ordered cool -> warm by decade,
+# each with its own line style and marker, so curves stay apart where their colours meet or their values coincide
+RATIO_COLOURS = ["#0072B2", "#56B4E9", "#009E73", "#E69F00", "#D55E00", "#CC79A7", "#000000"]
+RATIO_DASHES = ["-", (0, (5, 2)), (0, (1, 1.2)), (0, (7, 2, 1.5, 2)), (0, (3, 1, 1, 1, 1, 1)), (0, (9, 3)), "-"]
+RATIO_MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+
+
+def ratio_styles(ratios: Sequence[float]) -> dict[float, dict]:
+    """Ratio -> {'color', 'linestyle', 'marker'}. Ratios that are powers of ten keep one style in
+    every figure (10⁻³ blue ... 1 orange, 10 vermillion, 100 purple, 1000 black); any other set
+    is styled by its order."""
+    ordered = sorted({float(r) for r in ratios})
+    k = [int(round(np.log10(r))) + 3 if r > 0 else -1 for r in ordered]
+    decades = all(r > 0 and abs(np.log10(r) - round(np.log10(r))) < 1e-9 for r in ordered)
+    if not (decades and len(set(k)) == len(k) and min(k) >= 0 and max(k) < len(RATIO_COLOURS)):
+        k = list(range(len(ordered)))
+    n = len(RATIO_COLOURS)
+    return {r: {"color": RATIO_COLOURS[i % n], "linestyle": RATIO_DASHES[i % n], "marker": RATIO_MARKERS[i % n]}
+            for r, i in zip(ordered, k)}
 
 
 SCALE_AXIS_LABEL = "input scale E‖x‖₂"  # the paper's input scale: mean l2 norm of the training inputs (Sec. 5.1)
