@@ -154,8 +154,8 @@ def non_finite_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
 
 
 def non_finite_note(n: int, what: str = "runs") -> str:
-    """'' or '; 3 non-finite runs left out' for a subtitle."""
-    return f"; {n} non-finite {what} left out" if n else ""
+    """'' or a second title line '(3 non-finite runs left out)', to append to a figure title."""
+    return f"\n({n} non-finite {what} left out)" if n else ""
 
 
 # ---- drawing helpers -----------------------------------------------------------------------
@@ -194,14 +194,16 @@ def scale_axis(ax, scales: Sequence[float], axis: str = "x", label: str = SCALE_
 
 
 def add_suptitle(fig, title: str, config_name: str, y: float | None = None) -> None:
-    """Figure title that names the configuration the figure was made from."""
+    """Figure title that names the configuration the figure was made from; each line of ``title`` is
+    wrapped to the figure's width on its own, and the tag '[config: name]' is never split."""
     import textwrap
 
     kw = {} if y is None else {"y": y}
     # no-break spaces: the configuration tag is never split across lines ("[config:" / "default]")
     text = f"{title}\u00a0\u00a0[config:\u00a0{config_name}]"
     # wrapped to the figure's width (about 9 bold characters per inch), so narrow figures do not clip it
-    fig.suptitle(textwrap.fill(text, width=max(40, int(9 * fig.get_figwidth()))), fontweight="bold", **kw)
+    width = max(40, int(9 * fig.get_figwidth()))
+    fig.suptitle("\n".join(textwrap.fill(line, width=width) for line in text.split("\n")), fontweight="bold", **kw)
 
 
 def save_figure(fig, *, pdf: str, png: str, dpi: int = 150) -> None:
