@@ -4,8 +4,13 @@
   seaborn's ``hue``, :func:`scale_hue` keyed by the scales' text), the input-scale axis label
   (:data:`SCALE_AXIS_LABEL`: the scale is E‖x‖₂, the mean l2 norm of the training inputs, paper
   Sec. 5.1) and a log2 axis with one tick per scale (:func:`scale_axis`);
+* one style per perturbation ratio (:func:`ratio_styles`: colour-blind-safe colour, line style
+  and marker);
 * a suptitle naming the configuration and an atomic figure writer (:func:`save_figure`, PDF
-  and PNG); :func:`pad_nan_edge` for disk-shaped images.
+  and PNG); :func:`pad_nan_edge` for disk-shaped images; :func:`number_text` for tick labels
+  (plain or scientific notation, no SI prefixes);
+* :func:`non_finite_rows` leaves out the rows a table marks non-finite (column ``finite``, where
+  present) and counts them, for a note on the figure (:func:`non_finite_note`).
 
 Intervals and bands are drawn by seaborn in the notebooks (lineplot's ``errorbar``, boxplot).
 
@@ -61,6 +66,27 @@ def scale_palette(scales: Sequence[float]) -> dict[float, tuple]:
     return {s: cmap(0.05 + 0.73 * i / n) for i, s in enumerate(ordered)}
 
 
+# the perturbation ratio (ε = ratio × s): colour-blind-safe colours (Okabe & Ito), ordered cool -> warm by decade,
+# each with its own line style and marker, so curves stay apart where their colours meet or their values coincide
+RATIO_COLOURS = ["#0072B2", "#56B4E9", "#009E73", "#E69F00", "#D55E00", "#CC79A7", "#000000"]
+RATIO_DASHES = ["-", (0, (5, 2)), (0, (1, 1.2)), (0, (7, 2, 1.5, 2)), (0, (3, 1, 1, 1, 1, 1)), (0, (9, 3)), "-"]
+RATIO_MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+
+
+def ratio_styles(ratios: Sequence[float]) -> dict[float, dict]:
+    """Ratio -> {'color', 'linestyle', 'marker'}. Ratios that are powers of ten keep one style in
+    every figure (10⁻³ blue ... 1 orange, 10 vermillion, 100 purple, 1000 black); any other set
+    is styled by its order."""
+    ordered = sorted({float(r) for r in ratios})
+    k = [int(round(np.log10(r))) + 3 if r > 0 else -1 for r in ordered]
+    decades = all(r > 0 and abs(np.log10(r) - round(np.log10(r))) < 1e-9 for r in ordered)
+    if not (decades and len(set(k)) == len(k) and min(k) >= 0 and max(k) < len(RATIO_COLOURS)):
+        k = list(range(len(ordered)))
+    n = len(RATIO_COLOURS)
+    return {r: {"color": RATIO_COLOURS[i % n], "linestyle": RATIO_DASHES[i % n], "marker": RATIO_MARKERS[i % n]}
+            for r, i in zip(ordered, k)}
+
+
 SCALE_AXIS_LABEL = "input scale E‖x‖₂"  # the paper's input scale: mean l2 norm of the training inputs (Sec. 5.1)
 
 
@@ -92,6 +118,23 @@ def checkpoint_label(c: int, checkpoints: Iterable[int]) -> str:
     return f"epoch {c}"
 
 
+def number_text(v: float, digits: int = 3) -> str:
+    """A tick label in plain or scientific notation (never SI prefixes, which read as units on a
+    loss): ``digits`` significant digits, positional for 1e-3 ≤ |v| < 1e5 ('−0.695', '−1430'),
+    else mantissa and exponent ('−5.98e−6', '−3.04e5'); a true minus sign."""
+    v = float(v)
+    if not np.isfinite(v):
+        return str(v)
+    if v == 0 or 1e-3 <= abs(v) < 1e5:
+        t = np.format_float_positional(v, precision=digits, fractional=False, trim="-")
+    else:
+        mant, exp = f"{v:.{max(digits - 1, 0)}e}".split("e")
+        if "." in mant:
+            mant = mant.rstrip("0").rstrip(".")
+        t = f"{mant}e{int(exp)}"
+    return t.replace("-", "−")
+
+
 # ---- tables ------------------------------------------------------------------------------------
 def as_bool(series: pd.Series) -> pd.Series:
     """Booleans as written by the tables ('True'/'False', bool, 0/1); anything else -> False."""
@@ -99,6 +142,20 @@ def as_bool(series: pd.Series) -> pd.Series:
         return series
     m = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
     return series.astype(str).str.strip().str.lower().map(m).fillna(False).astype(bool)
+
+
+def non_finite_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """(finite rows, number left out): rows whose column ``finite`` is False are dropped (their
+    losses are non-finite); a table without that column is taken as all finite."""
+    if "finite" not in df.columns:
+        return df, 0
+    ok = as_bool(df["finite"])
+    return df[ok].copy(), int((~ok).sum())
+
+
+def non_finite_note(n: int, what: str = "runs") -> str:
+    """'' or a second title line '(3 non-finite runs left out)', to append to a figure title."""
+    return f"\n({n} non-finite {what} left out)" if n else ""
 
 
 # ---- drawing helpers -----------------------------------------------------------------------
@@ -137,13 +194,16 @@ def scale_axis(ax, scales: Sequence[float], axis: str = "x", label: str = SCALE_
 
 
 def add_suptitle(fig, title: str, config_name: str, y: float | None = None) -> None:
-    """Figure title that names the configuration the figure was made from."""
+    """Figure title that names the configuration the figure was made from; each line of ``title`` is
+    wrapped to the figure's width on its own, and the tag '[config: name]' is never split."""
     import textwrap
 
     kw = {} if y is None else {"y": y}
-    text = f"{title}  [config: {config_name}]"
+    # no-break spaces: the configuration tag is never split across lines ("[config:" / "default]")
+    text = f"{title}\u00a0\u00a0[config:\u00a0{config_name}]"
     # wrapped to the figure's width (about 9 bold characters per inch), so narrow figures do not clip it
-    fig.suptitle(textwrap.fill(text, width=max(40, int(9 * fig.get_figwidth()))), fontweight="bold", **kw)
+    width = max(40, int(9 * fig.get_figwidth()))
+    fig.suptitle("\n".join(textwrap.fill(line, width=width) for line in text.split("\n")), fontweight="bold", **kw)
 
 
 def save_figure(fig, *, pdf: str, png: str, dpi: int = 150) -> None:
