@@ -1,16 +1,17 @@
-"""Safe by default (issue 12): no configuration overwrites another, every value reaches its
-notebook or script as the text it is, every code edit reruns the jobs that run it, an empty SLURM
-account submits without -A, and the user sees which stage runs and where its log is.
+"""Safe by default (issue 12): no configuration overwrites another (a configuration's own record and
+figures are in <name>-<hash8>/, its stages in results/stages/<stage>/<key>/, keyed by what they read),
+every value reaches its notebook or script as the text it is, every code edit reruns the jobs that run it
+(a new stage key) and a comment does not, an empty SLURM account submits without -A, and the user sees
+which stage runs and where its log is.
 
 Everything goes through the real ``snakemake`` command line in a temporary copy of the workflow
 (dry runs, or ``--touch``, which runs no job; marked slow: about a minute together), except the
 checks of the folder rule itself (:func:`adversary_dynamics.config.folder_name`,
-:func:`config_digest`) and of the derived code inputs, which are direct (seconds).
+:func:`config_digest`) and of the code the stage keys cover, which are direct (seconds).
 """
 
 from __future__ import annotations
 
-import ast
 import copy
 import json
 import os
@@ -21,14 +22,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import yaml
 
+from adversary_dynamics import stages as stage_registry
 from adversary_dynamics.config import (NON_RESULT_KEYS, config_digest, folder_name, load_schema, merge_config,
                                        validate_config)
-from workflow_copy import ROOT, copy_workflow
+from workflow_copy import ROOT, copy_workflow, stage_record
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -64,6 +65,16 @@ def _commands(out: str) -> list[str]:
             if "Shell command: " in ln or ln.lstrip().startswith(("python ", "exec python", "papermill "))]
 
 
+def _params_docs(out: str) -> list[tuple[str, dict]]:
+    """(command, its --params document) of every command of a dry run that passes one."""
+    docs = []
+    for c in _commands(out):
+        argv = shlex.split(c)
+        if "--params" in argv:
+            docs.append((c, json.loads(argv[argv.index("--params") + 1])))
+    return docs
+
+
 @pytest.fixture(scope="module")
 def odd(work, tmp_path_factory):
     """One dry run of the tiny configuration named 007 whose dataset root holds a space, a quote
@@ -79,10 +90,26 @@ def odd(work, tmp_path_factory):
 
 
 def _folder(out: str) -> str:
-    m = re.search(r"results in results/([^/\s]+)/", out)
-    planned = re.findall(r"\bresults/([^/\s]+)/", out)
-    assert m or planned, f"the run does not say where its results go:\n{out[:3000]}"
-    return m.group(1) if m else max(set(planned), key=planned.count)
+    """The configuration's own folder (results/<folder>/stages.json, figures/<folder>/), as the run says."""
+    m = re.search(r"\(which ones: results/([^/\s]+)/stages\.json\)", out)
+    assert m, f"the run does not say where its results go:\n{out[:3000]}"
+    return m.group(1)
+
+
+STAGE_PATH = re.compile(r"\b(?:results|logs|benchmarks)/stages/(\w+)/([0-9a-f]{12})/")
+
+
+def _planned_keys(out: str) -> dict[str, set[str]]:
+    """stage -> the keys of its folders (results/, logs/, benchmarks/stages/<stage>/<key>/) a dry run names."""
+    keys: dict[str, set[str]] = {}
+    for stage, key in STAGE_PATH.findall(out):
+        keys.setdefault(stage, set()).add(key)
+    return keys
+
+
+def _keys(cfg: dict) -> dict[str, str]:
+    """stage -> its key for a validated configuration (the registry, on the checkout's code and data)."""
+    return {name: k.key for name, k in stage_registry.resolve(cfg, schema=SCHEMA, root=ROOT).items()}
 
 
 def _paths(out: str) -> set[str]:
@@ -100,13 +127,31 @@ def _name_of(cfg: dict) -> str:
 
 
 # ---- fault 1: one configuration overwrites another -----------------------------------------------
-def _assert_own_folder(out: str, name: str) -> str:
+# the stages downstream of the two-layer nets' training (train.* keys), and of the theory (theory.*)
+AFTER_TRAIN = {"train", "probe", "ext_pga_convergence_tables", "ext_training_convergence_tables",
+               "ext_landscape_statistics_tables", "ext_pga_convergence", "ext_training_convergence",
+               "ext_landscape_statistics", "claims"}
+AFTER_THEORY = {"theory", "ext_theory", "claims"}
+
+
+def _assert_own_folder(out: str, name: str, cfg: dict, base: dict, changed: set[str]) -> str:
+    """The dry run ``out`` of configuration ``cfg`` (validated) writes its record and figures into
+    <name>-<hash8>/ only, and its stages into results/stages/<stage>/<key>/ with the registry's keys of
+    ``cfg``: exactly the stages ``changed`` get keys other than those of ``base`` (new folders, nothing
+    of base's overwritten); every other stage keeps base's key (shared: it reads nothing that changed)."""
     folder = _folder(out)
     assert re.fullmatch(re.escape(name) + r"-[0-9a-f]{8}", folder), folder
     paths = _paths(out)
     assert paths, out[:3000]
-    outside = {p for p in paths if p.split("/")[1] != folder}
-    assert not outside, f"planned outside results|figures|logs/{folder}/: {sorted(outside)[:10]}"
+    outside = {p for p in paths if p.split("/")[1] not in (folder, "stages")}
+    assert not outside, f"planned outside results|figures|logs/{folder}/ and */stages/: {sorted(outside)[:10]}"
+    keys, base_keys = _keys(cfg), _keys(base)
+    planned = _planned_keys(out)
+    assert planned and set(planned) <= set(keys), sorted(planned)
+    for stage, ks in planned.items():  # every stage folder planned is the registry's for cfg
+        assert ks == {keys[stage]}, (stage, ks, keys[stage])
+    assert {s for s in keys if keys[s] != base_keys[s]} == changed, sorted(s for s in keys if keys[s] != base_keys[s])
+    assert changed <= set(planned), sorted(changed - set(planned))
     return folder
 
 
@@ -116,8 +161,9 @@ def test_command_line_override_gets_its_own_folder(work):
     results/default/ or the committed figures/."""
     lr = yaml.safe_load(BASE.read_text())["train"]["lr"]
     out = _dry(work, "--config", f"train={{lr: {lr / 2}}}")
-    folder = _assert_own_folder(out, "default")
-    assert folder == _name_of(_validated({"train": {"lr": lr / 2}}))
+    cfg = _validated({"train": {"lr": lr / 2}})
+    folder = _assert_own_folder(out, "default", cfg, _validated({}), AFTER_TRAIN)
+    assert folder == _name_of(cfg)
     # the committed file's own value, typed again: the same content, the committed folder
     assert _name_of(_validated({"train": {"lr": str(lr)}})) == "default"
 
@@ -128,15 +174,17 @@ def test_partial_configfile_gets_its_own_folder(work, tmp_path):
     part = tmp_path / "theory_only.yaml"
     part.write_text("theory:\n  trials: 4\n")
     out = _dry(work, "--configfile", str(part))
-    _assert_own_folder(out, "default")
+    _assert_own_folder(out, "default", _validated({"theory": {"trials": 4}}), _validated({}), AFTER_THEORY)
 
 
 @pytest.mark.slow
 def test_committed_name_on_other_content_gets_its_own_folder(work):
     """Naming a run after a committed configuration does not give it that configuration's folder."""
     out = _dry(work, "--configfile", TINY, "--config", "name=fashion-mnist")
-    # (issue 19) the tiny run uses digits: the folder does not claim fashion-mnist's dataset
-    _assert_own_folder(out, "digits")
+    # (issue 19) the tiny run uses digits: the folder does not claim fashion-mnist's dataset; no stage
+    # reads the name, so every stage is the tiny configuration's own (shared, nothing recomputed)
+    tiny = yaml.safe_load((ROOT / TINY).read_text())
+    _assert_own_folder(out, "digits", _validated(dict(tiny, name="fashion-mnist")), _validated(tiny), set())
 
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
@@ -192,6 +240,12 @@ def test_config_json_records_configuration_and_digest(work):
     assert rec["folder"] == folder and rec["digest"].startswith(folder.rsplit("-", 1)[1])
     assert rec["config"]["name"] == "record" and rec["config"]["threads"] == 2
     assert config_digest(rec["config"], SCHEMA) == rec["digest"]
+    # beside it, stages.json: every stage's key and folder, as the registry keys this configuration
+    stages = stage_record(work, folder)
+    keys = _keys(rec["config"])
+    assert set(stages) == set(keys) and all(stages[s]["key"] == keys[s] for s in keys)
+    assert all(r["folder"] == f"results/stages/{s}/{r['key']}" for s, r in stages.items())
+    assert stages["theory"]["reads"]["threads"] == 2 and (work / stages["theory"]["folder"]).is_dir()
 
 
 # ---- fault 2: values keep their type and text on the way into notebooks and scripts ---------------
@@ -210,34 +264,48 @@ PROBE_NB = {
 }
 
 
-def _papermill_argv(out: str) -> list[str]:
-    line = next((c for c in _commands(out) if c.startswith("papermill ")), None)
+def _papermill_argv(out: str) -> tuple[list[str], dict[str, str]]:
+    """The first papermill command of a dry run: its argv from ``papermill`` to the log redirection, and
+    the environment assignments before it (VAR=value)."""
+    line = next((c for c in _commands(out) if re.match(r"(\w+=\S+ )*(python -m )?papermill ", c)), None)
     assert line, out[-3000:]
     argv = shlex.split(line)
-    return argv[: argv.index(">")] if ">" in argv else argv
+    env = {}
+    while "=" in argv[0] and not argv[0].startswith("-"):
+        k, v = argv.pop(0).split("=", 1)
+        env[k] = v
+    argv = argv[argv.index("papermill"):]
+    return (argv[: argv.index(">")] if ">" in argv else argv), env
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["command-line", "configfile"])
 def test_notebook_parameters_keep_type_and_text(work, odd, tmp_path, how):
     """A configuration named 007 (papermill's -p made it the integer 7): the notebook receives
-    every parameter as the text the workflow meant -- config_name = the folder's name, each
-    table and output path as a string."""
+    every parameter as the text the workflow meant -- config_name = the tables' stage and key
+    (<stage>/<key>: where the figure's numbers come from), each table and output path as a string."""
     out = _dry(work, "--configfile", TINY, "--config", "name=007") if how == "command-line" else odd[0]
-    argv = _papermill_argv(out)
-    folder = Path(argv[2]).parts[1]  # the executed notebook: logs/<folder>/notebooks/<figure>.ipynb
-    assert folder.startswith("007"), folder
+    assert _folder(out).startswith("007"), _folder(out)
+    argv, env = _papermill_argv(out)
+    # the executed notebook: logs/stages/<figure>/<key>/<figure>.ipynb
+    m = re.fullmatch(r"logs/stages/(\w+)/([0-9a-f]{12})/(\w+)\.ipynb", argv[2])
+    assert m and m.group(1) == m.group(3) and argv[1] == f"notebooks/{m.group(1)}.ipynb", argv[:3]
+    fig, key = m.group(1), m.group(2)
+    meant = yaml.load(argv[argv.index("-y") + 1], Loader=yaml.BaseLoader)  # every value as its text
     nb = tmp_path / "probe.ipynb"
     nb.write_text(json.dumps(PROBE_NB))
     argv = ["papermill", str(nb), str(tmp_path / "probe.out.ipynb")] + argv[3:]
     r = subprocess.run(argv, cwd=work, capture_output=True, text=True, timeout=120,
-                       env={**ENV, "PROBE_OUT": str(tmp_path / "seen.json")})
+                       env={**ENV, **env, "PROBE_OUT": str(tmp_path / "seen.json")})
     assert r.returncode == 0, r.stderr[-3000:]
     seen = json.loads((tmp_path / "seen.json").read_text())
-    assert seen["config_name"] == ["str", folder], seen["config_name"]
-    assert seen["out_pdf"][0] == "str" and seen["out_pdf"][1].startswith(f"figures/{folder}/"), seen["out_pdf"]
-    tables = {k: v for k, v in seen.items() if isinstance(v[1], str) and v[1].startswith("results/")}
-    assert tables and all(t == "str" and v.endswith(".csv") for t, v in tables.values()), tables
+    assert meant and all(seen[k] == ["str", v] for k, v in meant.items()), (meant, seen)
+    tables_stage = stage_registry.FIGURES[fig]
+    assert re.fullmatch(rf"{tables_stage}/[0-9a-f]{{12}}", seen["config_name"][1]), seen["config_name"]
+    assert seen["out_pdf"][1] == f"results/stages/{fig}/{key}/{fig}.pdf", seen["out_pdf"]
+    tables = {k: v for k, v in seen.items() if k not in ("out_pdf", "out_png", "config_name")}
+    assert tables and all(t == "str" and v.startswith(f"results/stages/{seen['config_name'][1]}/") and v.endswith(".csv")
+                          for t, v in tables.values()), tables
 
 
 @pytest.mark.slow
@@ -254,19 +322,7 @@ def test_script_arguments_keep_their_text(odd):
         assert argv[argv.index("--root") + 1] == root, line[:300]
 
 
-# ---- fault 3: the code inputs of every rule follow from what its script imports ------------------
-def _smk_functions(*names: str) -> dict:
-    """The named functions of workflow/rules/common.smk, run as plain Python (workflow.basedir = ROOT)."""
-    src = (ROOT / "workflow" / "rules" / "common.smk").read_text()
-    tree = ast.parse(src)
-    defs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in names]
-    assert {d.name for d in defs} == set(names)
-    ns = {"Path": Path, "workflow": SimpleNamespace(basedir=str(ROOT)), "LIB": "src/adversary_dynamics",
-          "_IMPORTS": {}}
-    exec(compile(ast.Module(body=defs, type_ignores=[]), "common.smk", "exec"), ns)
-    return ns
-
-
+# ---- fault 3: the code a stage's key covers follows from what its script imports -----------------
 SCRIPTS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "scripts").glob("*.py"))
 NOTEBOOKS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "notebooks").glob("*.ipynb"))
 
@@ -302,64 +358,110 @@ def loaded():
 
 @pytest.mark.parametrize("script", SCRIPTS + NOTEBOOKS)
 def test_script_code_covers_what_runs(script, loaded):
-    """script_code's modules include every adversary_dynamics module the script (or notebook)
-    actually loads, through any chain of imports."""
-    derived = set(_smk_functions("_imported_modules", "_parse_imports", "script_code")["script_code"](script))
+    """The code a stage's key covers (stages.code_files of its script or notebook) includes every
+    adversary_dynamics module the script (or notebook) actually loads, through any chain of imports."""
+    derived = set(stage_registry.code_files(script, root=ROOT))
     files = {"src/adversary_dynamics/" + ("__init__" if m == "adversary_dynamics" else m.split(".")[1]) + ".py"
              for m in loaded[script]}
+    if "adversary_dynamics" not in (ROOT / script).read_text(encoding="utf-8"):  # scripts/figure_provenance.py
+        assert files == set() and derived == {script, "src/adversary_dynamics/__init__.py"}, (derived, files)
+        return
     assert script in derived and len(files) >= 2, (derived, files)
-    assert files <= derived, f"{script}: loads {sorted(files - derived)} but its code inputs omit them"
+    assert files <= derived, f"{script}: loads {sorted(files - derived)} but its stage key's code omits them"
 
 
-def test_every_rule_with_a_script_derives_its_code_inputs():
-    """No hand-kept code lists: each rule that runs scripts/<x>.py or a notebook takes
-    code=script_code(...) of it."""
+def _rule_blocks(text: str) -> list[str]:
+    """The text of each rule of a .smk file (from one `rule` line to the next)."""
+    starts = [m.start() for m in re.finditer(r"^\s*rule\b", text, flags=re.M)]
+    return [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)])]
+
+
+def test_every_rule_with_a_script_is_a_keyed_stage():
+    """No hand-kept code lists: each rule that runs scripts/<x>.py takes its parameters from the
+    registry (--params of stage_params(<stage>), whose key covers the script's code), every script the
+    rules run is a registered stage's, and each figure's notebook is its figure stage's script."""
+    scripts_run = set()
     for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
         text = smk.read_text()
-        for script in set(re.findall(r"python (scripts/\w+\.py)", text)):
-            assert f'script_code("{script}")' in text, f"{smk.name}: {script} without script_code"
-        assert "LIB}/" not in text.replace('f"{LIB}/{m}.py"', ""), f"{smk.name}: a hand-listed module"
+        for block in _rule_blocks(text):
+            for script in set(re.findall(r"python (scripts/\w+\.py)", block)):
+                if script == "scripts/figure_provenance.py":  # copies a provenance record: no stage of its own
+                    continue
+                scripts_run.add(script)
+                assert "--params {params.doc" in block and "doc=stage_params(" in block, \
+                    f"{smk.name}: a rule runs {script} without its stage's --params:\n{block[:600]}"
+                for name in re.findall(r'doc=stage_params\("(\w+)"\)', block):  # literal stage names
+                    assert stage_registry.all_stages()[name].script == script, (smk.name, name, script)
+        assert "LIB}/" not in text and "src/adversary_dynamics/" not in text, f"{smk.name}: a hand-listed module"
+    assert scripts_run and scripts_run <= {st.script for st in stage_registry.all_stages().values()}, scripts_run
+    figures = (ROOT / "workflow" / "rules" / "figures.smk").read_text()
+    assert 'notebook=f"notebooks/{_fig}.ipynb"' in figures
+    for fig in stage_registry.FIGURES:
+        assert stage_registry.figure_stage(fig).script == f"notebooks/{fig}.ipynb"
+
+
+@pytest.mark.slow
+def test_every_job_runs_its_stages_script(odd):
+    """In a real dry run, each command's --params names its stage (_stage), the script it runs is that
+    stage's (whose code the key covers), and the folders it writes carry that stage's key."""
+    docs = _params_docs(odd[0])
+    assert {d["_stage"]["stage"] for _, d in docs} >= {"train", "probe", "theory", "claims"}, docs[:1]
+    for command, doc in docs:
+        rec = doc["_stage"]
+        st = stage_registry.all_stages()[rec["stage"]]
+        assert re.match(rf"(exec )?python {re.escape(st.script)} ", command), (st.script, command[:200])
+        assert rec["code"] == stage_registry.code_files(st.script, root=ROOT), rec["code"]
+        assert rec["folder"] == f"results/stages/{st.name}/{rec['key']}"
+        for stage, key in STAGE_PATH.findall(command):  # its own folders, and those of what it consumes
+            assert stage == st.name and key == rec["key"] or rec["upstream"].get(stage) == key, (stage, key)
 
 
 def _indirect_module(script: str) -> str:
     """A library module the script reaches only through another library module (training.py for
     scripts/theory.py when it imports it, the case of the issue)."""
-    try:
-        fns = _smk_functions("_imported_modules", "_parse_imports", "script_code")
-    except AssertionError:  # a workflow without derived code inputs: the issue's own case
-        return "src/adversary_dynamics/training.py"
-    derived = [f for f in fns["script_code"](script) if f.startswith("src/")]
-    direct = {f"src/adversary_dynamics/{m}.py" for m in fns["_imported_modules"](ROOT / script)}
+    derived = [f for f in stage_registry.code_files(script, root=ROOT) if f.startswith("src/")]
+    direct = {f"src/adversary_dynamics/{m}.py" for m in stage_registry.imported_modules(ROOT / script, root=ROOT)}
     indirect = [f for f in derived if f not in direct and not f.endswith("__init__.py")]
     assert indirect, (derived, direct)
     return next((f for f in indirect if f.endswith("/training.py")), indirect[0])
 
 
+def _theory_key(out: str) -> str:
+    keys = _planned_keys(out).get("theory")
+    assert keys and len(keys) == 1, out[-3000:]
+    return keys.pop()
+
+
 @pytest.mark.slow
-def test_library_edit_reruns_the_theory_job(work):
+def test_library_edit_reruns_the_theory_job(work, tmp_path):
     """Editing a library module that scripts/theory.py reaches only through another module
-    (issue 12: training.py) must rerun the theory job."""
+    (issue 12: training.py) must rerun the theory job: the theory stage gets a new key (a new folder;
+    the old results are left as they are). A comment in that module changes no key: nothing reruns."""
+    work = copy_workflow(tmp_path / "wf")  # edits code: a copy of its own
     out = _dry(work, "theory", "--configfile", TINY)
     m = re.search(r"Missing output files: ([^\n;]+)", out)
     assert m, out[-3000:]
+    old_key = _theory_key(out)
     outputs = [work / p.strip() for p in m.group(1).split(",")]
-    past = time.time() - 3600
-    for p in (work / "src").rglob("*.py"):
-        os.utime(p, (past, past))
-    for p in (work / "scripts").glob("*.py"):
-        os.utime(p, (past, past))
+    assert outputs and all(f"results/stages/theory/{old_key}/" in p.as_posix() for p in outputs), outputs
     for p in outputs:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text("d,m\n")
     rc, out = _snakemake(work, "-n", "theory", "--cores", "1", "--configfile", TINY)
     assert rc == 0 and "Nothing to be done" in out, out[-3000:]  # the control: up to date
     module = _indirect_module("scripts/theory.py")
-    (work / module).write_text((work / module).read_text() + "\n# edited\n")
+    assert module in stage_registry.code_files("scripts/theory.py", root=work)
+    text = (work / module).read_text()
+    (work / module).write_text(text + "\n# edited: a comment\n")  # no code change: the same key
+    rc, out = _snakemake(work, "-n", "theory", "--cores", "1", "--configfile", TINY)
+    assert rc == 0 and "Nothing to be done" in out, (module, out[-3000:])
+    (work / module).write_text(text + "\n_EDITED = 1\n")  # a real change of code
     rc, out = _snakemake(work, "-n", "theory", "--cores", "1", "--configfile", TINY)
     assert rc == 0, out[-3000:]
-    assert "Nothing to be done" not in out and Path(module).name in out, (module, out[-3000:])
-    for p in outputs:
-        p.unlink()
+    assert "Nothing to be done" not in out, (module, out[-3000:])
+    new_key = _theory_key(out)
+    assert new_key != old_key and f"results/stages/theory/{new_key}/" in out, (old_key, new_key)
+    assert all(p.read_text() == "d,m\n" for p in outputs)  # the old key's results are not touched
 
 
 # ---- the first hour: progress, short reasons, clear errors ---------------------------------------
@@ -371,19 +473,32 @@ def test_every_job_says_its_stage_and_log(odd):
     rules = re.findall(r"^(?:local)?rule (\w+):", out, flags=re.M)
     assert len(jobs) >= 10, out[-3000:]
     assert set(rules) <= {"all"}, f"rules without a message: {set(rules) - {'all'}}"
-    for j in jobs:
-        assert re.match(rf"\[{re.escape(folder)}\] [\w ]+ \(\w+\): .+ — log: logs/{re.escape(folder)}/\S+", j), j
+    for j in jobs:  # a stage's job logs into its key's folder; the configuration's own jobs into logs/<folder>/
+        m = re.match(rf"\[{re.escape(folder)}\] [\w ]+ \((\w+)\): .+ — log: logs/(?:{re.escape(folder)}|stages/(\w+)/[0-9a-f]{{12}})/\S+", j)
+        assert m, j
+        assert m.group(2) is None or m.group(2) == m.group(1) or m.group(1) == f"{m.group(2)}_notebook", j
 
 
 @pytest.mark.slow
 def test_no_rule_hands_over_the_whole_configuration(odd):
-    """A rerun's 'Params have changed' reason quotes the params: none of them may hold the
-    whole configuration (the aggregation rules read it from results/<folder>/config.json)."""
+    """No job receives the whole configuration: each command's --params holds its stage's declared keys
+    only (the registry's reads; the attack settings reach the training job alone, the claims rules the
+    claims job alone), and no --config-json is passed."""
     cmds = _commands(odd[0])
     assert len(cmds) >= 8
+    docs = dict(_params_docs(odd[0]))
+    assert len(docs) >= 8
     for c in cmds:
-        assert '"attack"' not in c and '"claims"' not in c, c[:300]
+        assert "--config-json" not in c, c[:300]
         assert len(c) < 2500, c[:300]
+        doc = docs.get(c)
+        stage = doc["_stage"]["stage"] if doc else None
+        assert '"attack"' not in c or stage == "train", c[:300]
+        assert '"claims"' not in c or stage == "claims", c[:300]
+        if doc:
+            st = stage_registry.all_stages()[stage]
+            tops = {r.split(".")[0] for r in st.reads}
+            assert set(doc["_stage"]["reads"]) == tops, (stage, sorted(doc["_stage"]["reads"]), sorted(tops))
 
 
 # ---- fault 5: an empty SLURM account submits without -A, deterministically -----------------------
