@@ -191,33 +191,64 @@ _CODE_INFO: dict[tuple, tuple[list, str]] = {}
 _CODE_CACHE: dict[str, list] | None = None  # the on-disk cache of :func:`_code_info`, once loaded
 
 
-def _parse_imports(tree: ast.AST, *, in_lib: bool) -> set[str]:
+PACKAGE = "adversary_dynamics"
+
+
+def _module_file(module: str, base: Path) -> Path | None:
+    """The file of a dotted module name of the package (``adversary_dynamics.attack.driver`` ->
+    ``<base>/attack/driver.py``, a subpackage -> its ``__init__.py``), or None if it is not ours."""
+    parts = module.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    rel = Path(*parts[1:]) if len(parts) > 1 else Path()
+    for cand in (base / rel.with_suffix(".py") if parts[1:] else None, base / rel / "__init__.py"):
+        if cand is not None and cand.is_file():
+            return cand
+    return None
+
+
+def _module_name(path: Path, base: Path) -> str | None:
+    """The dotted name of a file of the package, or None for a file outside it (a script, a notebook)."""
+    try:
+        rel = path.resolve().relative_to(base.resolve())
+    except ValueError:
+        return None
+    parts = list(rel.with_suffix("").parts)
+    if parts and parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join([PACKAGE, *parts])
+
+
+def _parse_imports(tree: ast.AST, *, module: str | None, is_package: bool) -> set[str]:
+    """Dotted names of everything the tree imports from the package: ``import adversary_dynamics.x``,
+    ``from adversary_dynamics.x import y`` (y may be a submodule), and relative imports resolved
+    against ``module`` (the file's own dotted name; None outside the package, where relative imports
+    do not count)."""
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            for a in node.names:
-                parts = a.name.split(".")
-                if parts[0] == "adversary_dynamics":
-                    found.add(parts[1] if len(parts) > 1 else "__init__")
+            found.update(a.name for a in node.names if a.name.split(".")[0] == PACKAGE)
         elif isinstance(node, ast.ImportFrom):
-            mod = node.module or ""
-            if node.level == 0 and mod.split(".")[0] != "adversary_dynamics":
-                continue
-            if node.level > 0 and not in_lib:
-                continue
-            parts = mod.split(".")[1:] if node.level == 0 else ([mod.split(".")[0]] if mod else [])
-            if parts:
-                found.add(parts[0])
-            else:  # from adversary_dynamics import x, y / from . import x, y
-                found.update(a.name for a in node.names)
+            if node.level == 0:
+                if (node.module or "").split(".")[0] != PACKAGE:
+                    continue
+                origin = node.module
+            else:
+                if module is None:
+                    continue
+                pkg = module.split(".") if is_package else module.split(".")[:-1]
+                pkg = pkg[: len(pkg) - (node.level - 1)]
+                origin = ".".join(pkg + ([node.module] if node.module else []))
+            found.add(origin)
+            found.update(f"{origin}.{a.name}" for a in node.names)  # submodules among the names
     return found
 
 
-def _code_info(path: Path, *, in_lib: bool) -> tuple[list, str]:
-    """(the adversary_dynamics modules the file imports, SHA-256 of its syntax tree), remembered by
+def _code_info(path: Path, *, base: Path) -> tuple[list, str]:
+    """(dotted names the file imports from the package, SHA-256 of its syntax tree), remembered by
     (path, size, modification time) in this process and in the on-disk cache (:func:`resolve`)."""
     st = path.stat()
-    ident = (str(path.resolve()), st.st_size, st.st_mtime_ns, in_lib)
+    ident = (str(path.resolve()), st.st_size, st.st_mtime_ns, str(base.resolve()))
     if ident in _CODE_INFO:
         return _CODE_INFO[ident]
     key = "|".join(map(str, ident))
@@ -225,7 +256,7 @@ def _code_info(path: Path, *, in_lib: bool) -> tuple[list, str]:
         info = tuple(_CODE_CACHE[key])
     else:
         tree = ast.parse(_code_text(path), filename=str(path))
-        info = (sorted(_parse_imports(tree, in_lib=in_lib)),
+        info = (sorted(_parse_imports(tree, module=_module_name(path, base), is_package=path.name == "__init__.py")),
                 hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest())
         if _CODE_CACHE is not None:
             _CODE_CACHE[key] = list(info)
@@ -233,36 +264,50 @@ def _code_info(path: Path, *, in_lib: bool) -> tuple[list, str]:
     return info
 
 
+def _imported_files(path: Path, base: Path) -> set[Path]:
+    """The package's files that importing the names in ``path`` runs: each module's file and the
+    ``__init__.py`` of every package above it (Python runs those first)."""
+    out: set[Path] = set()
+    for name in _code_info(path, base=base)[0]:
+        parts = name.split(".")
+        for k in range(1, len(parts) + 1):
+            f = _module_file(".".join(parts[:k]), base)
+            if f is not None:
+                out.add(f)
+    return out
+
+
 def imported_modules(path: str | os.PathLike, *, root: str | os.PathLike = ".") -> set[str]:
-    """Modules of ``adversary_dynamics`` (file stems under ``src/adversary_dynamics``) that the Python
-    file or notebook at ``path`` imports, anywhere in it (imports inside functions count: a job that
-    calls the function runs that code)."""
-    path, base = Path(path), Path(root) / LIB
-    found = _code_info(path, in_lib=path.parent.resolve() == base.resolve())[0]
-    return {m for m in found if (base / f"{m}.py").exists()}
+    """The package's files (relative to ``src/adversary_dynamics``, without ``.py``: ``models``,
+    ``attack/driver``, ``attack/__init__``) that the Python file or notebook at ``path`` imports,
+    anywhere in it (imports inside functions count: a job that calls the function runs that code)."""
+    base = Path(root) / LIB
+    return {f.relative_to(base).with_suffix("").as_posix() for f in _imported_files(Path(path), base)}
 
 
 def code_files(script: str, *, root: str | os.PathLike = ".") -> list[str]:
-    """The code a stage runs: ``script`` (a script or notebook, relative to ``root``) and every library
-    module it imports, directly or through other library modules, sorted (``__init__`` included)."""
-    seen, todo = {"__init__"}, list(imported_modules(Path(root) / script, root=root))
+    """The code a stage runs: ``script`` (a script or notebook, relative to ``root``) and every file of
+    the package it imports, directly or through other modules of the package, sorted (the package's
+    ``__init__`` included)."""
+    base = Path(root) / LIB
+    seen: set[Path] = {base / "__init__.py"}
+    todo = list(_imported_files(Path(root) / script, base))
     while todo:
-        m = todo.pop()
-        if m in seen:
+        f = todo.pop()
+        if f in seen:
             continue
-        seen.add(m)
-        todo.extend(imported_modules(Path(root) / LIB / f"{m}.py", root=root))
-    return [script] + sorted(f"{LIB}/{m}.py" for m in seen)
+        seen.add(f)
+        todo.extend(_imported_files(f, base))
+    return [script] + sorted(f"{LIB}/{f.relative_to(base).as_posix()}" for f in seen)
 
 
 def code_fingerprint(files: list[str], *, root: str | os.PathLike = ".") -> str:
     """SHA-256 over the syntax trees (``ast.dump``) of ``files``: a comment or a reformatting leaves it
     unchanged, any change of code (docstrings included) changes it."""
     h = hashlib.sha256()
-    base = (Path(root) / LIB).resolve()
+    base = Path(root) / LIB
     for f in files:
-        path = Path(root) / f
-        h.update(f.encode() + b"\0" + _code_info(path, in_lib=path.parent.resolve() == base)[1].encode() + b"\0")
+        h.update(f.encode() + b"\0" + _code_info(Path(root) / f, base=base)[1].encode() + b"\0")
     return h.hexdigest()
 
 
