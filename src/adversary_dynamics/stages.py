@@ -189,6 +189,7 @@ def _code_text(path: Path) -> str:
 
 _CODE_INFO: dict[tuple, tuple[list, str]] = {}
 _CODE_CACHE: dict[str, list] | None = None  # the on-disk cache of :func:`_code_info`, once loaded
+_CODE_USED: set[str] = set()  # its entries this process used (the only ones written back)
 
 
 PACKAGE = "adversary_dynamics"
@@ -252,6 +253,7 @@ def _code_info(path: Path, *, base: Path) -> tuple[list, str]:
     if ident in _CODE_INFO:
         return _CODE_INFO[ident]
     key = "|".join(map(str, ident))
+    _CODE_USED.add(key)
     if _CODE_CACHE is not None and key in _CODE_CACHE:
         info = tuple(_CODE_CACHE[key])
     else:
@@ -582,9 +584,11 @@ def resolve(config: Mapping[str, Any], *, schema: Mapping | None = None, root: s
 
     for name in (stages if only is None else only):
         key_of(name)
-    if code_cache is not None and _CODE_CACHE != before:
-        from .runio import write_json_atomic
+    if code_cache is not None and _CODE_CACHE is not None:
+        kept = {k: v for k, v in _CODE_CACHE.items() if k in _CODE_USED}  # entries of edited files go
+        if kept != before:
+            from .runio import write_json_atomic
 
-        Path(code_cache).parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(code_cache, _CODE_CACHE)
+            Path(code_cache).parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(code_cache, kept)
     return out

@@ -83,6 +83,8 @@ for _fig in FIGURES:
             ),
         log:
             f"{LOGS}/figures/{_fig}.log",
+        benchmark:
+            f"{BENCH}/figures/{_fig}.tsv"
         message:
             stage_message("publishing", f"{_fig} -> {FIGDIR}/")
         shell:
