@@ -1,10 +1,12 @@
 """The real workflow, end to end, on the tiny configuration (tests/workflow/config.yaml):
 every rule runs, every registered figure's notebook is executed by papermill, every figure and
-table appears (tables under tables/<figure>/) and holds finite numbers; a second run has nothing
-to do; one figure alone plans only its own jobs; the workflow lints clean.
+table appears (tables in their stage's folder, results/stages/<stage>/<key>/, as the run's
+results/tiny/stages.json names it; figures computed in results/stages/<figure>/<key>/ and published
+into figures/tiny/) and holds finite numbers; a second run has nothing to do; one figure alone plans
+only its own jobs; the workflow lints clean.
 
-The figures are not listed here: they are read from the workflow's registry (register_figure
-in workflow/rules/*.smk, see figure_registry.py)."""
+The figures are not listed here: they are read from the workflow's registry (FIGURES of
+workflow/rules/common.smk, from adversary_dynamics.stages; see figure_registry.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import pandas as pd
 import pytest
 
 from figure_registry import registered_figures, rule_names
-from workflow_copy import ROOT, copy_workflow
+from workflow_copy import ROOT, copy_workflow, stage_folder
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TINY = "tests/workflow/config.yaml"
@@ -50,7 +52,8 @@ def jobs_planned(text: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def figures():
-    """figure -> {"tables": {key: path}, "provenance": path} of the tiny configuration."""
+    """figure -> {"tables": {key: path}, "provenance": path, "stage": its tables stage} of the tiny
+    configuration."""
     figs = registered_figures(TINY)
     assert figs, "no figure registered"
     return figs
@@ -77,13 +80,18 @@ def test_every_figure_and_table_is_built(tiny_run, figures):
         for ext in ("pdf", "png"):
             p = tiny_run / "figures" / "tiny" / f"{fig}.{ext}"
             assert p.exists() and p.stat().st_size > 1000, p
+            # published: a copy of what the figure's notebook stage computed
+            computed = stage_folder(tiny_run, "tiny", fig) / f"{fig}.{ext}"
+            assert computed.read_bytes() == p.read_bytes(), (computed, p)
         assert (tiny_run / "figures" / "tiny" / f"{fig}.provenance.json").exists(), fig
-        nb = tiny_run / "logs" / "tiny" / "notebooks" / f"{fig}.ipynb"
+        key = stage_folder(tiny_run, "tiny", fig).name
+        nb = tiny_run / "logs" / "stages" / fig / key / f"{fig}.ipynb"
         assert nb.exists(), f"papermill did not write the executed notebook {nb}"
-        assert spec["provenance"] == f"results/tiny/tables/{fig}/provenance.json"
+        tables = stage_folder(tiny_run, "tiny", spec["stage"])
+        assert tiny_run / spec["provenance"] == tables / "provenance.json", (spec["provenance"], tables)
         assert (tiny_run / spec["provenance"]).exists(), spec["provenance"]
         for key, path in spec["tables"].items():
-            assert path.startswith(f"results/tiny/tables/{fig}/"), (fig, path)
+            assert tiny_run / path == tables / f"{key}.csv", (fig, path)
             df = pd.read_csv(tiny_run / path)
             assert len(df) > 0, path
             num = df.select_dtypes("number")
@@ -132,7 +140,10 @@ def test_one_figure_from_scratch_plans_only_what_it_needs(tmp_path, figures):
     assert res.returncode == 0, out[-3000:]
     planned = jobs_planned(out)
     assert planned.get(ALONE) == 1, planned
-    foreign = {"train", "probe", "theory", "claims", *figures, *(f"aggregate_{f}" for f in figures)} - {ALONE}
+    assert planned.get(f"{ALONE}_notebook") == 1 and planned.get(figures[ALONE]["stage"]) == 1, planned
+    foreign = {"train", "probe", "theory", "claims", "paper_fig3_train", *figures,
+               *(spec["stage"] for spec in figures.values()), *(f"{f}_notebook" for f in figures)}
+    foreign -= {ALONE, f"{ALONE}_notebook", figures[ALONE]["stage"]}
     assert not foreign & set(planned), planned
 
 
@@ -227,7 +238,7 @@ def test_every_figure_reports_its_pdf_png_and_provenance_and_claims_both_files()
         m = re.search(rf"\n\s+{key}=report\((.*?)\n\s+\),", figs, re.S)
         assert m and f'category="{category}"' in m.group(1), key
         caption = re.search(r'caption=f?"\.\./report/([^"]+)"', m.group(1)).group(1)
-        assert caption == "{fig}.rst" or (ROOT / "workflow" / "report" / caption).exists(), caption
+        assert caption in ("{fig}.rst", "{_fig}.rst") or (ROOT / "workflow" / "report" / caption).exists(), caption
     claims = (ROOT / "workflow" / "rules" / "claims.smk").read_text()
     for key in ("md", "json"):
         m = re.search(rf"\n\s+{key}=report\((.*?)\n\s+\),", claims, re.S)
