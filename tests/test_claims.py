@@ -496,19 +496,30 @@ def test_cli_writes_both_files_and_claims_json_validates(tmp_path):
 
 
 # ---- the real default tables -----------------------------------------------------------------
-DEFAULT_TABLES = ROOT / "results" / "default" / "tables"
+# the default run's record: stage -> its folder (results/stages/<stage>/<key>), written by the workflow
+DEFAULT_STAGES = ROOT / "results" / "default" / "stages.json"
 REAL = {"theory_runs": "ext_theory/pga.csv", "theory_hessian": "ext_theory/hessian.csv",
         "theory_maxima": "ext_theory/maxima.csv", "training_runs": "ext_training_convergence/runs.csv",
         "pga_final": "ext_pga_convergence/final.csv",
         "landscape_regularity": "ext_landscape_statistics/regularity.csv"}
 
 
-@pytest.mark.skipif(not all((DEFAULT_TABLES / p).exists() for p in REAL.values()),
-                    reason="results/default/tables is absent")
+def _default_tables() -> dict[str, Path] | None:
+    """claims table -> its file in the default run's tables stage folders (None without that run)."""
+    from adversary_dynamics.stages import FIGURES
+
+    if not DEFAULT_STAGES.exists():
+        return None
+    stages = json.loads(DEFAULT_STAGES.read_text(encoding="utf-8"))
+    return {k: ROOT / stages[FIGURES[p.split("/")[0]]]["folder"] / p.split("/")[1] for k, p in REAL.items()}
+
+
+@pytest.mark.skipif(not (_default_tables() and all(p.exists() for p in _default_tables().values())),
+                    reason="the default run's tables (results/default/stages.json and its stages) are absent")
 def test_default_tables_give_valid_entries():
     jsonschema = pytest.importorskip("jsonschema")
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    tables = {k: pd.read_csv(DEFAULT_TABLES / p) for k, p in REAL.items()}
+    tables = {k: pd.read_csv(p) for k, p in _default_tables().items()}
     res = claims.evaluate_claims(tables, cfg)
     jsonschema.validate(claims.to_jsonable({"config_name": "default", "rules": {}, "claims": res}),
                         claims.CLAIMS_JSON_SCHEMA)

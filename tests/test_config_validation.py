@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -220,10 +221,14 @@ def workdir(tmp_path_factory):
     work = copy_workflow(tmp_path_factory.mktemp("cfgwf"))
     if (ROOT / "environment.yml").exists():
         shutil.copy2(ROOT / "environment.yml", work / "environment.yml")
-    # earlier results that a rejected configuration must leave alone
-    old = work / "results" / "tiny" / "train" / "scale~0.5" / "seed~0"
+    # earlier results that a rejected configuration must leave alone: a stage folder and the record of
+    # the configuration that wrote it
+    old = work / "results" / "stages" / "train" / "0123456789ab" / "scale~0.5" / "seed~0"
     old.mkdir(parents=True)
     (old / "steps.csv").write_text("step,epoch,adv_loss,clean_loss\n1,1,0.5,0.4\n")
+    (work / "results" / "tiny").mkdir(parents=True)
+    (work / "results" / "tiny" / "stages.json").write_text(
+        '{"train": {"key": "0123456789ab", "folder": "results/stages/train/0123456789ab"}}')
     return work
 
 
@@ -300,11 +305,12 @@ def test_snakemake_cli_rejects_bad_configfile(workdir, tmp_path):
 @pytest.mark.slow
 def test_snakemake_cli_accepts_typed_overrides(workdir):
     """The command-line text conversion works through Snakemake: a valid override plans jobs."""
-    res = _snakemake(workdir, ["aggregate_ext_training_convergence", "-n", "--cores", "2", "--configfile", "tests/workflow/config.yaml",
+    res = _snakemake(workdir, ["ext_training_convergence_tables", "-n", "--cores", "2", "--configfile", "tests/workflow/config.yaml",
                                "--config", "threat={ratio: 0.25}", "scales=[0.5, 1]", "train={lr: 1e-2}"])
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
-    assert "scale~1/seed~0/steps.csv" in out and "--ratio 0.25" not in out  # planned, not run
+    assert re.search(r"results/stages/train/[0-9a-f]{12}/scale~1/seed~0/steps\.csv", out), out[-3000:]
+    assert "--ratio 0.25" not in out and '"ratio": 0.25' not in out  # planned, not run
 
 
 # ---- issue 19: a key written twice in a config file is refused, naming file, key and lines ------

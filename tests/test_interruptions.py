@@ -29,12 +29,12 @@ import torch
 import yaml
 
 from adversary_dynamics import runio
-from workflow_copy import ROOT, copy_workflow
+from workflow_copy import ROOT, copy_workflow, stage_folder
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 # the table-producing targets of the extension figures (the theory rule writes its tables itself)
-AGGREGATES = ["aggregate_ext_pga_convergence", "aggregate_ext_training_convergence",
-              "aggregate_ext_landscape_statistics", "theory"]
+AGGREGATES = ["ext_pga_convergence_tables", "ext_training_convergence_tables",
+              "ext_landscape_statistics_tables", "theory"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 
 # digits, 300 training examples, width 32: ~0.3 s per epoch, long enough to interrupt mid-run
@@ -425,18 +425,26 @@ def test_diverging_run_is_recorded_and_workflow_completes(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-5000:]
     (results,) = [p for p in (work / "results").iterdir() if p.name.split("-")[0] == "blowup"]  # name or name-digest
-    status = json.loads((results / "train/scale~1000/seed~0/status.json").read_text())
+
+    def stage(name: str) -> Path:  # the stage's folder, as the run's results/<name>/stages.json names it
+        return stage_folder(work, results.name, name)
+
+    status = json.loads((stage("train") / "scale~1000/seed~0/status.json").read_text())
     assert status["status"] == "diverged" and status["diverged_at_step"] >= 1
-    steps = pd.read_csv(results / "train/scale~1000/seed~0/steps.csv")
+    steps = pd.read_csv(stage("train") / "scale~1000/seed~0/steps.csv")
     bad = steps.loc[~(steps["adv_loss"].abs() < float("inf")) | ~(steps["clean_loss"].abs() < float("inf")), "step"]
     assert int(bad.iloc[0]) == status["diverged_at_step"]
-    runs = pd.read_csv(results / "tables/ext_training_convergence/runs.csv")
+    runs = pd.read_csv(stage("ext_training_convergence_tables") / "runs.csv")
     assert runs.loc[0, "status"] == "diverged" and int(runs.loc[0, "diverged_at_step"]) == status["diverged_at_step"]
-    probe = json.loads((results / "probe/scale~1000/seed~0/status.json").read_text())
+    probe = json.loads((stage("probe") / "scale~1000/seed~0/status.json").read_text())
     assert probe["missing_checkpoints"] == [2] and probe["probed"] == [0]
-    for t in ("ext_pga_convergence/curves", "ext_pga_convergence/final", "ext_landscape_statistics/regularity"):
-        assert len(pd.read_csv(results / "tables" / f"{t}.csv")) > 0, t
-    theory = sorted((results / "tables" / "ext_theory").glob("*.csv"))
+    # the probe records the training run it probed (its own folder does not mirror the training's)
+    train_run = json.loads((stage("probe") / "scale~1000/seed~0/provenance.json").read_text())["config"]["train_run"]
+    assert (work / train_run).resolve() == (stage("train") / "scale~1000/seed~0").resolve(), train_run
+    for t in ("ext_pga_convergence_tables/curves", "ext_pga_convergence_tables/final",
+              "ext_landscape_statistics_tables/regularity"):
+        assert len(pd.read_csv(stage(t.split("/")[0]) / f"{t.split('/')[1]}.csv")) > 0, t
+    theory = sorted(stage("theory").glob("*.csv"))
     assert theory and all(len(pd.read_csv(t)) > 0 for t in theory)
     if figure:
         for ext in ("pdf", "png"):

@@ -99,7 +99,7 @@ def test_the_launched_snakemake_plans_the_same_configuration_as_the_nested_form(
     def folder(cmd):
         r = subprocess.run(cmd, cwd=wf, capture_output=True, text=True, timeout=180)
         assert r.returncode == 0, r.stdout + r.stderr
-        m = re.search(r"results in (results/\S+/),", r.stdout + r.stderr)
+        m = re.search(r"\(which ones: (results/[^/\s]+/)stages\.json\)", r.stdout + r.stderr)
         assert m, r.stdout + r.stderr
         return m.group(1)
 
@@ -107,7 +107,7 @@ def test_the_launched_snakemake_plans_the_same_configuration_as_the_nested_form(
     launched = folder([*LAUNCH, "-n", "--cores", "1", "--config", "train.epochs=25", "train.lr=0.02"])
     assert launched == plain and plain.startswith("results/default-")
     r = subprocess.run([*LAUNCH, "-n", "--cores", "1"], cwd=wf, capture_output=True, text=True, timeout=180)
-    assert r.returncode == 0 and "results in results/default/" in r.stdout + r.stderr
+    assert r.returncode == 0 and "(which ones: results/default/stages.json)" in r.stdout + r.stderr
 
 
 def test_help_names_the_checks():

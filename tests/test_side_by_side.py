@@ -1,6 +1,8 @@
 """Side by side: two configurations never overwrite each other's results -- not even under the
-same name (results are filed by content: <name>-<hash8> for a configuration that is not a
-committed file) -- and rerunning a configuration changes nothing that is up to date.
+same name (a configuration that is not a committed file has its own record and figures,
+<name>-<hash8>/, and each stage's results are filed by what the stage reads, results/stages/<stage>/<key>/:
+a stage that reads something that differs gets a folder of its own, one that reads nothing that
+differs is shared, and not recomputed) -- and rerunning a configuration changes nothing that is up to date.
 
 Runs the real workflow (the tiny configuration, table targets) in a temporary copy of the
 repository, so the repository's own results/ are never touched.
@@ -18,11 +20,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workflow_copy import ROOT, copy_workflow
+from workflow_copy import ROOT, copy_workflow, stage_folder, stage_record
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-TARGETS = ["aggregate_ext_pga_convergence", "aggregate_ext_training_convergence",
-           "aggregate_ext_landscape_statistics", "theory"]
+TARGETS = ["ext_pga_convergence_tables", "ext_training_convergence_tables",
+           "ext_landscape_statistics_tables", "theory"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 OUTPUT_DIRS = ("results", "logs", "benchmarks", "figures")
 
@@ -47,19 +49,32 @@ def _snakemake(work: Path, configfile: str, *extra: str, timeout: int = 120) -> 
 
 
 def _folder(res: subprocess.CompletedProcess) -> str:
-    """The results folder the run announced ("results in results/<folder>/")."""
+    """The configuration's folder the run announced (its record results/<folder>/stages.json)."""
     import re
 
-    m = re.search(r"results in results/([^/\s]+)/", res.stdout + res.stderr)
+    m = re.search(r"\(which ones: results/([^/\s]+)/stages\.json\)", res.stdout + res.stderr)
     assert m, (res.stdout + res.stderr)[-3000:]
     return m.group(1)
 
 
+def _stage_dirs(work: Path, name: str) -> list[Path]:
+    """The stage folders of configuration ``name`` (results|logs|benchmarks/stages/<stage>/<key>/, as its
+    stages.json names them) that exist."""
+    dirs = []
+    for stage, rec in stage_record(work, name).items():
+        for top in ("results", "logs", "benchmarks"):
+            d = work / top / "stages" / stage / rec["key"]
+            assert top != "results" or rec["folder"] == f"results/stages/{stage}/{rec['key']}", rec
+            if d.exists():
+                dirs.append(d)
+    return dirs
+
+
 def _state(work: Path, name: str) -> dict[str, tuple[str, int]]:
-    """sha256 and mtime of every file a configuration owns (results, logs, benchmarks, figures)."""
+    """sha256 and mtime of every file a configuration's run wrote: its own (results, logs, benchmarks,
+    figures under <name>/) and those of its stages' folders."""
     out = {}
-    for top in OUTPUT_DIRS:
-        root = work / top / name
+    for root in [work / top / name for top in OUTPUT_DIRS] + _stage_dirs(work, name):
         for p in sorted(root.rglob("*")) if root.exists() else []:
             if p.is_file():
                 out[str(p.relative_to(work))] = (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
@@ -87,7 +102,8 @@ def test_second_configuration_leaves_the_first_untouched(work):
     alpha = _alpha(work)
     assert alpha.startswith("alpha-")
     before = _state(work, alpha)
-    assert any(k.startswith(f"results/{alpha}/tables/") for k in before) and len(before) > 20
+    assert any(k.startswith("results/stages/ext_pga_convergence_tables/") for k in before) and len(before) > 20
+    assert f"results/{alpha}/stages.json" in before and f"results/{alpha}/config.json" in before
     # the SAME name, other scales and a shorter training: every job of the second one runs
     scale = yaml.safe_load((ROOT / "tests" / "workflow" / "config.yaml").read_text())["scales"][0]
     res = _snakemake(work, _write_config(work, "alpha", "alpha2.yaml", scales=[scale, 2 * scale + 1],
@@ -97,12 +113,21 @@ def test_second_configuration_leaves_the_first_untouched(work):
     assert beta.startswith("alpha-") and beta != alpha
     assert _state(work, alpha) == before, "the second configuration changed files of the first"
     after = _state(work, beta)
-    assert any(k.startswith(f"results/{beta}/tables/") for k in after)
-    assert not set(after) & set(before)
+    assert any(k.startswith("results/stages/ext_pga_convergence_tables/") for k in after)
+    # the stages that read what differs (scales, train.epochs, probe.checkpoints) have folders of their
+    # own; the theory reads none of it: shared with alpha, the same files (not rewritten: see above)
+    ka = {s: r["key"] for s, r in stage_record(work, alpha).items()}
+    kb = {s: r["key"] for s, r in stage_record(work, beta).items()}
+    own = {"train", "probe", *TARGETS[:3], "ext_pga_convergence", "ext_training_convergence",
+           "ext_landscape_statistics", "claims"}
+    assert {s for s in ka if ka[s] != kb[s]} == own, sorted(s for s in ka if ka[s] != kb[s])
+    shared = set(after) & set(before)
+    assert shared and {k.split("/")[2] for k in shared} == {"theory"}, sorted(shared)[:10]
+    assert not any(k.split("/")[1] == "stages" and k.split("/")[2] in own for k in shared)
     # the same settings in both give the same numbers (first scale, epoch 0 evaluation)
     s = f"{float(scale):g}"
-    a = (work / f"results/{alpha}/train/scale~{s}/seed~0/epochs.csv").read_text().splitlines()[:2]
-    b = (work / f"results/{beta}/train/scale~{s}/seed~0/epochs.csv").read_text().splitlines()[:2]
+    a = (stage_folder(work, alpha, "train") / f"scale~{s}/seed~0/epochs.csv").read_text().splitlines()[:2]
+    b = (stage_folder(work, beta, "train") / f"scale~{s}/seed~0/epochs.csv").read_text().splitlines()[:2]
     assert a == b
     # and 'alpha' is still up to date
     dry = _snakemake(work, "alpha.yaml", "-n")
