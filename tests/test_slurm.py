@@ -204,6 +204,18 @@ def _folder_of(run: Path, configfile: Path) -> str:
                        + sorted(run.glob("tests/workflow/*.yaml")))
 
 
+def _stage_key_of(run: Path, configfile: Path, stage: str) -> str:
+    """The key of ``stage`` for a configuration file (common.smk: adversary_dynamics.stages.resolve)."""
+    from adversary_dynamics import stages
+    from adversary_dynamics.config import load_schema, merge_config, validate_config
+
+    schema = run / "workflow/schemas/config.schema.yaml"
+    base = run / "config/config.yaml"
+    cfg = validate_config(merge_config(yaml.safe_load(base.read_text()), yaml.safe_load(configfile.read_text())),
+                          schema, check_files=False)
+    return stages.resolve(cfg, schema=load_schema(schema), root=run, only={stage})[stage].key
+
+
 def _planned_rules(cwd: Path, env: dict) -> set[str]:
     """The rules of the tiny configuration's jobs (a dry run's job statistics, all jobs planned as
     if nothing existed), but `all`."""
@@ -226,8 +238,9 @@ def test_profile_groups_name_existing_rules():
     rules = {ln.strip() for ln in out.stdout.splitlines() if re.fullmatch(r"\w+", ln.strip())}
     groups = prof["groups"]
     assert set(groups) <= rules, f"the profile groups rules that do not exist: {sorted(set(groups) - rules)}"
-    light = {r for r in rules if r == "claims" or r.startswith("aggregate_") or r.endswith("_tables")
-             or (REPO / "notebooks" / f"{r}.ipynb").exists()}
+    light = {r for r in rules if r == "claims" or r.endswith("_tables")
+             or (r.endswith("_notebook") and (REPO / "notebooks" / f"{r[:-len('_notebook')]}.ipynb").exists())}
+    assert len(light) >= 14, sorted(light)  # 7 tables stages (theory's excepted: a stage of its own) + 7 notebooks + claims
     assert {r for r in light if groups.get(r) != "report"} == set(), "light rules outside the report group"
 
 
@@ -245,8 +258,10 @@ def test_workflow_on_slurm(cluster, tmp_path):
     cfg["train"]["epochs"] = 10_000                          # far beyond the first attempt's minute
     (run_a / "resume.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     folder = _folder_of(run_a, run_a / "resume.yaml")  # slurm_resume-<hash8>: not a committed file
-    target = f"results/{folder}/train/scale~0.5/seed~0/status.json"
-    train_log = run_a / f"logs/{folder}/train/scale~0.5.log"
+    assert folder.startswith("slurm_resume-"), folder
+    key = _stage_key_of(run_a, run_a / "resume.yaml", "train")  # the training's folder: results/stages/train/<key>
+    target = f"results/stages/train/{key}/scale~0.5/seed~0/status.json"
+    train_log = run_a / f"logs/stages/train/{key}/scale~0.5.log"
     log_a, log_b = tmp_path / "resume.log", tmp_path / "tiny.log"
     run_b = copy_workflow(tmp_path / "tiny")
     procs = []
@@ -317,20 +332,25 @@ def test_workflow_on_slurm(cluster, tmp_path):
     in_slurm = "\n".join(p.read_text(errors="replace") for p in (run_b / "logs/slurm").rglob("*.log"))
     rules_run = set(re.findall(r"^Job \d+: \[[^\]]+\] [\w ]+ \((\w+)\): |^\s*rule (\w+):", in_slurm, flags=re.M))
     rules_run = {a or b for a, b in rules_run}
-    local_run = set(re.findall(r"^\s*localrule (\w+):", text_b, flags=re.M))
-    assert local_run <= {"all"}, f"jobs ran on the submit host: {local_run}"
+    # the figure publishing rules (<figure>: three copies from the notebook stage's folder into figures/)
+    # are local rules by design; everything that computes runs in a SLURM job
     planned = _planned_rules(run_b, env)
+    publishing = {r for r in planned if (run_b / "notebooks" / f"{r}.ipynb").exists()}
+    local_run = set(re.findall(r"^\s*localrule (\w+):", text_b, flags=re.M))
+    assert local_run <= {"all"} | publishing, f"jobs ran on the submit host: {local_run - publishing}"
     assert {"train", "probe", "theory", "claims"} <= planned, planned
-    assert planned <= rules_run, f"not run inside a SLURM job: {sorted(planned - rules_run)}{diag_b}"
-    res = run_b / "results/tiny"
-    prov = {p: json.loads(p.read_text()) for p in [*res.glob("train/*/*/provenance.json"),
-                                                   *res.glob("probe/*/*/provenance.json")]}
+    assert {f"{f}_notebook" for f in publishing} <= planned, planned
+    assert planned - publishing <= rules_run, \
+        f"not run inside a SLURM job: {sorted(planned - publishing - rules_run)}{diag_b}"
+    stages = json.loads((run_b / "results/tiny/stages.json").read_text())  # stage -> its key's folder
+    prov = {p: json.loads(p.read_text()) for p in [*(run_b / stages["train"]["folder"]).glob("*/*/provenance.json"),
+                                                   *(run_b / stages["probe"]["folder"]).glob("*/*/provenance.json")]}
     tiny = yaml.safe_load((REPO / "tests/workflow/config.yaml").read_text())
     assert len(prov) == 2 * len(tiny["scales"]) * len(tiny["seeds"]), sorted(map(str, prov))
     assert {p["slurm_job_id"] for p in prov.values()} <= set(ids_b), "a run's SLURM job id was not submitted"
 
     # ---- (b) all figures were built ------------------------------------------------------------
-    figures = [r for r in planned if (run_b / "notebooks" / f"{r}.ipynb").exists()]
+    figures = sorted(publishing)
     assert figures, planned
     for fig in figures:
         for ext in ("pdf", "png"):
@@ -344,7 +364,10 @@ def test_workflow_on_slurm(cluster, tmp_path):
     assert gpu_jobs == {"rule_train_train", "rule_probe_probe"}, {c: j.get("TresPerJob") for c, j in by_comment.items()}
     for p, rec in prov.items():
         assert rec["cuda_visible_devices"] == "0", (p, rec["cuda_visible_devices"])
-    for p in res.rglob("provenance.json"):  # every other job ran without a GPU
+    others = [p for rec in stages.values() if (run_b / rec["folder"]).is_dir()
+              for p in (run_b / rec["folder"]).rglob("*provenance.json")]
+    assert len(others) > len(prov), others
+    for p in others:  # every other job ran without a GPU
         rec = json.loads(p.read_text())
         if p not in prov and "cuda_visible_devices" in rec:
             assert rec["cuda_visible_devices"] is None, (p, rec["cuda_visible_devices"])
