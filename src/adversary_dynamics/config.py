@@ -534,7 +534,8 @@ def _replace_dataset_word(name: str, old: str, new: str) -> str:
 
 def folder_name(config: dict, schema_path: str | Path, *, base: str | Path,
                 committed: list[str | Path]) -> str:
-    """The folder name of a validated configuration's results (results/<folder>/, figures/<folder>/).
+    """The folder name of a validated configuration: its record (results/<folder>/: config.json,
+    stages.json) and figures (figures/<folder>/; its stages' results are in results/stages/<stage>/<key>/).
 
     A committed configuration file run as it is keeps its plain ``name``: ``config`` equals, in every
     result-affecting key (:func:`config_digest`), one of the ``committed`` files merged over ``base``

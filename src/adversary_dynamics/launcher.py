@@ -221,8 +221,10 @@ Common commands:
 
 Configurations live in config/*.yaml; every key is described in config/config.yaml.
 {{here}}
-Results go to results/<name>/ (figures to figures/ or figures/<name>/), or to
-results/<name>-<hash8>/ when the configuration differs from the committed file of that name.
+Figures go to figures/ (the default) or figures/<name>/, the configuration's record to
+results/<name>/ (config.json, stages.json), or <name>-<hash8> for both when the configuration
+differs from the committed file of that name; each stage's results go to
+results/stages/<stage>/<key>/, keyed by what the stage reads (shared where that is the same).
 
 Checked before Snakemake starts (exit status 2 and a message naming the file or key):
   - each --configfile exists, is valid YAML holding a mapping, and writes no key twice;

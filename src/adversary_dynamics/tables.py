@@ -82,7 +82,7 @@ def parse_runs(specs: Iterable[str]) -> list[Run]:
     for s in specs:
         parts = str(s).split(":", 2)
         if len(parts) != 3:
-            raise ValueError(f"runs: {s!r} is not of the form 'KEY:SEED:PATH' (e.g. '0.5:0:results/x/probe/...')")
+            raise ValueError(f"runs: {s!r} is not of the form 'KEY:SEED:PATH' (e.g. '0.5:0:results/stages/probe/<key>/scale~0.5/seed~0')")
         try:
             out.append(Run(float(parts[0]), int(parts[1]), Path(parts[2])))
         except ValueError:
