@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .attacks import input_gradient, local_max_certificate, pga, random_init
+from .attack import input_gradient, local_max_certificate, pga, random_init
 from .losses import LossLike, get_loss
 
 __all__ = ["RestartProbe", "probe_restarts", "distinct_maxima", "flat_fraction", "nonlinearity_index",
@@ -36,8 +36,8 @@ __all__ = ["RestartProbe", "probe_restarts", "distinct_maxima", "flat_fraction",
 class RestartProbe:
     """PGA from ``R`` random starts for ``N`` inputs; tensors are (R, N) unless noted.
     ``flat`` (bool) marks final iterates where the loss is locally constant
-    (:class:`~adversary_dynamics.attacks.Certificate`, field ``flat``); ``finite`` (bool) marks the
-    restarts whose losses ℓ_0 … ℓ_T are all finite (:attr:`~adversary_dynamics.attacks.PGAResult.finite`);
+    (:class:`~adversary_dynamics.attack.Certificate`, field ``flat``); ``finite`` (bool) marks the
+    restarts whose losses ℓ_0 … ℓ_T are all finite (:attr:`~adversary_dynamics.attack.PGAResult.finite`);
     a non-finite restart is never converged, certified or flat."""
 
     losses: torch.Tensor  # (T+1, R, N)

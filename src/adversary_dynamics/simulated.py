@@ -11,7 +11,7 @@ Objects (exactly the paper's, Sec. 3)
   minimisation of L = −ℓ, so its plots show z = −ℓ ≤ 0 (adversarial maxima are minima of z).
 * Input scale: the mean l2 norm of the sample, set by one global rescaling
   x ← x · s / mean_i ‖x_i‖₂ (:func:`~adversary_dynamics.data.rescale_to_scale`); ε = ratio · s.
-* Attack: δ ← Π_{‖δ‖≤ε}[δ + η ∇_δ ℓ] (``attacks.pga`` with ``gradient="raw"``, absolute η),
+* Attack: δ ← Π_{‖δ‖≤ε}[δ + η ∇_δ ℓ] (``attack.pga`` with ``gradient="raw"``, absolute η),
   started uniformly in the ball.
 
 The generator of the simulated inputs and labels (:func:`make_simulated`) is ours: the main text
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from . import data
-from .attacks import pga, random_init
+from .attack import pga, random_init
 from .landscape import distinct_maxima
 from .losses import squared_error
 from .models import TwoLayerNet
@@ -198,9 +198,9 @@ class Trajectory:
 
 def pgd_trajectory(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps, step_size: float, steps: int,
                    generator: torch.Generator | None = None, init: str = "uniform_ball") -> Trajectory:
-    """The paper's PGD on ℓ = (y − f)²: δ_{t+1} = Π_{‖δ‖≤ε}[δ_t + η ∇_δ ℓ(δ_t)] (``attacks.pga``,
+    """The paper's PGD on ℓ = (y − f)²: δ_{t+1} = Π_{‖δ‖≤ε}[δ_t + η ∇_δ ℓ(δ_t)] (``attack.pga``,
     raw gradient, absolute ``step_size`` η, l2 ball) for ``steps`` steps, from δ₀ drawn by
-    ``attacks.random_init`` (``init``, uniform in the ball by default) with ``generator``.
+    ``attack.random_init`` (``init``, uniform in the ball by default) with ``generator``.
 
     ``x`` (B, 2), ``y`` (B,), ``eps`` a float or (B,) tensor. Every iterate is kept: pga is called
     one step at a time from the previous iterate (the arithmetic of one multi-step call).
