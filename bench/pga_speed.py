@@ -12,7 +12,7 @@ is shared and noisy. Per shape (two-layer ReLU net, d = 784, K = 10 outputs):
 * ``GEMM floor`` the two matrix products of the textbook step, alone: (B×d)@(d×m) and
   (B×m)@(m×d) with torch.mm into preallocated outputs. At these shapes (m < 2d) pga keeps δ in
   coefficient form, δ = α δ₀ + S W, and needs a single (B×m)@(m×m) product per step (the Gram
-  matrix W Wᵀ; see attacks._ImplicitTwoLayer), so it can beat this floor: by about 2d/m in
+  matrix W Wᵀ; see attack.two_layer._ImplicitTwoLayer), so it can beat this floor: by about 2d/m in
   operations (12x at m = 128, 1.5x at m = 1024). The floor is still the textbook one, so that
   floor/ours > 1 says how much the reformulation saves. W Wᵀ (m² d) is formed once per model and
   cached while W is unchanged, so the timed calls reuse it, as probes and evaluations do (pga
@@ -50,7 +50,7 @@ import torch
 from torch import nn
 
 from _common import default_threads, environment, loadavg  # bench/ is the script folder, on sys.path
-from adversary_dynamics.attacks import pga
+from adversary_dynamics.attack import pga
 from adversary_dynamics.models import TwoLayerNet
 
 D = 784

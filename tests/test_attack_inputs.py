@@ -23,8 +23,9 @@ import pytest
 import torch
 from torch import nn
 
-from adversary_dynamics import attacks
-from adversary_dynamics.attacks import input_gradient, local_max_certificate, pga, project, random_init
+from adversary_dynamics import attack
+from adversary_dynamics.attack import two_layer
+from adversary_dynamics.attack import input_gradient, local_max_certificate, pga, project, random_init
 from adversary_dynamics.models import TwoLayerNet
 
 F64 = torch.float64
@@ -410,7 +411,7 @@ def test_normalized_gradient_takes_a_full_step_for_tiny_gradients(monkeypatch, p
     _, gr = input_gradient(net, x, y, loss="cross_entropy")
     gn = torch.linalg.vector_norm(gr, dim=-1)
     assert bool((gn > 0).all()) and int((gn < 1e-20).sum()) >= 4  # 0 < ‖g‖ ≪ 1e-10 for most examples
-    monkeypatch.setattr(attacks, "IMPLICIT_MODE", "always" if path == "implicit" else "never")
+    monkeypatch.setattr(two_layer, "IMPLICIT_MODE", "always" if path == "implicit" else "never")
     eps, eta = 1.0, 0.25
     model, xx, kw = net, x, {}
     if path == "generic":
@@ -427,7 +428,7 @@ def test_normalized_gradient_takes_a_full_step_for_tiny_gradients(monkeypatch, p
     torch.testing.assert_close(torch.linalg.vector_norm(d1, dim=-1), torch.full((8,), eta, dtype=F64))
     # torchattacks' convention, only on request: the tiny-gradient examples barely move
     old = pga(model, xx, y, loss="cross_entropy", eps=eps, steps=1, step_size=eta, gradient="normalized",
-              normalize_eps=attacks.TORCHATTACKS_NORMALIZE_EPS, **kw)
+              normalize_eps=attack.TORCHATTACKS_NORMALIZE_EPS, **kw)
     torch.testing.assert_close(old.delta.reshape(8, 12), eta * gr / (gn + 1e-10).unsqueeze(-1), rtol=1e-9,
                                atol=1e-30)
     assert float(torch.linalg.vector_norm(old.delta.reshape(8, 12), dim=-1)[gn < 1e-20].max()) < 1e-9
@@ -453,7 +454,7 @@ def test_zero_gradient_takes_no_step_and_gives_no_nan(model_kind, monkeypatch):
     with torch.no_grad():
         net.A.zero_()  # F ≡ 0: ∇_δ ℓ = 0 exactly
     for mode in ("never", "always"):
-        monkeypatch.setattr(attacks, "IMPLICIT_MODE", mode)
+        monkeypatch.setattr(two_layer, "IMPLICIT_MODE", mode)
         model = net if model_kind == "fast" else Wrapped(net)
         d0 = random_init(tuple(x.shape), eps=0.5, norm="l2", init="uniform_ball", generator=_gen(9), dtype=F64)
         res = pga(model, x, y, loss="cross_entropy", eps=0.5, steps=4, step_size=0.1, gradient="normalized",

@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from adversary_dynamics import attacks, losses
-from adversary_dynamics.attacks import input_gradient, local_max_certificate, pga, project, random_init
+from adversary_dynamics import losses
+from adversary_dynamics.attack import two_layer
+from adversary_dynamics.attack import input_gradient, local_max_certificate, pga, project, random_init
 from adversary_dynamics.models import TwoLayerNet
 
 F64 = torch.float64
@@ -312,13 +313,13 @@ def test_pga_implicit_iterates_match_explicit(monkeypatch, activation, bias, gra
     eps = 0.6 + 0.4 * torch.rand(*ensemble, 7, generator=gen, dtype=F64)  # per-example radii
     kw = dict(loss=loss, eps=eps, steps=40, step_size=0.25 * eps, gradient=gradient, init=init, tol=1e-4,
               patience=5)
-    monkeypatch.setattr(attacks, "IMPLICIT_MODE", "always")
+    monkeypatch.setattr(two_layer, "IMPLICIT_MODE", "always")
     made = []
-    real = attacks._ImplicitTwoLayer
-    monkeypatch.setattr(attacks, "_ImplicitTwoLayer", lambda *a: made.append(1) or real(*a))
+    real = two_layer._ImplicitTwoLayer
+    monkeypatch.setattr(two_layer, "_ImplicitTwoLayer", lambda *a: made.append(1) or real(*a))
     imp = pga(net, x, y, generator=_gen(22), **kw)
     assert made, "the implicit path was not taken"
-    monkeypatch.setattr(attacks, "IMPLICIT_MODE", "never")
+    monkeypatch.setattr(two_layer, "IMPLICIT_MODE", "never")
     exp = pga(net, x, y, generator=_gen(22), **kw)
     assert len(made) == 1
     torch.testing.assert_close(imp.delta, exp.delta, rtol=0, atol=1e-10)
@@ -338,9 +339,9 @@ def test_pga_implicit_float32_matches_explicit(monkeypatch):
     x = torch.rand(64, d, generator=gen)
     y = torch.randint(0, 10, (64,), generator=gen)
     kw = dict(loss="quadratic", eps=1.0, steps=200, step_size=0.05, gradient="raw", init="uniform_ball")
-    assert attacks._implicit_pays(net, 64, 200, True)  # chosen by the operation count, not forced
+    assert two_layer._implicit_pays(net, 64, 200, True)  # chosen by the operation count, not forced
     imp = pga(net, x, y, generator=_gen(25), **kw)
-    monkeypatch.setattr(attacks, "IMPLICIT_MODE", "never")
+    monkeypatch.setattr(two_layer, "IMPLICIT_MODE", "never")
     exp = pga(net, x, y, generator=_gen(25), **kw)
     assert float((imp.delta - exp.delta).abs().max()) < 1e-4
     assert float(((imp.losses - exp.losses).abs() / exp.losses.abs().clamp_min(1e-6)).max()) < 1e-4
@@ -354,17 +355,17 @@ def test_implicit_choice_counts_operations_and_caches_the_gram_matrix():
     net = TwoLayerNet(input_dim=784, width=1024, generator=_gen(26))
     # adversarial training's call (B = 128, 10 steps, random start, W new every minibatch): W Wᵀ
     # (m² d) eats the saving, explicit; once W Wᵀ is cached (evaluation, probes), coefficient form
-    assert not attacks._implicit_pays(net, 128, 10, True)
-    assert attacks._implicit_pays(net, 128, 200, True)
-    G = attacks._gram(net)
-    assert attacks._gram(net) is G and attacks._implicit_pays(net, 128, 10, True)
+    assert not two_layer._implicit_pays(net, 128, 10, True)
+    assert two_layer._implicit_pays(net, 128, 200, True)
+    G = two_layer._gram(net)
+    assert two_layer._gram(net) is G and two_layer._implicit_pays(net, 128, 10, True)
     with torch.no_grad():
         net.W.mul_(2.0)  # an in-place update (as an optimiser step) invalidates the cache
-    assert not attacks._gram_cached(net)
-    torch.testing.assert_close(attacks._gram(net), 4.0 * G)
+    assert not two_layer._gram_cached(net)
+    torch.testing.assert_close(two_layer._gram(net), 4.0 * G)
     wide = TwoLayerNet(input_dim=64, width=256, generator=_gen(27))  # m >= 2d: never pays
-    attacks._gram(wide)
-    assert not attacks._implicit_pays(wide, 1024, 1000, False)
+    two_layer._gram(wide)
+    assert not two_layer._implicit_pays(wide, 1024, 1000, False)
 
 
 @pytest.mark.parametrize("activation", ["relu", "softplus"])

@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from adversary_dynamics.attacks import input_gradient, local_max_certificate, pga, project, random_init
+from adversary_dynamics.attack import input_gradient, local_max_certificate, pga, project, random_init
 from adversary_dynamics.models import TwoLayerNet
 
 F64 = torch.float64

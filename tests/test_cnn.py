@@ -245,15 +245,15 @@ def test_cnn_cannot_be_trained_as_a_seed_ensemble(digits_tiny):
 
 def test_cnn_takes_image_shaped_inputs_and_pga_event_dims_3():
     """The library's CNN also takes (*batch, C, H, W); pga(event_dims=3) on it equals pga on flat inputs."""
-    from adversary_dynamics import attacks
+    from adversary_dynamics import attack
 
     m = CNN(input_shape=(1, 8, 8), channels=(4, 8), hidden=16, generator=torch.Generator().manual_seed(0))
     x = torch.rand(2, 3, 1, 8, 8, generator=torch.Generator().manual_seed(1))
     y = torch.randint(0, 10, (2, 3), generator=torch.Generator().manual_seed(2))
     assert torch.equal(m(x), m(x.flatten(-3))) and m(x).shape == (2, 3, 10)
     kw = dict(loss="cross_entropy", eps=0.5, steps=5, step_size=0.1, init="uniform_ball")
-    img = attacks.pga(m, x, y, event_dims=3, generator=torch.Generator().manual_seed(3), **kw)
-    flat = attacks.pga(m, x.flatten(-3), y, generator=torch.Generator().manual_seed(3), **kw)
+    img = attack.pga(m, x, y, event_dims=3, generator=torch.Generator().manual_seed(3), **kw)
+    flat = attack.pga(m, x.flatten(-3), y, generator=torch.Generator().manual_seed(3), **kw)
     assert torch.allclose(img.delta.flatten(-3), flat.delta, atol=1e-6)
     with pytest.raises(ValueError, match="event_dims=3"):
         m(torch.rand(4, 63))

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from adversary_dynamics import claims, landscape, theory
-from adversary_dynamics.attacks import local_max_certificate, random_init
+from adversary_dynamics.attack import local_max_certificate, random_init
 
 F64 = torch.float64
 RULES = {**claims.DEFAULT_RULES, "bootstrap": 300}

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from adversary_dynamics import landscape
-from adversary_dynamics.attacks import random_init
+from adversary_dynamics.attack import random_init
 from adversary_dynamics.models import TwoLayerNet
 
 F64 = torch.float64

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from adversary_dynamics import claims, escape, landscape, tables, theory
-from adversary_dynamics.attacks import local_max_certificate, pga
+from adversary_dynamics.attack import local_max_certificate, pga
 
 F64 = torch.float64
 

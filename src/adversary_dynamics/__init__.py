@@ -8,7 +8,7 @@ landscape probes. Importing the package does no work: submodules are imported la
 
 __version__ = "0.1.0"
 
-__all__ = ["attacks", "data", "datasets", "landscape", "losses", "models", "runio", "theory", "training"]
+__all__ = ["attack", "data", "datasets", "landscape", "losses", "models", "runio", "theory", "training"]
 
 
 def __getattr__(name):

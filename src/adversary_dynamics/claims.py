@@ -493,7 +493,7 @@ def claim_on_sphere(fig1_final: pd.DataFrame | None, fig4_theory: pd.DataFrame |
     (config ``claims.e2_leave_out``), an open choice that decides the verdict on the default:
 
     * ``flat`` (default): those where ℓ is locally constant to the certificate's resolution
-      (column ``flat``, :class:`~adversary_dynamics.attacks.Certificate`): every hidden ReLU
+      (column ``flat``, :class:`~adversary_dynamics.attack.Certificate`): every hidden ReLU
       inactive (PGA never moves, every start passes), or a nearly flat region with one or two weak
       units active (a nonzero gradient inside the ball, too small for the probes to see a change):
       the certificate is vacuous there, and Lemma 4.1 assumes a gradient bounded away from 0;

@@ -10,7 +10,7 @@ For one input (x, y), ball B = {δ : ‖δ‖₂ ≤ ε}, ε = ratio · s (s the
 
 1. **Descent stage** (:func:`descend`): an approximate local minimum δ* of ℓ(δ) = ℓ(F(x + δ), y)
    on B, by projected gradient *descent* from a uniform start δ_u = ε z (z uniform in the unit
-   ball, one z per input shared by every ratio, :func:`unit_ball_starts`): :func:`~.attacks.pga`
+   ball, one z per input shared by every ratio, :func:`unit_ball_starts`): :func:`~.attack.pga`
    on the negated loss −ℓ with normalised steps δ ← Π_B(δ − h ∇ℓ/‖∇ℓ‖), h = ``step_size`` · ε,
    run in ``stages`` stages of equal length with h halved from one stage to the next.
    The end point is checked (:func:`min_certificate`):
@@ -66,7 +66,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .attacks import pga, project
+from .attack import pga, project
 from .losses import LossLike, get_loss
 from .models import StackedCNN  # noqa: F401  (defined in models; kept here so escape.StackedCNN still works)
 
@@ -260,7 +260,7 @@ def descend(
     x (*batch, d); y and ``eps`` (ε, absolute, > 0) broadcast to batch; ``start`` δ_u, shaped like
     x (e.g. ε z with z from :func:`unit_ball_starts`). Projected descent with normalised steps
     h_k = ``step_size`` · ε · 2^(−k) in stage k = 0 … ``stages`` − 1, ⌈steps/stages⌉ steps each
-    (:func:`~.attacks.pga` on −ℓ), then :func:`min_certificate` with K = ``directions``, probe
+    (:func:`~.attack.pga` on −ℓ), then :func:`min_certificate` with K = ``directions``, probe
     length ``radius`` · ε, ``mapping_step``, ``gtol`` and ``ftol``; its random directions come
     from ``generator``. Returns a :class:`DescentResult`. Raises ValueError for steps < 1,
     stages < 1 or step_size ≤ 0 (and the errors of pga and min_certificate).
@@ -292,9 +292,9 @@ def descend(
 def ascend(model: nn.Module, x: torch.Tensor, y: torch.Tensor, delta0: torch.Tensor, *, loss: LossLike, eps,
            step_size: float, steps: int = 1000):
     """PGA from ``delta0`` with the paper's update δ ← Π_B(δ + η∇ℓ) (raw gradient, absolute η =
-    ``step_size``) for ``steps`` steps: :func:`~.attacks.pga`'s :class:`~.attacks.PGAResult`
+    ``step_size``) for ``steps`` steps: :func:`~.attack.pga`'s :class:`~.attack.PGAResult`
     (``losses`` (T+1, *batch): ℓ at δ_0 = Π_B(delta0) … δ_T; ``grad_norm`` likewise).
-    Shapes as :func:`~.attacks.pga` (x (*batch, d), per-example ε)."""
+    Shapes as :func:`~.attack.pga` (x (*batch, d), per-example ε)."""
     _check_positive("step_size", step_size)
     return pga(model, x, y, loss=loss, eps=eps, steps=steps, step_size=float(step_size), gradient="raw",
                delta0=delta0)

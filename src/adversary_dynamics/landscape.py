@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .attacks import input_gradient, local_max_certificate, pga, random_init
+from .attack import count_distinct, input_gradient, local_max_certificate, pga, random_init
 from .losses import LossLike, get_loss
 
 __all__ = ["RestartProbe", "probe_restarts", "distinct_maxima", "flat_fraction", "nonlinearity_index",
@@ -36,8 +36,8 @@ __all__ = ["RestartProbe", "probe_restarts", "distinct_maxima", "flat_fraction",
 class RestartProbe:
     """PGA from ``R`` random starts for ``N`` inputs; tensors are (R, N) unless noted.
     ``flat`` (bool) marks final iterates where the loss is locally constant
-    (:class:`~adversary_dynamics.attacks.Certificate`, field ``flat``); ``finite`` (bool) marks the
-    restarts whose losses ℓ_0 … ℓ_T are all finite (:attr:`~adversary_dynamics.attacks.PGAResult.finite`);
+    (:class:`~adversary_dynamics.attack.Certificate`, field ``flat``); ``finite`` (bool) marks the
+    restarts whose losses ℓ_0 … ℓ_T are all finite (:attr:`~adversary_dynamics.attack.PGAResult.finite`);
     a non-finite restart is never converged, certified or flat."""
 
     losses: torch.Tensor  # (T+1, R, N)
@@ -59,7 +59,8 @@ def probe_restarts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: 
                    keep_trajectories: int = 0, generator: torch.Generator | None = None) -> RestartProbe:
     """Run PGA from ``restarts`` starts for every input (one batched call, R × N examples),
     then certify each final iterate. ``keep_trajectories`` keeps every iterate of the first
-    inputs (for plotting trajectories); it runs those inputs once more, step by step."""
+    inputs (for plotting trajectories); it runs those inputs once more, for the steps the batched
+    call took, keeping every iterate (``pga(record=True)``)."""
     xr = x.expand(restarts, *x.shape)
     d0 = random_init(tuple(xr.shape), eps=eps, norm="l2", init=init, generator=generator, device=x.device,
                      dtype=x.dtype)
@@ -69,14 +70,9 @@ def probe_restarts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: 
     traj = None
     if keep_trajectories:
         k = keep_trajectories
-        cur = d0[:, :k]
         e_k = eps if not torch.is_tensor(eps) or eps.dim() == 0 else eps[..., :k]
-        frames = [cur]
-        for _ in range(res.steps_run):
-            cur = pga(model, xr[:, :k], y[:k], loss=loss, eps=e_k, norm="l2", steps=1, step_size=step_size,
-                      gradient=gradient, delta0=cur).delta
-            frames.append(cur)
-        traj = torch.stack(frames)
+        traj = pga(model, xr[:, :k], y[:k], loss=loss, eps=e_k, norm="l2", steps=res.steps_run, step_size=step_size,
+                   gradient=gradient, delta0=d0[:, :k], record=True).iterates
     return RestartProbe(losses=res.losses, norm_ratio=res.norm_ratio, deltas=res.delta, trajectories=traj,
                         converged_at=res.converged_at, on_sphere=cert.on_sphere, is_local_max=cert.is_local_max,
                         kkt_residual=cert.kkt_residual, flat=cert.flat,
@@ -87,7 +83,8 @@ def distinct_maxima(deltas: torch.Tensor, *, cos_threshold: float = 0.99,
                     exclude: torch.Tensor | None = None) -> int | float:
     """Number of clusters among the rows of ``deltas`` (R, d) under greedy cosine clustering:
     row r opens a new cluster when cos(δ_r, c) < ``cos_threshold`` for every centre c so far
-    (centres are the unit vectors of the rows that opened a cluster, in row order).
+    (centres are the unit vectors of the rows that opened a cluster, in row order):
+    :func:`adversary_dynamics.attack.count_distinct` with ``cos_threshold``.
 
     ``exclude``: optional boolean (R,) mask of rows to leave out (e.g. ``RestartProbe.flat[:, i]``,
     restarts that ended at a flat, locally constant point). Rows with a NaN or ±inf entry are
@@ -104,17 +101,9 @@ def distinct_maxima(deltas: torch.Tensor, *, cos_threshold: float = 0.99,
         deltas = deltas[~exclude.to(deltas.device)]
         if deltas.shape[0] == 0:
             return math.nan
-    bad = ~torch.isfinite(deltas).all(-1)
-    if bool(bad.any()):
-        deltas = deltas[~bad]
-        if deltas.shape[0] == 0:
-            return math.nan
-    u = deltas / torch.linalg.vector_norm(deltas, dim=-1, keepdim=True).clamp_min(1e-30)
-    centres: list[torch.Tensor] = []
-    for r in range(u.shape[0]):
-        if not any(float(u[r] @ c) >= cos_threshold for c in centres):
-            centres.append(u[r])
-    return len(centres)
+    n = int(count_distinct(deltas, cos_threshold=cos_threshold))
+    # rows, but no finite one: nothing was found (NaN), not 0 maxima
+    return math.nan if n == 0 and deltas.shape[0] > 0 else n
 
 
 def flat_fraction(flat: torch.Tensor) -> torch.Tensor:

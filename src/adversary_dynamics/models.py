@@ -219,7 +219,7 @@ class CNN(nn.Module):
 
 class StackedCNN(nn.Module):
     r"""M :class:`CNN` of one architecture evaluated as one network (paper Fig. 3: every (ratio,
-    checkpoint) model of a scale probed in one :func:`~adversary_dynamics.attacks.pga` call).
+    checkpoint) model of a scale probed in one :func:`~adversary_dynamics.attack.pga` call).
 
     Shapes: input ``x`` of shape ``(M, *batch, C·H·W)`` (flat, channel-major, as :class:`CNN`);
     row m goes through model m; output ``(M, *batch, K)``, K = ``n_outputs``. For every m,

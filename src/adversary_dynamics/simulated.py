@@ -11,7 +11,7 @@ Objects (exactly the paper's, Sec. 3)
   minimisation of L = −ℓ, so its plots show z = −ℓ ≤ 0 (adversarial maxima are minima of z).
 * Input scale: the mean l2 norm of the sample, set by one global rescaling
   x ← x · s / mean_i ‖x_i‖₂ (:func:`~adversary_dynamics.data.rescale_to_scale`); ε = ratio · s.
-* Attack: δ ← Π_{‖δ‖≤ε}[δ + η ∇_δ ℓ] (``attacks.pga`` with ``gradient="raw"``, absolute η),
+* Attack: δ ← Π_{‖δ‖≤ε}[δ + η ∇_δ ℓ] (``attack.pga`` with ``gradient="raw"``, absolute η),
   started uniformly in the ball.
 
 The generator of the simulated inputs and labels (:func:`make_simulated`) is ours: the main text
@@ -31,8 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from . import data
-from .attacks import pga, random_init
-from .landscape import distinct_maxima
+from .attack import count_distinct, pga, random_init
 from .losses import squared_error
 from .models import TwoLayerNet
 
@@ -198,12 +197,12 @@ class Trajectory:
 
 def pgd_trajectory(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps, step_size: float, steps: int,
                    generator: torch.Generator | None = None, init: str = "uniform_ball") -> Trajectory:
-    """The paper's PGD on ℓ = (y − f)²: δ_{t+1} = Π_{‖δ‖≤ε}[δ_t + η ∇_δ ℓ(δ_t)] (``attacks.pga``,
+    """The paper's PGD on ℓ = (y − f)²: δ_{t+1} = Π_{‖δ‖≤ε}[δ_t + η ∇_δ ℓ(δ_t)] (``attack.pga``,
     raw gradient, absolute ``step_size`` η, l2 ball) for ``steps`` steps, from δ₀ drawn by
-    ``attacks.random_init`` (``init``, uniform in the ball by default) with ``generator``.
+    ``attack.random_init`` (``init``, uniform in the ball by default) with ``generator``.
 
-    ``x`` (B, 2), ``y`` (B,), ``eps`` a float or (B,) tensor. Every iterate is kept: pga is called
-    one step at a time from the previous iterate (the arithmetic of one multi-step call).
+    ``x`` (B, 2), ``y`` (B,), ``eps`` a float or (B,) tensor. Every iterate is kept: one pga call
+    with ``record=True`` (the arithmetic of a run without it).
     Raises ValueError for ``steps`` < 0, η ≤ 0, ε ≤ 0 or an unknown ``init``."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
@@ -213,16 +212,9 @@ def pgd_trajectory(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, 
         raise ValueError(f"eps must be > 0, got {eps!r}")
     cur = random_init(tuple(x.shape), eps=e, norm="l2", init=init, generator=generator, device=x.device,
                       dtype=x.dtype)
-    deltas, losses, gnorm = [cur], [], []
-    for t in range(steps + 1):
-        res = pga(model, x, y, loss=LOSS, eps=e, norm="l2", steps=1 if t < steps else 0, step_size=step_size,
-                  gradient="raw", delta0=cur)
-        losses.append(res.losses[0])
-        gnorm.append(res.grad_norm[0])
-        if t < steps:
-            cur = res.delta.clone()
-            deltas.append(cur)
-    return Trajectory(deltas=torch.stack(deltas), losses=torch.stack(losses), eps=e, grad_norm=torch.stack(gnorm))
+    res = pga(model, x, y, loss=LOSS, eps=e, norm="l2", steps=steps, step_size=step_size, gradient="raw",
+              delta0=cur, record=True)
+    return Trajectory(deltas=res.iterates, losses=res.losses, eps=e, grad_norm=res.grad_norm)
 
 
 def escape_step(losses: torch.Tensor, *, fraction: float = 0.5) -> torch.Tensor:
@@ -261,9 +253,10 @@ def count_maxima(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, ep
     length κ_p · ε (scale-free, so every ε converges alike), in ``phases`` phases of
     ``steps // phases`` steps with κ_p = ``step_fraction`` · 4^(−p), p = 0 … phases − 1 (a
     shrinking step as in Corollary 3.1: at a kink-like maximum of a near-ReLU softplus the
-    iterate oscillates with amplitude ≈ κ_p ε); all R × B runs in one batched call per phase.
-    Final iterates are clustered per example by ``landscape.distinct_maxima`` (cosine ≥
-    ``cos_threshold`` is one maximum).
+    iterate oscillates with amplitude ≈ κ_p ε); all R × B runs in one batched pga call, the phases
+    given by its ``step_schedule`` hook. Final iterates are clustered per example by
+    :func:`adversary_dynamics.attack.count_distinct` (cosine ≥ ``cos_threshold`` is one maximum;
+    as ``landscape.distinct_maxima``).
 
     ``x`` (B, 2), ``y`` (B,), ``eps`` a float or (B,). Returns a :class:`MaximaCount`:
     ``frac_on_sphere`` = share of restarts ending with ‖δ‖ ≥ (1 − sphere_tol)ε;
@@ -286,17 +279,19 @@ def count_maxima(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, ep
     cur = random_init(tuple(xr.shape), eps=er, norm="l2", init="uniform_ball", generator=generator,
                       device=x.device, dtype=x.dtype)
     per = steps // phases
-    for p in range(phases):
-        before = cur
-        res = pga(model, xr, y, loss=LOSS, eps=er, norm="l2", steps=per, step_size=(step_fraction * 4.0 ** -p) * er,
-                  gradient="normalized", delta0=cur)
-        cur = res.delta
+    steps_p = [(step_fraction * 4.0 ** -p) * er for p in range(phases)]  # κ_p ε, phase p = t // per
+    res = pga(model, xr, y, loss=LOSS, eps=er, norm="l2", steps=per * phases, step_size=steps_p[0],
+              gradient="normalized", delta0=cur, record=per, step_schedule=lambda t, state: steps_p[t // per])
+    cur = res.delta
+    before = res.iterates[phases - 1]  # the iterate at the start of the last phase, t = (phases − 1)·per
     on = res.norm_ratio[-1] >= 1 - sphere_tol
     settled = torch.linalg.vector_norm(cur - before, dim=-1) <= settle_tol * er
-    dm, dms = [], []
-    for b in range(x.shape[0]):
-        dm.append(distinct_maxima(cur[:, b], cos_threshold=cos_threshold))
-        dms.append(distinct_maxima(cur[on[:, b], b], cos_threshold=cos_threshold) if bool(on[:, b].any()) else 0)
+    pts = cur.transpose(0, 1)  # (B, R, 2)
+    n_all = count_distinct(pts, cos_threshold=cos_threshold).tolist()
+    n_on = count_distinct(pts, on.transpose(0, 1), cos_threshold=cos_threshold).tolist()
+    # an example whose restarts all ended non-finite found nothing (NaN), not 0 maxima
+    dm = [n if n > 0 else math.nan for n in n_all]
+    dms = n_on
     fin = res.losses[-1]
     return MaximaCount(distinct_maxima=torch.tensor(dm), distinct_on_sphere=torch.tensor(dms),
                        frac_on_sphere=on.to(x.dtype).mean(0), frac_settled=settled.to(x.dtype).mean(0),

@@ -120,7 +120,7 @@ def pga_convergence_tables(runs: Sequence[Run], *, max_steps: int) -> dict[str, 
     * ``final``: the probes' ``restarts.csv`` stacked, with ``scale, seed`` in front (one row per
       (scale, seed, checkpoint, input, restart)); among its columns ``local_max`` (the certificate
       passed), ``flat`` (the loss is locally constant at the final iterate: a degenerate,
-      non-strict maximum, see :class:`~adversary_dynamics.attacks.Certificate`) and ``finite``
+      non-strict maximum, see :class:`~adversary_dynamics.attack.Certificate`) and ``finite``
       (every loss of the restart's PGA run is finite; where False the run is never ``converged``,
       ``local_max`` or ``flat``). A ``restarts.csv`` without ``finite`` (written before the column
       existed) gets it from its ``initial_loss`` and ``final_loss``.

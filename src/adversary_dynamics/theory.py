@@ -45,7 +45,11 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from .attack import count_distinct as _count_distinct
+from .attack import input_gradient, pga
 from .models import TwoLayerNet
+
+LOSS = "squared_error"  # ℓ = (y − f)²
 
 __all__ = [
     "THEOREM_WIDTH_POWER",
@@ -94,28 +98,30 @@ def _sphere_rtol(dtype: torch.dtype) -> float:
     return 100 * torch.finfo(dtype).eps
 
 
-def _act(name: str, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    if name == "softplus":
-        return torch.nn.functional.softplus(h), torch.sigmoid(h)
-    if name == "relu":
-        return torch.relu(h), (h > 0).to(h.dtype)
-    raise ValueError(f"activation must be one of {_ACTS}, got {name!r}")
+def _network(W: torch.Tensor, a: torch.Tensor, activation: str) -> TwoLayerNet:
+    """The ensemble of T scalar-output networks f_t(z) = Σ_r a_tr σ(w_trᵀ z) (no bias, output layer
+    fixed) as a :class:`~adversary_dynamics.models.TwoLayerNet` holding W (T, m, d) and a (T, m)
+    (shared, not copied), for the attack core."""
+    if activation not in _ACTS:
+        raise ValueError(f"activation must be one of {_ACTS}, got {activation!r}")
+    T, m, d = W.shape
+    net = TwoLayerNet(input_dim=d, width=m, n_outputs=1, activation=activation, bias=False, ensemble=(T,),
+                      generator=torch.Generator(device=W.device).manual_seed(0), device=W.device, dtype=W.dtype)
+    net.W = torch.nn.Parameter(W.detach(), requires_grad=False)
+    net.A = torch.nn.Parameter(a.detach().unsqueeze(-2), requires_grad=False)
+    return net
 
 
 def loss_and_grad(W: torch.Tensor, a: torch.Tensor, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor, *,
                   activation: str) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""ℓ = (y − f(x + δ))² and ∇_δ ℓ = −2(y − f)·Wᵀ(a ⊙ σ'(W(x + δ))) for a batch of networks.
+    r"""ℓ = (y − f(x + δ))² and ∇_δ ℓ = −2(y − f)·Wᵀ(a ⊙ σ'(W(x + δ))) for a batch of networks,
+    from the attack core (:func:`~adversary_dynamics.attack.input_gradient`, the TwoLayerNet's
+    analytic path).
 
     Shapes: W (T, m, d), a (T, m), x (T, d), y (T,), delta (T, J, d) — J perturbations per
-    network. Returns loss (T, J) and grad (T, J, d). (A closed form for the inner loop; the
-    tests check it against autograd, and second derivatives come from :mod:`torch.func`.)"""
-    z = x.unsqueeze(1) + delta  # (T, J, d)
-    h = torch.matmul(z, W.transpose(-1, -2))  # (T, J, m)
-    s, ds = _act(activation, h)
-    f = (s * a.unsqueeze(1)).sum(-1)
-    r = f - y.unsqueeze(1)
-    grad = torch.matmul(ds * a.unsqueeze(1), W) * (2.0 * r).unsqueeze(-1)
-    return r * r, grad
+    network. Returns loss (T, J) and grad (T, J, d)."""
+    net = _network(W, a, activation)
+    return input_gradient(net, x.unsqueeze(1) + delta, y.unsqueeze(1), loss=LOSS)
 
 
 def pointwise_loss(activation: str) -> Callable[..., torch.Tensor]:
@@ -228,51 +234,58 @@ def pga_to_sphere(W: torch.Tensor, a: torch.Tensor, x: torch.Tensor, y: torch.Te
     eta_b = eta.to(dt).view(1, J).expand(T, J)
     sq = eta_b.sqrt()
     on_tol = eps * (1 - _sphere_rtol(dt))
-    delta = delta0.clone()
     phase = torch.zeros(T, J, dtype=torch.long, device=dev)  # 0: to the sphere, 1: refining, 2: done
     it = torch.full((T, J), max_steps, dtype=torch.long, device=dev)
     s_ref = torch.zeros(T, J, dtype=dt, device=dev)
-    delta_hit = torch.full_like(delta, math.nan)
+    delta_hit = torch.full_like(delta0, math.nan)
     tg_hit = torch.full((T, J), math.nan, dtype=dt, device=dev)
     min_rate = torch.full((T, J), math.inf, dtype=dt, device=dev)
     n_int = torch.zeros(T, J, dtype=torch.long, device=dev)
-    prev_loss = torch.zeros(T, J, dtype=dt, device=dev)
-    prev_int = torch.zeros(T, J, dtype=torch.bool, device=dev)
-    loss_start = None
-    tg = torch.zeros(T, J, dtype=dt, device=dev)
     finite = torch.ones(T, J, dtype=torch.bool, device=dev)
-    for t in range(max_steps + 1):
-        loss, g = loss_and_grad(W, a, x, y, delta, activation=activation)
-        if loss_start is None:
-            loss_start = loss.clone()
+    st = {"prev_loss": None, "prev_phase": phase, "loss_start": None, "tg": None, "delta": None, "loss": None}
+
+    def observe(state) -> bool:
+        """Theorem 3.1's bookkeeping at δ_t; True (stop) once every run is done."""
+        nonlocal phase, it, tg_hit, delta_hit, min_rate, n_int, finite
+        delta, g, loss = state.delta, state.grad, state.loss
+        if st["loss_start"] is None:
+            st["loss_start"] = loss.clone()
         finite &= torch.isfinite(loss) & torch.isfinite(g).all(-1)
         dn = delta.norm(dim=-1)
         on = dn >= on_tol
         u = delta / dn.clamp_min(torch.finfo(dt).tiny).unsqueeze(-1)
         tg = (g - (g * u).sum(-1, keepdim=True) * u).norm(dim=-1)
-        if t > 0:
-            rate = (loss - prev_loss) / eta_b
+        if state.t > 0:  # the step into δ_t: an interior step of the first stage (Lemma 4.1)
+            prev_int = state.interior & (st["prev_phase"] == 0)
+            rate = (loss - st["prev_loss"]) / eta_b
             min_rate = torch.where(prev_int, torch.minimum(min_rate, rate), min_rate)
             n_int += prev_int
         hit = (phase == 0) & on & (tg <= sq)
         if hit.any():
-            it = torch.where(hit, t, it)
+            it = torch.where(hit, state.t, it)
             tg_hit = torch.where(hit, tg, tg_hit)
             delta_hit = torch.where(hit.unsqueeze(-1), delta, delta_hit)
             phase = torch.where(hit, 1, phase)
         z = it.clamp_min(1).to(dt)
         done = (phase == 1) & ((s_ref >= refine_factor * z) | (tg <= refine_tol * sq))
         phase = torch.where(done, 2, phase)
-        if t == max_steps or bool((phase == 2).all()):
-            break
+        kept = loss.clone()
+        st.update(prev_loss=kept, loss=kept, tg=tg, delta=delta.clone())
+        return bool((phase == 2).all())
+
+    def schedule(t, state):
+        """η in the first stage, Corollary 3.1's η z/(s + z) while refining, 0 once done (descent: negated)."""
+        nonlocal s_ref
+        z = it.clamp_min(1).to(dt)
         step = torch.where(phase == 0, eta_b, torch.where(phase == 1, eta_b * z / (s_ref + z), 0.0))
-        new = delta + step.unsqueeze(-1) * g if ascent else delta - step.unsqueeze(-1) * g
-        nn_ = new.norm(dim=-1)
-        inside = nn_ < eps
-        delta = new * torch.clamp(eps / nn_.clamp_min(torch.finfo(dt).tiny), max=1.0).unsqueeze(-1)
-        prev_int = inside & (phase == 0)
-        prev_loss = loss
+        st["prev_phase"] = phase
         s_ref = s_ref + (phase == 1).to(dt)
+        return step if ascent else -step
+
+    net = _network(W, a, activation)
+    pga(net, x.unsqueeze(1).expand(T, J, x.shape[-1]), y.unsqueeze(1), loss=LOSS, eps=eps, norm="l2", steps=max_steps,
+        step_size=eta_b, gradient="raw", delta0=delta0, record=observe, step_schedule=schedule)
+    delta, loss, tg, loss_start = st["delta"], st["loss"], st["tg"], st["loss_start"]
     # a run that met a NaN or ±inf loss or gradient reached nothing (NaN comparisons are false, but a
     # NaN after the sphere was hit, or a refinement that ran out its steps, would otherwise count)
     reached = (it < max_steps) & finite
@@ -287,18 +300,9 @@ def pga_to_sphere(W: torch.Tensor, a: torch.Tensor, x: torch.Tensor, y: torch.Te
 def count_distinct(points: torch.Tensor, valid: torch.Tensor, *, radius: torch.Tensor | float) -> torch.Tensor:
     """Number of clusters among the valid points of each group: points (..., R, d), valid
     (..., R) bool; two points closer than ``radius`` (broadcast to (...)) are linked, clusters are
-    the connected components. Returns (...) long."""
-    R = points.shape[-2]
-    dist = torch.cdist(points, points)
-    rad = torch.as_tensor(radius, dtype=points.dtype, device=points.device)
-    rad = rad.expand(points.shape[:-2]).unsqueeze(-1).unsqueeze(-1)
-    adj = (dist <= rad) & valid.unsqueeze(-1) & valid.unsqueeze(-2)
-    reach = adj.clone()
-    for _ in range(max(1, math.ceil(math.log2(max(R, 2)))) + 1):
-        reach = reach | (torch.matmul(reach.to(points.dtype), reach.to(points.dtype)) > 0)
-    idx = torch.arange(R, device=points.device)
-    first = torch.where(reach, idx, R).min(dim=-1).values  # smallest index of the component
-    return ((first == idx) & valid).sum(-1)
+    the connected components (:func:`adversary_dynamics.attack.count_distinct` with ``radius``;
+    rows with a NaN or ±inf entry never count). Returns (...) long."""
+    return _count_distinct(points, valid, radius=radius)
 
 
 def count_maxima(W: torch.Tensor, a: torch.Tensor, x: torch.Tensor, y: torch.Tensor, *, eps: torch.Tensor,
@@ -323,10 +327,16 @@ def count_maxima(W: torch.Tensor, a: torch.Tensor, x: torch.Tensor, y: torch.Ten
         new = delta + (eta / g.norm(dim=-1).clamp_min(1e-30)).unsqueeze(-1) * g
         return new * torch.clamp(epsb / new.norm(dim=-1).clamp_min(1e-30), max=1.0).unsqueeze(-1)
 
-    for _ in range(steps):
-        _, g = loss_and_grad(W, a, x, y, delta, activation=activation)
-        delta = pstep(delta, g)
-    ell, g = loss_and_grad(W, a, x, y, delta, activation=activation)
+    last = {}
+
+    def keep_last(state) -> None:
+        if state.t == steps:
+            last.update(delta=state.delta.clone(), loss=state.loss.clone(), grad=state.grad.clone())
+
+    # the attack core's normalised steps (the plain update, as a callable hook is given)
+    pga(_network(W, a, activation), x.unsqueeze(1).expand(T, E * restarts, d), y.unsqueeze(1), loss=LOSS, eps=epsb,
+        norm="l2", steps=steps, step_size=eta, gradient="normalized", delta0=delta, record=keep_last)
+    delta, ell, g = last["delta"], last["loss"], last["grad"]
     # a NaN or ±inf loss or gradient is no converged maximum
     conv = ((pstep(delta, g) - delta).norm(dim=-1) / eta <= tol) & torch.isfinite(ell) & torch.isfinite(g).all(-1)
     on = delta.norm(dim=-1) >= epsb * (1 - _sphere_rtol(dt))

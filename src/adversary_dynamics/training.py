@@ -2,7 +2,7 @@ r"""Adversarial training: min over weights of the adversarial loss, with PGA as 
 
     min_θ  (1/n) Σ_i  max_{‖δ_i‖ ≤ ε}  ℓ(F_θ(x_i + δ_i), y_i),
 
-approximated per minibatch by running :func:`~adversary_dynamics.attacks.pga` for δ (with the
+approximated per minibatch by running :func:`~adversary_dynamics.attack.pga` for δ (with the
 weights fixed) and then one SGD (or Adam) step on (1/B) Σ ℓ(F_θ(x_i + δ_i), y_i).
 
 Logged per SGD step: the adversarial training loss (the minibatch loss at the PGA solution,
@@ -42,7 +42,7 @@ from torch import nn
 
 from .devices import resolve_device  # noqa: F401  (re-exported: training.resolve_device)
 from .runio import checkpoint_path  # noqa: F401  (re-exported: training.checkpoint_path)
-from .attacks import pga, random_init
+from .attack import pga, random_init
 from .data import Dataset
 from .losses import LossLike, check_labels, get_loss
 from .models import TwoLayerNet
@@ -596,7 +596,7 @@ def adversarial_train_seeds(
     permutation (generator ``seed*1000 + 1``, CPU), its PGA start δ⁰_k from its attack generator
     (``seed*1000 + 2``) by the same ``random_init`` call pga makes, and its evaluation starts from
     its evaluation generator (``seed*1000 + 3``). The inputs x[I_k] (shape (S, B, d)) are attacked
-    by one batched :func:`~adversary_dynamics.attacks.pga` call (δ⁰ passed as ``delta0``), and the
+    by one batched :func:`~adversary_dynamics.attack.pga` call (δ⁰ passed as ``delta0``), and the
     optimiser minimises
 
         L(θ) = Σ_k L_k(θ_k),   L_k(θ_k) = (1/B) Σ_{i ∈ I_k} ℓ(F_{θ_k}(x_i + δ_{k,i}), y_i).
