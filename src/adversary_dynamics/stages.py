@@ -191,7 +191,11 @@ _CODE_INFO: dict[tuple, tuple[list, str]] = {}
 _CODE_CACHE: dict[str, list] | None = None  # the on-disk cache of :func:`_code_info`, once loaded
 
 
-def _parse_imports(tree: ast.AST, *, in_lib: bool) -> set[str]:
+def _parse_imports(tree: ast.AST, *, depth: int) -> set[str]:
+    """The adversary_dynamics modules (top-level names: a module file or a subpackage) a file imports.
+    ``depth``: where the file lies: 0 outside the library (relative imports are not ours), 1 in
+    src/adversary_dynamics, 2 in one of its subpackages (a relative import of level 2 names a library
+    module; one of level 1 a sibling in the subpackage, whose files are all covered anyway)."""
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -203,7 +207,7 @@ def _parse_imports(tree: ast.AST, *, in_lib: bool) -> set[str]:
             mod = node.module or ""
             if node.level == 0 and mod.split(".")[0] != "adversary_dynamics":
                 continue
-            if node.level > 0 and not in_lib:
+            if node.level > 0 and node.level != depth:
                 continue
             parts = mod.split(".")[1:] if node.level == 0 else ([mod.split(".")[0]] if mod else [])
             if parts:
@@ -213,11 +217,11 @@ def _parse_imports(tree: ast.AST, *, in_lib: bool) -> set[str]:
     return found
 
 
-def _code_info(path: Path, *, in_lib: bool) -> tuple[list, str]:
+def _code_info(path: Path, *, depth: int) -> tuple[list, str]:
     """(the adversary_dynamics modules the file imports, SHA-256 of its syntax tree), remembered by
     (path, size, modification time) in this process and in the on-disk cache (:func:`resolve`)."""
     st = path.stat()
-    ident = (str(path.resolve()), st.st_size, st.st_mtime_ns, in_lib)
+    ident = (str(path.resolve()), st.st_size, st.st_mtime_ns, depth)
     if ident in _CODE_INFO:
         return _CODE_INFO[ident]
     key = "|".join(map(str, ident))
@@ -225,7 +229,7 @@ def _code_info(path: Path, *, in_lib: bool) -> tuple[list, str]:
         info = tuple(_CODE_CACHE[key])
     else:
         tree = ast.parse(_code_text(path), filename=str(path))
-        info = (sorted(_parse_imports(tree, in_lib=in_lib)),
+        info = (sorted(_parse_imports(tree, depth=depth)),
                 hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest())
         if _CODE_CACHE is not None:
             _CODE_CACHE[key] = list(info)
@@ -233,26 +237,45 @@ def _code_info(path: Path, *, in_lib: bool) -> tuple[list, str]:
     return info
 
 
+def _depth(path: Path, base: Path) -> int:
+    """0: outside the library; 1: a module of src/adversary_dynamics; 2: a file of one of its subpackages."""
+    parent = path.parent.resolve()
+    return 1 if parent == base.resolve() else 2 if parent.parent == base.resolve() else 0
+
+
+def module_files(m: str, *, root: str | os.PathLike = ".") -> list[str]:
+    """The files of library module ``m`` relative to ``root``: ``src/adversary_dynamics/<m>.py``, or
+    every ``*.py`` of the subpackage ``src/adversary_dynamics/<m>/`` (sorted); [] when neither exists."""
+    base = Path(root) / LIB
+    if (base / f"{m}.py").exists():
+        return [f"{LIB}/{m}.py"]
+    if (base / m / "__init__.py").exists():
+        return sorted(f"{LIB}/{m}/{f.name}" for f in (base / m).glob("*.py"))
+    return []
+
+
 def imported_modules(path: str | os.PathLike, *, root: str | os.PathLike = ".") -> set[str]:
-    """Modules of ``adversary_dynamics`` (file stems under ``src/adversary_dynamics``) that the Python
-    file or notebook at ``path`` imports, anywhere in it (imports inside functions count: a job that
-    calls the function runs that code)."""
-    path, base = Path(path), Path(root) / LIB
-    found = _code_info(path, in_lib=path.parent.resolve() == base.resolve())[0]
-    return {m for m in found if (base / f"{m}.py").exists()}
+    """Modules of ``adversary_dynamics`` (file stems under ``src/adversary_dynamics``, or names of its
+    subpackages) that the Python file or notebook at ``path`` imports, anywhere in it (imports inside
+    functions count: a job that calls the function runs that code)."""
+    path = Path(path)
+    found = _code_info(path, depth=_depth(path, Path(root) / LIB))[0]
+    return {m for m in found if module_files(m, root=root)}
 
 
 def code_files(script: str, *, root: str | os.PathLike = ".") -> list[str]:
     """The code a stage runs: ``script`` (a script or notebook, relative to ``root``) and every library
-    module it imports, directly or through other library modules, sorted (``__init__`` included)."""
+    module it imports, directly or through other library modules, sorted (``__init__`` included; a
+    subpackage with all its files)."""
     seen, todo = {"__init__"}, list(imported_modules(Path(root) / script, root=root))
     while todo:
         m = todo.pop()
         if m in seen:
             continue
         seen.add(m)
-        todo.extend(imported_modules(Path(root) / LIB / f"{m}.py", root=root))
-    return [script] + sorted(f"{LIB}/{m}.py" for m in seen)
+        for f in module_files(m, root=root):
+            todo.extend(imported_modules(Path(root) / f, root=root))
+    return [script] + sorted(f for m in seen for f in module_files(m, root=root))
 
 
 def code_fingerprint(files: list[str], *, root: str | os.PathLike = ".") -> str:
@@ -262,7 +285,7 @@ def code_fingerprint(files: list[str], *, root: str | os.PathLike = ".") -> str:
     base = (Path(root) / LIB).resolve()
     for f in files:
         path = Path(root) / f
-        h.update(f.encode() + b"\0" + _code_info(path, in_lib=path.parent.resolve() == base)[1].encode() + b"\0")
+        h.update(f.encode() + b"\0" + _code_info(path, depth=_depth(path, base))[1].encode() + b"\0")
     return h.hexdigest()
 
 
@@ -444,18 +467,17 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
 #: the figures: name -> the stage that writes its tables (the notebook notebooks/<figure>.ipynb reads them)
 FIGURES: dict[str, str] = {s.figure: s.name for s in STAGES.values() if s.figure}
 
+def _claim_tables():
+    from .claims import TABLES  # the one list of the tables the claims read
+
+    return TABLES
+
+
 #: the claims stage: the verdict rules it reads and the figure tables it consumes (claims.TABLES name ->
 #: (figure, table)); writes figures/<folder>/claims.{md,json}
 CLAIMS = Stage("claims", reads=("claims",), script="scripts/claims.py", args=_claims_args,
                consumes=tuple(FIGURES.values()), what="verdicts on the paper's statements T1-T7 and E1-E4")
-CLAIM_TABLES: dict[str, tuple[str, str]] = {
-    "theory_runs": ("ext_theory", "pga"), "theory_hessian": ("ext_theory", "hessian"),
-    "theory_maxima": ("ext_theory", "maxima"), "fig1_maxima": ("paper_fig1_landscapes", "maxima"),
-    "escape_scale": ("paper_fig2_escape_by_scale", "escape"),
-    "escape_training": ("paper_fig3_escape_during_training", "escape"),
-    "training_runs": ("ext_training_convergence", "runs"), "pga_final": ("ext_pga_convergence", "final"),
-    "landscape_regularity": ("ext_landscape_statistics", "regularity"),
-}
+CLAIM_TABLES: dict[str, tuple[str, str]] = {k: (t.figure, t.table) for k, t in _claim_tables().items()}
 
 
 def figure_stage(fig: str) -> Stage:
