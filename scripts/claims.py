@@ -20,17 +20,7 @@ from pathlib import Path
 
 from adversary_dynamics import cli
 
-TABLE_FLAGS = {  # claims.TABLES name -> what it is
-    "theory_runs": "ext_theory/pga.csv (T1, T2)",
-    "theory_hessian": "ext_theory/hessian.csv (T3)",
-    "theory_maxima": "ext_theory/maxima.csv (T4)",
-    "fig1_maxima": "paper_fig1_landscapes/maxima.csv (T4, optional)",
-    "escape_scale": "paper_fig2_escape_by_scale/escape.csv (T5)",
-    "escape_training": "paper_fig3_escape_during_training/escape.csv (T6)",
-    "training_runs": "ext_training_convergence/runs.csv (T7)",
-    "pga_final": "ext_pga_convergence/final.csv (E1-E3)",
-    "landscape_regularity": "ext_landscape_statistics/regularity.csv (E4)",
-}
+from adversary_dynamics.claims import TABLES  # the one list of the tables: name -> (figure, table, claims)
 
 
 def _fraction(text: str) -> float:
@@ -61,8 +51,8 @@ def _table(text: str) -> Path | None:
 def get_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     t = p.add_argument_group("tables (a path or none)")
-    for name, what in TABLE_FLAGS.items():
-        t.add_argument(f"--{name.replace('_', '-')}", type=_table, default=None, help=what)
+    for name, tab in TABLES.items():
+        t.add_argument(f"--{name.replace('_', '-')}", type=_table, default=None, help=f"{tab.path} ({tab.claims})")
     r = p.add_argument_group("verdict rules (config `claims:`)")
     r.add_argument("--confidence", type=_level, required=True, help="two-sided level of every interval")
     r.add_argument("--bootstrap", type=_positive_int, required=True, help="bootstrap resamples")
@@ -94,7 +84,7 @@ def main(argv=None) -> int:
     from adversary_dynamics import claims, runio
 
     t0 = time.time()
-    paths = {k: getattr(args, k) for k in TABLE_FLAGS}
+    paths = {k: getattr(args, k) for k in TABLES}
     tables = {k: pd.read_csv(v) if v is not None and v.is_file() else None for k, v in paths.items()}
     rules = {k: getattr(args, k) for k in claims.DEFAULT_RULES}
     results = claims.evaluate_claims(tables, rules)

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from adversary_dynamics import claims
+from adversary_dynamics import claims, stats
 from adversary_dynamics.claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, VERDICTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,37 +89,40 @@ def fig4_table(iters, dims=(10, 20, 40, 80), widths=(8, 32), scales=(0.5, 2.0), 
 
 
 def check_entry(e, cid):
+    """Every claim has the one entry shape (claims.statements._result)."""
     assert e["id"] == cid and e["verdict"] in VERDICTS
-    assert set(e) == {"id", "claim", "statistic", "value", "interval", "n_runs", "verdict", "rule", "details"}
+    assert set(e) == {"id", "kind", "paper_location", "claim", "paper_evidence", "statistic", "value", "interval",
+                      "runs", "n_runs", "verdict", "rule", "details"}
     assert len(e["interval"]) == 2 and isinstance(e["n_runs"], int) and e["rule"]
+    assert e["runs"]["count"] == e["n_runs"] and e["kind"] == ("paper" if cid.startswith("T") else "extension")
     json.dumps(claims.to_jsonable(e), allow_nan=False)  # serialisable, NaN-free
     return e
 
 
 # ---- rank correlation ------------------------------------------------------------------------
 def test_spearman_matches_scipy_with_ties_and_resampling():
-    stats = pytest.importorskip("scipy.stats")
+    sp = pytest.importorskip("scipy.stats")
     rng = np.random.default_rng(1)
     x = rng.integers(0, 5, 200).astype(float)
     y = np.where(rng.random(200) < 0.2, np.inf, rng.integers(0, 30, 200).astype(float))
-    assert claims.spearman(x, y) == pytest.approx(stats.spearmanr(x, y)[0], abs=1e-12)
+    assert stats.spearman(x, y) == pytest.approx(sp.spearmanr(x, y)[0], abs=1e-12)
     W = rng.multinomial(200, np.full(200, 1 / 200), size=5).astype(float)
-    r = claims.weighted_spearman(x, y, W)
+    r = stats.weighted_spearman(x, y, W)
     for b in range(5):
         idx = np.repeat(np.arange(200), W[b].astype(int))
-        assert r[b] == pytest.approx(stats.spearmanr(x[idx], y[idx])[0], abs=1e-10)
-    assert math.isnan(claims.spearman(np.ones(5), np.arange(5.0)))  # constant variable
+        assert r[b] == pytest.approx(sp.spearmanr(x[idx], y[idx])[0], abs=1e-10)
+    assert math.isnan(stats.spearman(np.ones(5), np.arange(5.0)))  # constant variable
     with pytest.raises(ValueError):
-        claims.weighted_spearman(np.array([1.0, np.nan]), np.array([1.0, 2.0]), np.ones((1, 2)))
+        stats.weighted_spearman(np.array([1.0, np.nan]), np.array([1.0, 2.0]), np.ones((1, 2)))
 
 
 # ---- claim 1 ---------------------------------------------------------------------------------
 def test_claim1_verdicts():
-    e = check_entry(claims.claim_pga_converges(fig1_table(), RULES), 1)
+    e = check_entry(claims.claim_pga_converges(fig1_table(), RULES), "E1")
     assert e["verdict"] == SUPPORTED and e["value"] == 1.0 and e["n_runs"] == 15
-    e = check_entry(claims.claim_pga_converges(fig1_table(p_conv=0.5), RULES), 1)
+    e = check_entry(claims.claim_pga_converges(fig1_table(p_conv=0.5), RULES), "E1")
     assert e["verdict"] == NOT_SUPPORTED and e["interval"][1] < 0.9
-    e = check_entry(claims.claim_pga_converges(fig1_table(seeds=(0, 1)), RULES), 1)
+    e = check_entry(claims.claim_pga_converges(fig1_table(seeds=(0, 1)), RULES), "E1")
     assert e["verdict"] == INCONCLUSIVE and all(g["verdict"] == INCONCLUSIVE for g in e["details"]["groups"])
 
 
@@ -135,15 +138,15 @@ def test_claim1_one_bad_group_is_enough():
 
 # ---- claim 2 ---------------------------------------------------------------------------------
 def test_claim2_verdicts():
-    e = check_entry(claims.claim_on_sphere(fig1_table(), fig4_table(lambda d: 50), RULES), 2)
+    e = check_entry(claims.claim_on_sphere(fig1_table(), fig4_table(lambda d: 50), RULES), "E2")
     assert e["verdict"] == SUPPORTED and e["value"] == 1.0
     sources = {g["source"] for g in e["details"]["groups"]}
     assert sources == {"dataset", "theory"}
-    e = check_entry(claims.claim_on_sphere(fig1_table(p_sphere=0.5), fig4_table(lambda d: 50), RULES), 2)
+    e = check_entry(claims.claim_on_sphere(fig1_table(p_sphere=0.5), fig4_table(lambda d: 50), RULES), "E2")
     assert e["verdict"] == NOT_SUPPORTED
-    e = check_entry(claims.claim_on_sphere(fig1_table(), fig4_table(lambda d: 50, p_sphere=0.3), RULES), 2)
+    e = check_entry(claims.claim_on_sphere(fig1_table(), fig4_table(lambda d: 50, p_sphere=0.3), RULES), "E2")
     assert e["verdict"] == NOT_SUPPORTED and e["details"]["groups"][0]["source"] == "dataset"
-    e = check_entry(claims.claim_on_sphere(fig1_table(seeds=(0, 1)), fig4_table(lambda d: 50, trials=2), RULES), 2)
+    e = check_entry(claims.claim_on_sphere(fig1_table(seeds=(0, 1)), fig4_table(lambda d: 50, trials=2), RULES), "E2")
     assert e["verdict"] == INCONCLUSIVE
     # one table alone is enough; none is inconclusive
     assert claims.claim_on_sphere(fig1_table(), None, RULES)["verdict"] == SUPPORTED
@@ -160,14 +163,14 @@ def test_claim3_verdicts():
     def down(s, rng, n):
         return (60 / s + rng.normal(0, 3, n)).round() + 10
 
-    e = check_entry(claims.claim_pga_iterations_vs_scale(fig1_table(iterations=up), RULES), 3)
+    e = check_entry(claims.claim_pga_iterations_vs_scale(fig1_table(iterations=up), RULES), "E3")
     assert e["verdict"] == SUPPORTED and e["interval"][0] > 0
-    e = check_entry(claims.claim_pga_iterations_vs_scale(fig1_table(iterations=down), RULES), 3)
+    e = check_entry(claims.claim_pga_iterations_vs_scale(fig1_table(iterations=down), RULES), "E3")
     assert e["verdict"] == NOT_SUPPORTED and e["interval"][1] < 0
-    e = check_entry(claims.claim_pga_iterations_vs_scale(fig1_table(iterations=up, seeds=(0, 1)), RULES), 3)
+    e = check_entry(claims.claim_pga_iterations_vs_scale(fig1_table(iterations=up, seeds=(0, 1)), RULES), "E3")
     assert e["verdict"] == INCONCLUSIVE
     # no variation at all: rho is undefined -> inconclusive, not an error
-    e = check_entry(claims.claim_pga_iterations_vs_scale(fig1_table(), RULES), 3)
+    e = check_entry(claims.claim_pga_iterations_vs_scale(fig1_table(), RULES), "E3")
     assert e["verdict"] == INCONCLUSIVE and all(math.isnan(g["value"]) for g in e["details"]["groups"])
 
 
@@ -185,11 +188,11 @@ def test_claim3_unconverged_runs_rank_last():
 
 # ---- claim 4 ---------------------------------------------------------------------------------
 def test_claim4_verdicts():
-    e = check_entry(claims.claim_training_vs_scale(fig2_table(lambda s, k: 10 * s + k), RULES), 4)
+    e = check_entry(claims.claim_t7_training_vs_scale(fig2_table(lambda s, k: 10 * s + k), RULES), "T7")
     assert e["verdict"] == SUPPORTED and e["n_runs"] == 15
-    e = check_entry(claims.claim_training_vs_scale(fig2_table(lambda s, k: 100 / s + k), RULES), 4)
+    e = check_entry(claims.claim_t7_training_vs_scale(fig2_table(lambda s, k: 100 / s + k), RULES), "T7")
     assert e["verdict"] == NOT_SUPPORTED
-    e = check_entry(claims.claim_training_vs_scale(fig2_table(lambda s, k: 10 * s + k, seeds=(0, 1)), RULES), 4)
+    e = check_entry(claims.claim_t7_training_vs_scale(fig2_table(lambda s, k: 10 * s + k, seeds=(0, 1)), RULES), "T7")
     assert e["verdict"] == INCONCLUSIVE
 
 
@@ -199,27 +202,27 @@ def test_claim4_never_reached_and_diverged_count_as_worst():
         return np.nan if s >= 2.0 else 10 * s + k
 
     df = fig2_table(steps, diverged={(2.0, 0), (2.0, 1), (2.0, 2)})
-    e = claims.claim_training_vs_scale(df, RULES)
+    e = claims.claim_t7_training_vs_scale(df, RULES)
     assert e["verdict"] == SUPPORTED
     assert e["details"]["never_reached"] == 3 and e["details"]["diverged"] == 3
     # ... and the smallest scale never reaching it contradicts the claim
-    e = claims.claim_training_vs_scale(fig2_table(lambda s, k: np.nan if s == 0.25 else 5 + k), RULES)
+    e = claims.claim_t7_training_vs_scale(fig2_table(lambda s, k: np.nan if s == 0.25 else 5 + k), RULES)
     assert e["verdict"] == NOT_SUPPORTED
     # a diverged run counts as never reached even when a step count was recorded
     df = fig2_table(lambda s, k: 10 * s + k, diverged={(4.0, 0)})
-    assert claims.claim_training_vs_scale(df, RULES)["details"]["diverged"] == 1
+    assert claims.claim_t7_training_vs_scale(df, RULES)["details"]["diverged"] == 1
 
 
 # ---- claim 5 ---------------------------------------------------------------------------------
 def test_claim5_verdicts_nan_safe():
-    e = check_entry(claims.claim_regularity_vs_scale(fig3_table(np.log1p, nan_fraction=0.2), RULES), 5)
+    e = check_entry(claims.claim_regularity_vs_scale(fig3_table(np.log1p, nan_fraction=0.2), RULES), "E4")
     assert e["verdict"] == SUPPORTED
     groups = e["details"]["groups"]
     assert {g["measure"] for g in groups} == {"distinct_maxima", "nonlinearity"}
     assert sum(g["nan_dropped"] for g in groups) > 0 and all(np.isfinite(g["value"]) for g in groups)
-    e = check_entry(claims.claim_regularity_vs_scale(fig3_table(lambda s: 1 / s), RULES), 5)
+    e = check_entry(claims.claim_regularity_vs_scale(fig3_table(lambda s: 1 / s), RULES), "E4")
     assert e["verdict"] == NOT_SUPPORTED
-    e = check_entry(claims.claim_regularity_vs_scale(fig3_table(np.log1p, seeds=(0, 1)), RULES), 5)
+    e = check_entry(claims.claim_regularity_vs_scale(fig3_table(np.log1p, seeds=(0, 1)), RULES), "E4")
     assert e["verdict"] == INCONCLUSIVE
     # a measure that is NaN throughout one checkpoint leaves that group inconclusive, not an error
     df = fig3_table(np.log1p)
@@ -319,42 +322,42 @@ def test_power_law_slope_recovers_a_planted_power_law_and_its_interval_covers_it
     unit = np.repeat(np.arange(12), 4)
     y = np.exp(rng.normal(0, 1, 12))[unit] * eta**-1.7 * np.exp(rng.normal(0, 0.05, 48))
     W = rng.multinomial(12, np.full(12, 1 / 12), size=2000).astype(float)
-    point, boot = claims.power_law_slope(eta, y, unit, W)
+    point, boot = stats.power_law_slope(eta, y, unit, W)
     lo, hi = np.quantile(boot, [0.025, 0.975])
     assert point == pytest.approx(-1.7, abs=0.05) and lo < -1.7 < hi and hi - lo < 0.2
     # per-unit intercepts: units seen at different steps with different offsets do not bias the slope
     eta2 = np.r_[np.tile([0.08, 0.04], 6), np.tile([0.02, 0.01], 6)]
     unit2 = np.repeat(np.arange(12), 2)
     y2 = np.where(unit2 < 6, 100.0, 1.0) * eta2**-1.7
-    assert claims.power_law_slope(eta2, y2, unit2)[0] == pytest.approx(-1.7, abs=1e-9)
-    assert claims.power_law_slope(eta2, y2, np.zeros(24))[0] > 0  # one intercept: fooled by the offsets
+    assert stats.power_law_slope(eta2, y2, unit2)[0] == pytest.approx(-1.7, abs=1e-9)
+    assert stats.power_law_slope(eta2, y2, np.zeros(24))[0] > 0  # one intercept: fooled by the offsets
 
 
 @pytest.mark.parametrize("bound,tol", [(-2.0, 0.1), (0.5, 0.1), (0.5, 0.0)])
 def test_slope_verdict_flips_at_its_threshold(bound, tol):
     edge = bound - tol
-    assert claims.slope_verdict(edge + 1e-9, edge + 0.2, bound, tol, True) == SUPPORTED
-    assert claims.slope_verdict(edge - 1e-9, edge + 0.2, bound, tol, True) == INCONCLUSIVE
-    assert claims.slope_verdict(edge - 0.2, edge - 1e-9, bound, tol, True) == NOT_SUPPORTED
-    assert claims.slope_verdict(edge + 0.1, edge + 0.2, bound, tol, False) == INCONCLUSIVE
+    assert stats.slope_verdict(edge + 1e-9, edge + 0.2, bound, tol, True) == SUPPORTED
+    assert stats.slope_verdict(edge - 1e-9, edge + 0.2, bound, tol, True) == INCONCLUSIVE
+    assert stats.slope_verdict(edge - 0.2, edge - 1e-9, bound, tol, True) == NOT_SUPPORTED
+    assert stats.slope_verdict(edge + 0.1, edge + 0.2, bound, tol, False) == INCONCLUSIVE
 
 
 def test_fraction_and_sign_rules_flip_at_their_thresholds():
-    assert claims._fraction_verdict(0.9, 1.0, 0.9, True) == SUPPORTED
-    assert claims._fraction_verdict(0.9 - 1e-9, 1.0, 0.9, True) == INCONCLUSIVE
-    assert claims._fraction_verdict(0.5, 0.9 - 1e-9, 0.9, True) == NOT_SUPPORTED
-    assert claims._sign_verdict(1e-9, 0.5, True) == SUPPORTED
-    assert claims._sign_verdict(-1e-9, 0.5, True) == INCONCLUSIVE
-    assert claims._sign_verdict(-0.5, -1e-9, True) == NOT_SUPPORTED
+    assert stats.fraction_verdict(0.9, 1.0, 0.9, True) == SUPPORTED
+    assert stats.fraction_verdict(0.9 - 1e-9, 1.0, 0.9, True) == INCONCLUSIVE
+    assert stats.fraction_verdict(0.5, 0.9 - 1e-9, 0.9, True) == NOT_SUPPORTED
+    assert stats.sign_verdict(1e-9, 0.5, True) == SUPPORTED
+    assert stats.sign_verdict(-1e-9, 0.5, True) == INCONCLUSIVE
+    assert stats.sign_verdict(-0.5, -1e-9, True) == NOT_SUPPORTED
 
 
 def test_combine_rule_flips_at_min_supported_groups():
     r = {**RULES, "min_supported_groups": 0.5}
-    assert claims._combine([SUPPORTED, INCONCLUSIVE], r) == SUPPORTED
-    assert claims._combine([SUPPORTED, INCONCLUSIVE, INCONCLUSIVE], r) == INCONCLUSIVE
-    assert claims._combine([SUPPORTED, SUPPORTED, NOT_SUPPORTED], r) == NOT_SUPPORTED
-    assert claims._combine([SUPPORTED, INCONCLUSIVE], {**r, "min_supported_groups": 1.0}) == INCONCLUSIVE
-    assert claims._combine([], r) == INCONCLUSIVE
+    assert claims.combine([SUPPORTED, INCONCLUSIVE], r) == SUPPORTED
+    assert claims.combine([SUPPORTED, INCONCLUSIVE, INCONCLUSIVE], r) == INCONCLUSIVE
+    assert claims.combine([SUPPORTED, SUPPORTED, NOT_SUPPORTED], r) == NOT_SUPPORTED
+    assert claims.combine([SUPPORTED, INCONCLUSIVE], {**r, "min_supported_groups": 1.0}) == INCONCLUSIVE
+    assert claims.combine([], r) == INCONCLUSIVE
 
 
 def test_t1_verdicts_follow_the_planted_slopes():

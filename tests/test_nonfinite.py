@@ -326,9 +326,8 @@ def test_theory_claims_leave_out_nonfinite_rows_and_count_them(fn):
 
 def test_claims_md_names_nonfinite_rows_only_when_there_are_some():
     clean = _fig1_final()
-    a = claims._as_extension(claims.claim_pga_converges(clean, RULES), "E1", "runs", ["final.csv"])
-    b = claims._as_extension(claims.claim_pga_converges(_with_nonfinite(clean, 7, final_loss=math.nan), RULES),
-                             "E1", "runs", ["final.csv"])
+    a = claims.claim_pga_converges(clean, RULES)
+    b = claims.claim_pga_converges(_with_nonfinite(clean, 7, final_loss=math.nan), RULES)
     md_a, md_b = claims.render_markdown([a], "x", RULES), claims.render_markdown([b], "x", RULES)
     assert "nonfinite" not in md_a
     assert "- nonfinite: 7 rows left out" in md_b

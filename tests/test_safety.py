@@ -361,8 +361,13 @@ def test_script_code_covers_what_runs(script, loaded):
     """The code a stage's key covers (stages.code_files of its script or notebook) includes every
     adversary_dynamics module the script (or notebook) actually loads, through any chain of imports."""
     derived = set(stage_registry.code_files(script, root=ROOT))
-    files = {"src/adversary_dynamics/" + ("__init__" if m == "adversary_dynamics" else m.split(".")[1]) + ".py"
-             for m in loaded[script]}
+    def module_file(m: str) -> str:  # adversary_dynamics[.mod[.sub]] -> its file (a subpackage: <pkg>/<sub>.py)
+        parts = m.split(".")[1:]
+        path = ROOT / "src" / "adversary_dynamics" / "/".join(parts)
+        return "src/adversary_dynamics/" + ("/".join(parts) + "/__init__" if parts and path.is_dir() else
+                                            "/".join(parts) if parts else "__init__") + ".py"
+
+    files = {module_file(m) for m in loaded[script]}
     if "adversary_dynamics" not in (ROOT / script).read_text(encoding="utf-8"):  # scripts/figure_provenance.py
         assert files == set() and derived == {script, "src/adversary_dynamics/__init__.py"}, (derived, files)
         return

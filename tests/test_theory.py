@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from adversary_dynamics import theory
+from adversary_dynamics import stats, theory
 from adversary_dynamics.models import TwoLayerNet
 
 F64 = torch.float64
@@ -179,20 +179,21 @@ def test_count_maxima_single_at_small_eps():
 
 
 # ---- estimators -----------------------------------------------------------------------------
-def test_fit_power_law_recovers_a_planted_exponent():
+def test_power_law_slope_recovers_a_planted_exponent():
+    """The ext_theory figure's slopes (stats.power_law_slope, T1's estimator; was theory.fit_power_law)."""
     rng = np.random.default_rng(0)
     eta = np.tile([0.1, 0.05, 0.025, 0.0125], 20)
     unit = np.repeat(np.arange(20), 4)
     y = np.exp(rng.normal(0, 1, 20))[unit] * eta ** -1.3 * np.exp(rng.normal(0, 0.02, 80))
-    assert theory.fit_power_law(eta, y, unit) == pytest.approx(-1.3, abs=0.03)
-    assert math.isnan(theory.fit_power_law([1.0, 1.0], [2.0, 3.0]))
+    assert stats.power_law_slope(eta, y, unit)[0] == pytest.approx(-1.3, abs=0.03)
+    assert math.isnan(stats.power_law_slope([1.0, 1.0], [2.0, 3.0])[0])
 
 
 def test_estimate_threshold():
     eps = [0.01, 0.1, 1.0, 10.0]
-    assert theory.estimate_threshold(eps, [1.0, 0.9, 0.3, 0.0]) == pytest.approx(math.sqrt(0.1))
-    assert theory.estimate_threshold(eps, [1.0, 1.0, 1.0, 1.0]) == 10.0
-    assert math.isnan(theory.estimate_threshold(eps, [0.2, 1.0, 1.0, 1.0]))
+    assert stats.estimate_threshold(eps, [1.0, 0.9, 0.3, 0.0]) == pytest.approx(math.sqrt(0.1))
+    assert stats.estimate_threshold(eps, [1.0, 1.0, 1.0, 1.0]) == 10.0
+    assert math.isnan(stats.estimate_threshold(eps, [0.2, 1.0, 1.0, 1.0]))
 
 
 # ---- the sweep -------------------------------------------------------------------------------

@@ -64,8 +64,6 @@ __all__ = [
     "count_maxima",
     "theory_settings",
     "theory_run",
-    "fit_power_law",
-    "estimate_threshold",
 ]
 
 #: p of the width condition m = Ω(d^p) of Theorem 3.1.
@@ -489,45 +487,3 @@ def theory_run(*, dims: Sequence[int], width_powers: Sequence[float], activation
                                        "distinct_maxima": int(mx["distinct"][j, e]) if int(mx["converged"][j, e]) > 0
                                        else math.nan})
     return {"pga": runs, "hessian": hess, "maxima": maxima}
-
-
-# ---- summaries used by the notebook and the claims report ----------------------------------
-def fit_power_law(x, y, unit=None) -> float:
-    """Least-squares slope of log y on log x with one intercept per ``unit`` (a pooled,
-    within-unit slope; one intercept overall when ``unit`` is None). Non-finite or non-positive
-    points are dropped. Returns NaN with fewer than two distinct x. Raises ValueError when the
-    lengths differ."""
-    import numpy as np
-
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same shape, got {x.shape} and {y.shape}")
-    u = np.zeros(len(x), dtype=int) if unit is None else np.unique(np.asarray(unit), return_inverse=True)[1].ravel()
-    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    lx, ly, u = np.log(x[ok]), np.log(y[ok]), u[ok]
-    if len(np.unique(lx)) < 2:
-        return math.nan
-    n = np.bincount(u).astype(float)
-    n[n == 0] = 1
-    dx = lx - (np.bincount(u, lx) / n)[u]
-    dy = ly - (np.bincount(u, ly) / n)[u]
-    den = float((dx * dx).sum())
-    return float((dx * dy).sum() / den) if den > 0 else math.nan
-
-
-def estimate_threshold(eps, single_fraction, *, level: float = 0.5) -> float:
-    """Estimated τ_ε of Theorem 5.1 on a grid: the geometric midpoint between the largest ε up to
-    which every grid point has a single-maximum fraction >= ``level`` and the next grid point;
-    the largest ε when all pass, NaN when the smallest already fails."""
-    import numpy as np
-
-    e, f = np.asarray(eps, dtype=float), np.asarray(single_fraction, dtype=float)
-    o = np.argsort(e)
-    e, f = e[o], f[o]
-    ok = f >= level
-    if not ok[0]:
-        return math.nan
-    k = int(np.argmin(ok)) if not ok.all() else len(e)
-    if k == len(e):
-        return float(e[-1])
-    return float(math.sqrt(e[k - 1] * e[k]))
