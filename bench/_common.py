@@ -23,7 +23,7 @@ def default_threads() -> int:
 def environment(**extra) -> dict:
     """What a timing depends on, for the JSON line: torch (and torchattacks, when importable),
     Python, threads, CPUs, machine, the CPU's model, flags and torch's vector capability
-    (:func:`adversary_dynamics.runio.cpu_info`), the thread-count environment variables, the load average at
+    (:func:`adversary_dynamics.storage.runio.cpu_info`), the thread-count environment variables, the load average at
     the start; ``extra`` entries are added (e.g. device)."""
     import platform
 
@@ -39,7 +39,7 @@ def environment(**extra) -> dict:
     env.update({"python": platform.python_version(), "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                 "machine": platform.machine(),
                 **{k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR") if k in os.environ}})
-    from adversary_dynamics.runio import cpu_info
+    from adversary_dynamics.storage.runio import cpu_info
 
     env.update(cpu_info())  # cpu_model, cpu_flags (avx2, avx512f, fma...), cpu_capability: timings differ by CPU
     env.update(extra)

@@ -1,10 +1,10 @@
 #!/usr/bin/env python
-"""Speed of the escape probes of the paper's Figs. 2-3 (``adversary_dynamics.escape``) on the CNN.
+"""Speed of the escape probes of the paper's Figs. 2-3 (``adversary_dynamics.figures.escape``) on the CNN.
 
 Everything is measured in ONE run, interleaved (round-robin repetitions, the order rotated every
 round, see pga_speed.measure) after a warm-up, and summarised by medians (the machine is shared).
 
-1. **CNN PGA step**: ``attack.pga`` on a :class:`~adversary_dynamics.models.CNN` (flat inputs,
+1. **CNN PGA step**: ``attack.pga`` on a :class:`~adversary_dynamics.learning.models.CNN` (flat inputs,
    autograd; the paper's raw-gradient update and the normalised one) against ``torchattacks.PGDL2``
    on the same CNN and inputs (image-shaped (N, 1, H, W) through a flattening wrapper;
    cross-entropy, zero start, clamp to [0, 1]), in ms per step, at two shapes: the digits CNN of
@@ -32,9 +32,9 @@ import torch
 
 from _common import default_threads, environment, loadavg  # bench/ is the script folder, on sys.path
 from pga_speed import Flatten, measure
-from adversary_dynamics import escape
+from adversary_dynamics.figures import escape
 from adversary_dynamics.attack import pga
-from adversary_dynamics.models import CNN, StackedCNN
+from adversary_dynamics.learning.models import CNN, StackedCNN
 
 SHAPES = {"digits": dict(input_shape=(1, 8, 8), channels=(16, 32), hidden=128),
           "mnist": dict(input_shape=(1, 28, 28), channels=(32, 64), hidden=1024)}

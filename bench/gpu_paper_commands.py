@@ -3,7 +3,7 @@
 The GPU check (bench/gpu_paper_check.sh, issue 11) runs two of config/paper.yaml's paper-figure jobs on a
 machine that may not have Snakemake: the whole Fig. 2 escape stage (rule ``paper_fig2_escape_run``) and one
 Fig. 3 adversarial-training job (rule ``paper_fig3_train`` at scale 0.1, ratio 1). Rather than typing their
-flags by hand (they would drift from adversary_dynamics.stages' ``paper_fig2_escape_run`` / ``paper_fig3_train``),
+flags by hand (they would drift from adversary_dynamics.pipeline.stages' ``paper_fig2_escape_run`` / ``paper_fig3_train``),
 this script asks the workflow itself:
 
     snakemake -n -p paper_fig2_escape_run paper_fig3_escape_run --configfile config/paper.yaml
@@ -13,7 +13,7 @@ placeholder MNIST IDX files in the copy's data/mnist (the configuration check re
 stage keys their content; a dry run reads no data), and takes the Fig. 2 escape job and the Fig. 3 training
 job at scale 0.1, ratio 1. Each printed ``exec python <script> ... > <log> 2>&1`` becomes a bash array of the
 script and its arguments (``exec``, ``python`` and the log redirection dropped), its ``--params`` document
-written out as the flags it stands for (as adversary_dynamics.cli.parse_args reads it; the stage record
+written out as the flags it stands for (as adversary_dynamics.pipeline.cli.parse_args reads it; the stage record
 ``_stage`` dropped) and each stage folder (``results/stages/<stage>/<key>``, whose key changes with every
 code edit) replaced by ``"$RESULTS"/<stage>``, so that the check can point it at its own folder and append
 its overrides (dataset, root, sizes; the scripts' argparse keeps the last value of a repeated flag).
@@ -105,7 +105,7 @@ def _parser_of(script: str) -> argparse.ArgumentParser:
     """The argparse parser of ``script`` (its get_args builds it and hands it to cli.parse_args)."""
     import importlib.util
 
-    from adversary_dynamics import cli
+    from adversary_dynamics.pipeline import cli
 
     class _Got(Exception):
         pass
@@ -135,7 +135,7 @@ def expand_params(argv: list[str]) -> list[str]:
     words, in the document's order, before the command's other arguments, which win over it); the
     stage record (``_stage``: key, code and data fingerprints) is dropped: the check runs outside the
     workflow's stage folders."""
-    from adversary_dynamics import cli
+    from adversary_dynamics.pipeline import cli
 
     if "--params" not in argv:
         raise RuntimeError(f"no --params in the workflow's command: {argv}")

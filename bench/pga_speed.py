@@ -51,7 +51,7 @@ from torch import nn
 
 from _common import default_threads, environment, loadavg  # bench/ is the script folder, on sys.path
 from adversary_dynamics.attack import pga
-from adversary_dynamics.models import TwoLayerNet
+from adversary_dynamics.learning.models import TwoLayerNet
 
 D = 784
 SHAPES = [(128, 128), (128, 1024), (1024, 128), (1024, 1024)]  # (width m, batch B)

@@ -8,7 +8,7 @@ uniform-ball start (eps = 1, eta = eps/4).
 
 Measured, interleaved over ``--repeats`` rounds (order rotated per round), medians reported:
 
-* ``adversarial_train``: ``adversary_dynamics.training.adversarial_train`` for one epoch; its
+* ``adversarial_train``: ``adversary_dynamics.learning.training.adversarial_train`` for one epoch; its
   evaluation passes (at epoch 0 and 1) use a 16-image test set and a 1-step attack, so they
   cost next to nothing, but it still includes them;
 * ``training steps``: the training steps of one epoch alone, calling the same functions in the
@@ -61,11 +61,11 @@ from typing import Callable
 import torch
 
 from _common import default_threads, environment, loadavg  # bench/ is the script folder, on sys.path
-from adversary_dynamics import training
-from adversary_dynamics.data import Dataset, load_digits
-from adversary_dynamics.losses import get_loss
-from adversary_dynamics.models import CNN, TwoLayerNet
-from adversary_dynamics.training import AttackSpec, adversarial_train, resolve_device
+from adversary_dynamics.learning import training
+from adversary_dynamics.learning.data import Dataset, load_digits
+from adversary_dynamics.learning.losses import get_loss
+from adversary_dynamics.learning.models import CNN, TwoLayerNet
+from adversary_dynamics.learning.training import AttackSpec, adversarial_train, resolve_device
 
 D, WIDTH, K = 784, 1024, 10
 ATTACK = AttackSpec(eps=1.0, steps=10, step_size=0.25, norm="l2", gradient="raw", init="uniform_ball")
@@ -106,7 +106,7 @@ def training_steps(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, batch: 
 
 
 def full_epoch(model: TwoLayerNet, data: Dataset, batch: int, seed: int) -> None:
-    """adversary_dynamics.training.adversarial_train for one epoch (tiny evaluation set, 1-step eval attack)."""
+    """adversary_dynamics.learning.training.adversarial_train for one epoch (tiny evaluation set, 1-step eval attack)."""
     res = adversarial_train(model, data, loss=LOSS, attack=ATTACK,
                             eval_attack=AttackSpec(eps=ATTACK.eps, steps=1, step_size=ATTACK.step_size, restarts=1),
                             optimizer="sgd", lr=LR, epochs=1, batch_size=batch, seed=seed, handle_sigterm=False)

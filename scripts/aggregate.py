@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Turn raw runs into the tidy tables behind each extension figure (docs/tables.md); the
-aggregation itself is library code (adversary_dynamics.tables).
+aggregation itself is library code (adversary_dynamics.figures.tables).
 
     aggregate.py ext_pga_convergence --runs S:SEED:PROBE_DIR ... --max-steps T --out-curves C.csv --out-final F.csv
     aggregate.py ext_training_convergence --runs S:SEED:TRAIN_DIR ... --threshold 0.5 --out-steps ... --out-epochs ... --out-runs ...
@@ -17,7 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-from adversary_dynamics import cli, tables
+from adversary_dynamics.figures import tables
+from adversary_dynamics.pipeline import cli
 
 # subcommand -> (its old name, its tables)
 FIGURES = {

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from adversary_dynamics import cli
+from adversary_dynamics.pipeline import cli
 
 from adversary_dynamics.claims import TABLES  # the one list of the tables: name -> (figure, table, claims)
 
@@ -76,12 +76,13 @@ def get_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = get_args(argv)
-    from adversary_dynamics import cli
+    from adversary_dynamics.pipeline import cli
 
     cli.print_config(args)
     import pandas as pd
 
-    from adversary_dynamics import claims, runio
+    from adversary_dynamics import claims
+    from adversary_dynamics.storage import runio
 
     t0 = time.time()
     paths = {k: getattr(args, k) for k in TABLES}

@@ -7,11 +7,11 @@
 
 ``run`` probes CNNs (fig2: at initialisation, seed = init seed; fig3: the checkpoints of the
 adversarially trained models under ROOT/scale~<s>/ratio~<r>/seed~<k>/, one model per ratio) with
-:func:`adversary_dynamics.escape.probe_escape` (descent to a local minimum of the loss in the
+:func:`adversary_dynamics.figures.escape.probe_escape` (descent to a local minimum of the loss in the
 ball, then PGA with the paper's update) and writes DIR/escape.csv (one row per (scale, ratio,
 seed, checkpoint, input)), DIR/curves.npz (``losses``: row i's trajectory, float32),
 DIR/levels.csv (fig2: the clean loss of both input-normalisation variants) and provenance.json.
-``tables`` aggregates runs into a figure's tables (:func:`adversary_dynamics.escape.write_tables`).
+``tables`` aggregates runs into a figure's tables (:func:`adversary_dynamics.figures.escape.write_tables`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from adversary_dynamics import cli
+from adversary_dynamics.pipeline import cli
 
 
 def _fmt(x: float) -> str:
@@ -81,7 +81,9 @@ def run(args) -> int:
     import numpy as np
     import torch
 
-    from adversary_dynamics import data, escape, losses, models, runio
+    from adversary_dynamics.figures import escape
+    from adversary_dynamics.learning import data, losses, models
+    from adversary_dynamics.storage import runio
 
     if args.figure == "fig3" and args.train_root is None:
         raise SystemExit("--train-root is required with --figure fig3")
@@ -159,7 +161,7 @@ def run(args) -> int:
 
 
 def tables(args) -> int:
-    from adversary_dynamics import escape
+    from adversary_dynamics.figures import escape
 
     paths = escape.write_tables(args.runs, out_dir=args.out_dir, points=args.points, extra_runs=args.extra_runs,
                                 config=cli.run_record(args) if args.stage else (json.loads(args.config_json) if args.config_json else None))

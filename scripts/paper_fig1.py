@@ -2,7 +2,7 @@
 """Paper Fig. 1 ("Landscapes and trajectories on simulated data"): write the tables
 grid.csv, traj.csv, panels.csv, rim.csv and maxima.csv and provenance.json into --out-dir.
 
-The computation is library code (adversary_dynamics.simulated.fig1_tables); this is a thin CLI.
+The computation is library code (adversary_dynamics.figures.simulated.fig1_tables); this is a thin CLI.
 Every argument mirrors a key of the config's `paper_fig1:` block.
 """
 
@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from adversary_dynamics import cli
+from adversary_dynamics.pipeline import cli
 
 TABLES = ("grid", "traj", "panels", "rim", "maxima")
 
@@ -52,7 +52,8 @@ def main(argv=None) -> int:
     args = get_args(argv)
     cfg = cli.print_config(args)
     cli.setup_threads(args.threads)
-    from adversary_dynamics import runio, simulated
+    from adversary_dynamics.figures import simulated
+    from adversary_dynamics.storage import runio
 
     out = simulated.fig1_tables(
         scales=args.scales, ratios=args.ratios, width=args.width, seed=args.seed, n_points=args.n_points,

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adversary_dynamics import cli
+from adversary_dynamics.pipeline import cli
 
 
 def get_args(argv=None) -> argparse.Namespace:
@@ -69,7 +69,8 @@ def probe_seed(args, cfg, *, model, x, y, eps: float, eta: float, device, seed: 
     import torch
     from tqdm import tqdm
 
-    from adversary_dynamics import landscape, runio
+    from adversary_dynamics.figures import landscape
+    from adversary_dynamics.storage import runio
 
     seed_started = time.time()
     rows, reg_rows, curves, land = [], [], {}, {}
@@ -150,7 +151,7 @@ def main(argv=None) -> int:
     args = get_args(argv)
     cfg = cli.print_config(args)
     cli.setup_threads(args.threads)
-    from adversary_dynamics import data
+    from adversary_dynamics.learning import data
 
     device = cli.setup_device(args.device)
     ds = data.load_dataset(args.dataset, root=args.root, n_train=args.n_train, n_test=args.n_test,

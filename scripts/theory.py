@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from adversary_dynamics import cli
+from adversary_dynamics.pipeline import cli
 
 
 def _optional_activation(text: str) -> str | None:
@@ -54,7 +54,8 @@ def main(argv=None) -> int:
     cli.setup_threads(args.threads)
     import torch
 
-    from adversary_dynamics import runio, theory
+    from adversary_dynamics.figures import theory
+    from adversary_dynamics.storage import runio
 
     if args.device == "auto":  # small lock-step programs: the CPU unless CUDA is asked for
         args.device = "cpu"

@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from adversary_dynamics import cli
+from adversary_dynamics.pipeline import cli
 
 BATCH_SEEDS = ("auto", "true", "false")
 GROUP_STATE = "state-batched.pt"  # the batched seeds' resume state, in --out-root
@@ -114,7 +114,8 @@ def _main(argv=None) -> int:
     cli.setup_threads(args.threads)
     import torch
 
-    from adversary_dynamics import data, runio, training
+    from adversary_dynamics.learning import data, training
+    from adversary_dynamics.storage import runio
 
     device = cli.setup_device(args.device)
     ds = data.load_dataset(args.dataset, root=args.root, n_train=args.n_train, n_test=args.n_test,

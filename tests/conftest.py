@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from adversary_dynamics import data
+from adversary_dynamics.learning import data
 
 
 def pytest_configure(config):

@@ -10,7 +10,7 @@ import torch
 
 from adversary_dynamics.attack import PGAState, count_distinct, pga, random_init
 from adversary_dynamics.attack import two_layer
-from adversary_dynamics.models import TwoLayerNet
+from adversary_dynamics.learning.models import TwoLayerNet
 
 F64 = torch.float64
 
@@ -172,7 +172,7 @@ def test_cosine_rule_reproduces_landscape_counts(seed, thr):
     for b in range(pts.shape[0]):
         old = _old_cosine(pts[b], thr)
         assert (int(new[b]) == 0 and math.isnan(old)) or int(new[b]) == old
-    from adversary_dynamics import landscape
+    from adversary_dynamics.figures import landscape
     for b in range(pts.shape[0]):
         a, o = landscape.distinct_maxima(pts[b], cos_threshold=thr), _old_cosine(pts[b], thr)
         assert (math.isnan(a) and math.isnan(o)) or a == o
@@ -184,7 +184,7 @@ def test_distance_rule_reproduces_theory_counts(seed, radius):
     pts, valid = _points(seed)
     rad = radius * torch.linspace(0.5, 2.0, pts.shape[0], dtype=F64)
     assert count_distinct(pts, valid, radius=rad).tolist() == _old_distance(pts, valid, rad).tolist()
-    from adversary_dynamics import theory
+    from adversary_dynamics.figures import theory
     assert theory.count_distinct(pts, valid, radius=radius).tolist() == _old_distance(pts, valid, radius).tolist()
 
 

@@ -26,7 +26,7 @@ from torch import nn
 from adversary_dynamics import attack
 from adversary_dynamics.attack import two_layer
 from adversary_dynamics.attack import input_gradient, local_max_certificate, pga, project, random_init
-from adversary_dynamics.models import TwoLayerNet
+from adversary_dynamics.learning.models import TwoLayerNet
 
 F64 = torch.float64
 
@@ -133,7 +133,7 @@ def test_integral_float_labels_and_scalar_outputs_are_accepted_and_cross_entropy
 def test_training_refuses_labels_outside_the_models_classes_before_any_step(tmp_path):
     import dataclasses
 
-    from adversary_dynamics import data, training
+    from adversary_dynamics.learning import data, training
     ds = data.make_gaussian(d=4, n_train=32, n_test=16, n_classes=3, seed=0)
     bad = dataclasses.replace(ds, y_train=ds.y_train + 3)
     net = TwoLayerNet(input_dim=4, width=8, n_outputs=3, generator=_gen(1))
@@ -480,7 +480,7 @@ def test_image_inputs_with_the_wrong_event_dims_and_dtype_mismatches_are_refused
     """A CNN on (N, C, H, W) inputs attacked with event_dims=1 maps the 'batch' (N, C, H) to N
     outputs (torch then failed in an expand deep inside the loss); float64 inputs for a float32
     model failed inside the forward pass. Both are ValueErrors naming the shapes/dtypes and the fix."""
-    from adversary_dynamics.models import CNN
+    from adversary_dynamics.learning.models import CNN
 
     net = CNN(input_shape=(1, 8, 8), channels=(4, 8), hidden=16, generator=_gen(0))
     x, y = torch.rand(8, 1, 8, 8, generator=_gen(1)), torch.randint(0, 10, (8,), generator=_gen(2))

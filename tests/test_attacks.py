@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from adversary_dynamics import losses
+from adversary_dynamics.learning import losses
 from adversary_dynamics.attack import two_layer
 from adversary_dynamics.attack import input_gradient, local_max_certificate, pga, project, random_init
-from adversary_dynamics.models import TwoLayerNet
+from adversary_dynamics.learning.models import TwoLayerNet
 
 F64 = torch.float64
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from adversary_dynamics.attack import input_gradient, local_max_certificate, pga, project, random_init
-from adversary_dynamics.models import TwoLayerNet
+from adversary_dynamics.learning.models import TwoLayerNet
 
 F64 = torch.float64
 
@@ -129,7 +129,7 @@ def test_linf_norm_ratio_is_the_inf_norm_over_eps():
 
 @pytest.mark.parametrize("event_dims", [1, 3])
 def test_empty_batch_works_for_the_library_cnn(event_dims):
-    from adversary_dynamics.models import CNN
+    from adversary_dynamics.learning.models import CNN
 
     cnn = CNN(input_shape=(1, 8, 8), channels=(2, 3), hidden=5, n_outputs=4, generator=torch.Generator().manual_seed(0),
               dtype=F64)

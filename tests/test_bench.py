@@ -91,7 +91,7 @@ def test_benchmark_environment_records_the_cpu(monkeypatch):
     JSON line names the CPU model, its vector flags and torch's CPU capability (issue 19)."""
     import torch
 
-    from adversary_dynamics.runio import cpu_info
+    from adversary_dynamics.storage.runio import cpu_info
 
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
     import _common

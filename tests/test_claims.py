@@ -509,7 +509,7 @@ REAL = {"theory_runs": "ext_theory/pga.csv", "theory_hessian": "ext_theory/hessi
 
 def _default_tables() -> dict[str, Path] | None:
     """claims table -> its file in the default run's tables stage folders (None without that run)."""
-    from adversary_dynamics.stages import FIGURES
+    from adversary_dynamics.pipeline.stages import FIGURES
 
     if not DEFAULT_STAGES.exists():
         return None
@@ -537,7 +537,7 @@ def test_ext_theory_notebook_runs_on_a_tiny_sweep(tmp_path):
     would, on the tables of a tiny theory_run; writes a PDF and a PNG."""
     import matplotlib
 
-    from adversary_dynamics import theory
+    from adversary_dynamics.figures import theory
 
     matplotlib.use("Agg")
     out = theory.theory_run(dims=[2, 4], width_powers=[2.5, 1.5], scales=[1.0], eps_factor=1.0,

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from adversary_dynamics import data, training
-from adversary_dynamics.models import CNN, TwoLayerNet, build_model
-from adversary_dynamics.training import AttackSpec, adversarial_train, checkpoint_path
+from adversary_dynamics.learning import data, training
+from adversary_dynamics.learning.models import CNN, TwoLayerNet, build_model
+from adversary_dynamics.learning.training import AttackSpec, adversarial_train, checkpoint_path
 
 SMALL = dict(input_shape=(1, 8, 8), channels=(4, 8), kernel_size=3, hidden=16, n_outputs=10)
 
@@ -143,7 +143,7 @@ def test_build_model_errors_name_the_key():
 def test_scripts_model_arguments_go_through_build_model():
     import argparse
 
-    from adversary_dynamics import cli
+    from adversary_dynamics.pipeline import cli
 
     p = argparse.ArgumentParser()
     cli.add_model_args(p)

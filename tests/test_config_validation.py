@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from adversary_dynamics.config import ConfigError, validate_config
+from adversary_dynamics.pipeline.config import ConfigError, validate_config
 from workflow_copy import ROOT, copy_workflow
 
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -339,7 +339,7 @@ merged:
 
 
 def test_strict_loader_refuses_duplicate_keys_at_any_depth_with_dotted_key_and_both_lines(tmp_path):
-    from adversary_dynamics.config import DuplicateKeyError, _load_yaml
+    from adversary_dynamics.pipeline.config import DuplicateKeyError, _load_yaml
 
     path = tmp_path / "pasted.yaml"
     path.write_text(DUPLICATED)
@@ -358,14 +358,14 @@ def test_strict_loader_refuses_duplicate_keys_at_any_depth_with_dotted_key_and_b
 
 
 def test_strict_loader_reads_every_committed_config_as_yaml_does():
-    from adversary_dynamics.config import _load_yaml
+    from adversary_dynamics.pipeline.config import _load_yaml
 
     for path in sorted(ROOT.glob("config/*.yaml")) + sorted(ROOT.glob("tests/workflow/*.yaml")):
         assert _load_yaml(path) == yaml.safe_load(path.read_text()), path
 
 
 def test_check_config_files_names_the_first_file_with_a_duplicate(tmp_path):
-    from adversary_dynamics.config import DuplicateKeyError, check_config_files
+    from adversary_dynamics.pipeline.config import DuplicateKeyError, check_config_files
 
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
     good.write_text("name: a\n")

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from adversary_dynamics import data, datasets
-from adversary_dynamics.datasets import DataError
+from adversary_dynamics.learning import data
+from adversary_dynamics.storage import datasets
+from adversary_dynamics.storage.datasets import DataError
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -472,10 +473,10 @@ def test_real_fashion_mnist_found_without_configuration(tmp_path, monkeypatch):
 def test_file_readers_do_not_import_the_rest_of_the_package():
     import subprocess
 
-    code = ("import sys, adversary_dynamics.datasets as d; "
+    code = ("import sys, adversary_dynamics.storage.datasets as d; "
             "print(sorted(m for m in sys.modules if m.startswith('adversary_dynamics.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['adversary_dynamics.datasets']"
+    assert out.strip() == "['adversary_dynamics.storage.datasets']"
     assert callable(datasets.read_file_dataset) and not hasattr(datasets, "load_file_dataset")
 
 

@@ -1,4 +1,4 @@
-"""Escape probes of the paper's Figs. 2-3 (adversary_dynamics.escape): the descent stage ends at an
+"""Escape probes of the paper's Figs. 2-3 (adversary_dynamics.figures.escape): the descent stage ends at an
 approximate local minimum (checked against an exact trust-region solution and independent probes),
 escape time on hand-made curves, the batched (ratio x input) call against a loop over ratios, the
 trajectory's first loss against the descent's end point, the tables and the command line."""
@@ -17,9 +17,9 @@ import pytest
 import torch
 from torch import nn
 
-from adversary_dynamics import escape
-from adversary_dynamics.losses import squared_error
-from adversary_dynamics.models import CNN, StackedCNN
+from adversary_dynamics.figures import escape
+from adversary_dynamics.learning.losses import squared_error
+from adversary_dynamics.learning.models import CNN, StackedCNN
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -286,7 +286,7 @@ def test_rows_and_tables(tmp_path):
     assert len(rows) == 6 and set(rows[0]) == set(escape.ESCAPE_COLUMNS)
     assert rows[4]["ratio"] == 1.0 and rows[4]["input"] == 1
     assert rows[4]["loss_start"] == pytest.approx(float(pr.losses[0, 1, 1]))
-    from adversary_dynamics import runio
+    from adversary_dynamics.storage import runio
 
     run = tmp_path / "run"
     runio.write_csv_atomic(run / "escape.csv", rows, escape.ESCAPE_COLUMNS)
@@ -356,7 +356,7 @@ def _run_notebook(name: str, params: dict) -> None:
 
 def test_figure_notebooks_run_on_small_tables(tmp_path):
     """Both notebooks on tables of a tiny run: two scales, a NaN escape time (a flat curve), one seed."""
-    from adversary_dynamics import runio
+    from adversary_dynamics.storage import runio
 
     model, (x, y, z) = _cnn(), _inputs(N=2)
     rows, curves, levels = [], [], []

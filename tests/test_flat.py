@@ -13,7 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from adversary_dynamics import claims, landscape, theory
+from adversary_dynamics import claims
+from adversary_dynamics.figures import landscape, theory
 from adversary_dynamics.attack import local_max_certificate, random_init
 
 F64 = torch.float64

@@ -28,7 +28,7 @@ import pytest
 import torch
 import yaml
 
-from adversary_dynamics import runio
+from adversary_dynamics.storage import runio
 from workflow_copy import ROOT, copy_workflow, stage_folder
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -344,7 +344,7 @@ def test_sigterm_after_last_minibatch_still_stops_train_script(tmp_path, monkeyp
     """A SIGTERM that arrives after the last minibatch of a seed (during its final evaluation)
     is not swallowed: the script stops with 143 before the next seed, and the rerun completes
     with the same results as an uninterrupted run."""
-    from adversary_dynamics import training
+    from adversary_dynamics.learning import training
 
     train_script = _train_script()
     handler_before = signal.getsignal(signal.SIGTERM)

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from adversary_dynamics import landscape
+from adversary_dynamics.figures import landscape
 from adversary_dynamics.attack import random_init
-from adversary_dynamics.models import TwoLayerNet
+from adversary_dynamics.learning.models import TwoLayerNet
 
 F64 = torch.float64
 

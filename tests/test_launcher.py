@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from adversary_dynamics.launcher import LauncherError, rewrite_dotted_keys, snakemake_argv
+from adversary_dynamics.pipeline.launcher import LauncherError, rewrite_dotted_keys, snakemake_argv
 from workflow_copy import copy_workflow
 
-LAUNCH = [sys.executable, "-m", "adversary_dynamics.launcher"]
+LAUNCH = [sys.executable, "-m", "adversary_dynamics.pipeline.launcher"]
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from adversary_dynamics import losses, models
-from adversary_dynamics.models import TwoLayerNet
+from adversary_dynamics.learning import losses, models
+from adversary_dynamics.learning.models import TwoLayerNet
 
 F64 = torch.float64
 

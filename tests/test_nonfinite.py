@@ -17,7 +17,8 @@ import pytest
 import torch
 from torch import nn
 
-from adversary_dynamics import claims, escape, landscape, tables, theory
+from adversary_dynamics import claims
+from adversary_dynamics.figures import escape, landscape, tables, theory
 from adversary_dynamics.attack import local_max_certificate, pga
 
 F64 = torch.float64

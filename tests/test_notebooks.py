@@ -222,7 +222,7 @@ def test_extension_is_not_numbered_like_the_paper(fig):
 
 
 def test_scale_label_is_the_mean_l2_norm():
-    from adversary_dynamics import plotting as P
+    from adversary_dynamics.figures import plotting as P
 
     assert P.SCALE_AXIS_LABEL == "input scale E‖x‖₂"
     pal, order = P.scale_hue([4.0, 1, 0.5, 16])

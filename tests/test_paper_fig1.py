@@ -1,4 +1,4 @@
-"""Paper Fig. 1 (adversary_dynamics.simulated, scripts/paper_fig1.py, the notebook): the disk landscape
+"""Paper Fig. 1 (adversary_dynamics.figures.simulated, scripts/paper_fig1.py, the notebook): the disk landscape
 against the network called point by point, the input-scale rescaling, the PGD trajectory (ball,
 losses, update rule), maxima counts on hand-built landscapes with known maxima, and a papermill run
 of the notebook on tables the script wrote from a tiny configuration."""
@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from adversary_dynamics import simulated as S
+from adversary_dynamics.figures import simulated as S
 
 ROOT = Path(__file__).resolve().parents[1]
 F64 = torch.float64
@@ -53,7 +53,7 @@ def test_theory_network_is_the_papers():
 
 
 def test_rescaling_gives_requested_mean_norm():
-    from adversary_dynamics import data
+    from adversary_dynamics.learning import data
 
     _, x, _ = sample_and_network()
     for s in (0.01, 1.0, 100.0):

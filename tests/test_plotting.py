@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from adversary_dynamics.plotting import save_figure  # noqa: E402
+from adversary_dynamics.figures.plotting import save_figure  # noqa: E402
 
 
 def _draw(path, layout=None):

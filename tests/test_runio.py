@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from adversary_dynamics import runio
+from adversary_dynamics.storage import runio
 
 
 def _leftovers(folder):
@@ -119,7 +119,8 @@ def test_setup_determinism_sets_the_cuda_flags_and_provenance_records_them(monke
     cuBLAS's reproducible workspace; CPU: nothing changes. No GPU is needed: only flags are set."""
     import torch
 
-    from adversary_dynamics import cli, runio
+    from adversary_dynamics.pipeline import cli
+    from adversary_dynamics.storage import runio
 
     saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)

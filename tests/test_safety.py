@@ -6,7 +6,7 @@ which stage runs and where its log is.
 
 Everything goes through the real ``snakemake`` command line in a temporary copy of the workflow
 (dry runs, or ``--touch``, which runs no job; marked slow: about a minute together), except the
-checks of the folder rule itself (:func:`adversary_dynamics.config.folder_name`,
+checks of the folder rule itself (:func:`adversary_dynamics.pipeline.config.folder_name`,
 :func:`config_digest`) and of the code the stage keys cover, which are direct (seconds).
 """
 
@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from adversary_dynamics import stages as stage_registry
-from adversary_dynamics.config import (NON_RESULT_KEYS, config_digest, folder_name, load_schema, merge_config,
+from adversary_dynamics.pipeline import stages as stage_registry
+from adversary_dynamics.pipeline.config import (NON_RESULT_KEYS, config_digest, folder_name, load_schema, merge_config,
                                        validate_config)
 from workflow_copy import ROOT, copy_workflow, stage_record
 
@@ -589,6 +589,6 @@ def test_folder_name_keeps_the_dataset_word_when_the_dataset_is_the_files_own():
     ("default", "digits", "mnist", "default"),
 ])
 def test_dataset_word_replacement(name, old, new, out):
-    from adversary_dynamics.config import _replace_dataset_word
+    from adversary_dynamics.pipeline.config import _replace_dataset_word
 
     assert _replace_dataset_word(name, old, new) == out

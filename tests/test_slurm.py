@@ -193,8 +193,8 @@ def _submissions(cwd: Path, env: dict, *args: str) -> int:
 
 
 def _folder_of(run: Path, configfile: Path) -> str:
-    """The results folder of a configuration file (common.smk: adversary_dynamics.config.folder_name)."""
-    from adversary_dynamics.config import folder_name, merge_config, validate_config
+    """The results folder of a configuration file (common.smk: adversary_dynamics.pipeline.config.folder_name)."""
+    from adversary_dynamics.pipeline.config import folder_name, merge_config, validate_config
 
     schema = run / "workflow/schemas/config.schema.yaml"
     base = run / "config/config.yaml"
@@ -205,9 +205,9 @@ def _folder_of(run: Path, configfile: Path) -> str:
 
 
 def _stage_key_of(run: Path, configfile: Path, stage: str) -> str:
-    """The key of ``stage`` for a configuration file (common.smk: adversary_dynamics.stages.resolve)."""
-    from adversary_dynamics import stages
-    from adversary_dynamics.config import load_schema, merge_config, validate_config
+    """The key of ``stage`` for a configuration file (common.smk: adversary_dynamics.pipeline.stages.resolve)."""
+    from adversary_dynamics.pipeline import stages
+    from adversary_dynamics.pipeline.config import load_schema, merge_config, validate_config
 
     schema = run / "workflow/schemas/config.schema.yaml"
     base = run / "config/config.yaml"

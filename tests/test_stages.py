@@ -1,4 +1,4 @@
-"""The stage registry (adversary_dynamics.stages): a change reruns exactly the stages that read it.
+"""The stage registry (adversary_dynamics.pipeline.stages): a change reruns exactly the stages that read it.
 
 Fast tests resolve the stage keys of configurations directly (no Snakemake); the slow ones run the
 tiny configuration for real and check Snakemake's plan (dry runs) after each change, a stale-result
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adversary_dynamics import config as cfgmod
-from adversary_dynamics import stages
+from adversary_dynamics.pipeline import config as cfgmod
+from adversary_dynamics.pipeline import stages
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
@@ -112,7 +112,7 @@ def _copy_code(dst: Path) -> Path:
 def test_a_comment_reruns_nothing_and_a_code_change_reruns_the_stages_that_run_it(tmp_path):
     work = _copy_code(tmp_path / "w")
     base = _keys(_config(), root=work)
-    lib = work / "src/adversary_dynamics/training.py"
+    lib = work / "src/adversary_dynamics/learning/training.py"
     text = lib.read_text(encoding="utf-8")
     lib.write_text(text + "\n# a comment, and the formatting of nothing else\n", encoding="utf-8")
     assert _changed(base, _keys(_config(), root=work)) == set()
@@ -238,7 +238,7 @@ def test_dry_run_plans_exactly_the_stages_that_depend_on_a_change(tiny_run, labe
 def test_unchanged_configuration_plans_nothing_and_a_comment_reruns_nothing(tiny_run):
     res = _smk(tiny_run, "-n", "--cores", "2", "--configfile", TINY)
     assert "Nothing to be done" in res.stdout + res.stderr, res.stdout[-2000:]
-    lib = tiny_run / "src/adversary_dynamics/attacks.py"
+    lib = tiny_run / "src/adversary_dynamics/attack/driver.py"
     text = lib.read_text(encoding="utf-8")
     try:
         lib.write_text(text + "\n# only a comment\n", encoding="utf-8")
@@ -312,7 +312,7 @@ def test_readme_adding_a_figure_names_the_places_a_figure_touches():
     with one parameter per table, and a caption."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Adding a figure", 1)[1].split("\n## ", 1)[0]
-    for place in ("src/adversary_dynamics/stages.py", "STAGES", "tables=(...)", "workflow/rules/*.smk",
+    for place in ("src/adversary_dynamics/pipeline/stages.py", "STAGES", "tables=(...)", "workflow/rules/*.smk",
                   "workflow/schemas/config.schema.yaml", "config/config.yaml", "notebooks/ext_myfigure.ipynb",
                   "workflow/report/ext_myfigure.rst", "stage_params", "CLAIM_TABLES"):
         assert place in section, place
@@ -331,3 +331,11 @@ def test_readme_adding_a_figure_names_the_places_a_figure_touches():
         assert stage_name in rules or "_tables" in stage_name and "{_fig}_tables" in rules or stage_name == "theory"
         for dotted in st.reads:
             assert dotted.split(".")[0] in schema, (fig, dotted)
+
+
+def test_the_claims_tables_of_the_registry_are_the_claims_own():
+    """The registry names the same nine tables as the claims (one list: claims.TABLES), without
+    importing the claims (and pandas) when the workflow is read."""
+    from adversary_dynamics import claims
+
+    assert stages.CLAIM_TABLES == {k: (t.figure, t.table) for k, t in claims.TABLES.items()}

@@ -1,4 +1,4 @@
-"""adversary_dynamics.tables (raw runs -> figure tables) against independent computations on
+"""adversary_dynamics.figures.tables (raw runs -> figure tables) against independent computations on
 small synthetic run folders, and scripts/aggregate.py as its thin CLI (same tables, provenance)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adversary_dynamics import tables
+from adversary_dynamics.figures import tables
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))

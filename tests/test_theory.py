@@ -1,4 +1,4 @@
-"""Theorem 3.1's setting (adversary_dynamics.theory): the closed-form gradient against autograd,
+"""Theorem 3.1's setting (adversary_dynamics.figures.theory): the closed-form gradient against autograd,
 the constrained-Hessian test on hand-built saddles and maxima, PGA's first hit of the sphere
 against an independent loop, restart clustering, the slope and threshold estimators, and the
 whole sweep (rows, determinism, the theorem's regime)."""
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from adversary_dynamics import stats, theory
-from adversary_dynamics.models import TwoLayerNet
+from adversary_dynamics import stats
+from adversary_dynamics.figures import theory
+from adversary_dynamics.learning.models import TwoLayerNet
 
 F64 = torch.float64
 

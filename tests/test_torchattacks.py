@@ -17,9 +17,9 @@ from torch import nn
 
 torchattacks = pytest.importorskip("torchattacks")
 
-from adversary_dynamics import losses  # noqa: E402
+from adversary_dynamics.learning import losses  # noqa: E402
 from adversary_dynamics.attack import TORCHATTACKS_NORMALIZE_EPS, pga  # noqa: E402
-from adversary_dynamics.models import TwoLayerNet  # noqa: E402
+from adversary_dynamics.learning.models import TwoLayerNet  # noqa: E402
 
 
 class Flatten(nn.Module):

@@ -11,10 +11,10 @@ import warnings
 import pytest
 import torch
 
-from adversary_dynamics import data as data_mod
-from adversary_dynamics import losses, training
-from adversary_dynamics.models import TwoLayerNet
-from adversary_dynamics.training import AttackSpec, adversarial_train, checkpoint_path
+from adversary_dynamics.learning import data as data_mod
+from adversary_dynamics.learning import losses, training
+from adversary_dynamics.learning.models import TwoLayerNet
+from adversary_dynamics.learning.training import AttackSpec, adversarial_train, checkpoint_path
 
 ATTACK = AttackSpec(eps=0.5, steps=3, step_size=0.2, init="uniform_ball")
 EVAL_ATTACK = AttackSpec(eps=0.5, steps=4, step_size=0.2, init="uniform_ball", restarts=2)
@@ -448,7 +448,7 @@ def _train_script():
 
 
 def _csv(path):
-    from adversary_dynamics import runio
+    from adversary_dynamics.storage import runio
 
     return [{k: int(v) if k in ("step", "epoch") else float(v) for k, v in row.items()} for row in runio.read_csv(path)]
 

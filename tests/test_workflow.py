@@ -6,7 +6,7 @@ into figures/tiny/) and holds finite numbers; a second run has nothing to do; on
 only its own jobs; the workflow lints clean.
 
 The figures are not listed here: they are read from the workflow's registry (FIGURES of
-workflow/rules/common.smk, from adversary_dynamics.stages; see figure_registry.py)."""
+workflow/rules/common.smk, from adversary_dynamics.pipeline.stages; see figure_registry.py)."""
 
 from __future__ import annotations
 
@@ -259,7 +259,7 @@ def test_input_size_inside_a_running_event_loop_leaves_no_unawaited_coroutine(tm
     from snakemake.io import IOFile
     from snakemake.iocontainers import InputFiles
 
-    from adversary_dynamics.runio import input_size_mb
+    from adversary_dynamics.storage.runio import input_size_mb
 
     a, b = tmp_path / "a", tmp_path / "b"
     a.write_bytes(b"x" * 2 ** 20)

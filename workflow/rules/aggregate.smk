@@ -1,6 +1,6 @@
 # Raw runs -> one set of tidy tables per extension figure (docs/tables.md), in the tables stage's
 # folder. Notebooks read only these. The aggregation is library code
-# (src/adversary_dynamics/tables.py); scripts/aggregate.py is its CLI. One rule per figure, named
+# (src/adversary_dynamics/figures/tables.py); scripts/aggregate.py is its CLI. One rule per figure, named
 # <figure>_tables (stage_registry.STAGES).
 
 for _fig, _stage, _inputs in (

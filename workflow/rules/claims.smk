@@ -1,7 +1,7 @@
 # The paper's statements T1-T7 (and our extensions E1-E4) checked against the figure tables:
 # figures/claims.md and claims.json (figures/<name>/ for other configurations). Verdicts follow
 # the rules of the configuration's `claims:` section, fixed before the runs are read (stage
-# `claims` of adversary_dynamics.stages: its key covers the rules and the tables' keys);
+# `claims` of adversary_dynamics.pipeline.stages: its key covers the rules and the tables' keys);
 # `snakemake --cores 2 claims` rebuilds only this and what it needs.
 
 

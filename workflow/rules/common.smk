@@ -5,7 +5,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from adversary_dynamics.config import (
+from adversary_dynamics.pipeline.config import (
     config_digest,
     folder_name,
     load_schema,
@@ -19,8 +19,8 @@ SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 name_as_typed(config, workflow.config_settings.config_args)
 # a key written twice in a config file (Snakemake's YAML loader keeps the last one without a word):
 # refused first, naming the file, the key and both lines (--configfile files, then config/config.yaml)
-from adversary_dynamics.config import check_config_files
-from adversary_dynamics.runio import input_size_mb  # resource functions: no unawaited coroutine in --report
+from adversary_dynamics.pipeline.config import check_config_files
+from adversary_dynamics.storage.runio import input_size_mb  # resource functions: no unawaited coroutine in --report
 
 check_config_files(workflow.configfiles)
 validate_config(config, SCHEMA)
@@ -30,7 +30,7 @@ validate_config(config, SCHEMA)
 # name: results/default/ and figures/ for config/config.yaml, results/<name>/ and figures/<name>/
 # for the others. Anything else (--config overrides, a file of one's own, a partial
 # --configfile) goes to <name>-<hash8>, the first 8 hex digits of the SHA-256 of the canonical
-# JSON of every result-affecting key (adversary_dynamics.config.config_digest), so that two
+# JSON of every result-affecting key (adversary_dynamics.pipeline.config.config_digest), so that two
 # configurations that differ in such a key never share a folder.
 DIGEST = config_digest(config, load_schema(SCHEMA))
 NAME = folder_name(
@@ -49,12 +49,12 @@ CONFIG_RECORD = f"{RESULTS}/config.json"
 # what each stage was computed from: stage -> its key, folder and record (onstart)
 STAGES_RECORD = f"{RESULTS}/stages.json"
 
-# ---- every stage keyed by what it reads (adversary_dynamics.stages; README "What reruns") ----------
+# ---- every stage keyed by what it reads (adversary_dynamics.pipeline.stages; README "What reruns") ----------
 # A stage's results lie in results/stages/<stage>/<key>/, its logs in logs/stages/<stage>/<key>/ and
 # its timings in benchmarks/stages/<stage>/<key>/; the key covers the configuration keys the stage
 # declares, the keys of the stages it consumes, the dataset files' content and its code (syntax
 # trees: comments do not count). Two configurations that agree on all that share the folder.
-from adversary_dynamics import stages as stage_registry
+from adversary_dynamics.pipeline import stages as stage_registry
 
 KEYED = stage_registry.resolve(
     config,

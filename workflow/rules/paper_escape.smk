@@ -5,13 +5,13 @@
 #   paper_fig3_escape_run    the trained models' checkpoints, probed as Fig. 2: one job
 #   paper_fig{2,3}_*_tables  raw runs -> {escape,curves}.csv (+ levels.csv for Fig. 2)
 # The probes (descent stage, PGA with the paper's update, escape time) are
-# adversary_dynamics.escape; scripts/escape.py is its command line. Parameters: the stages of
-# adversary_dynamics.stages (--params).
+# adversary_dynamics.figures.escape; scripts/escape.py is its command line. Parameters: the stages of
+# adversary_dynamics.pipeline.stages (--params).
 
 ESC, FIG2, FIG3 = config["paper_escape"], config["paper_fig2"], config["paper_fig3"]
 
 # cross-key checks the schema cannot state (a CNN on data without an image shape, scales or ratios that
-# coincide in paths) are made with the schema, before any job runs (adversary_dynamics.config)
+# coincide in paths) are made with the schema, before any job runs (adversary_dynamics.pipeline.config)
 ESC_SEEDS = [str(s) for s in ESC["seeds"]]
 FIG3_SCALES = [fmt(s) for s in FIG3["scales"]]
 FIG3_RATIOS = [fmt(r) for r in FIG3["ratios"]]

@@ -1,7 +1,7 @@
 # The paper's Fig. 1 ("Landscapes and trajectories on simulated data"): the softplus theory
 # network on 2-D simulated inputs, the loss over the whole disk |delta| <= eps, one PGD
 # trajectory per (scale, ratio) panel, and a count of local maxima (Theorem 5.1). One job, a few
-# seconds on one core: scripts/paper_fig1.py (library: adversary_dynamics.simulated) writes
+# seconds on one core: scripts/paper_fig1.py (library: adversary_dynamics.figures.simulated) writes
 # the stage paper_fig1_landscapes_tables: {grid,traj,panels,rim,maxima}.csv and provenance.json.
 
 P1 = config["paper_fig1"]

@@ -23,10 +23,10 @@ Layout, by concern (each module's docstring has its part of the mathematics):
   merge rule).
 """
 
-from .certificate import Certificate, local_max_certificate
-from .driver import CRITERIA, TORCHATTACKS_NORMALIZE_EPS, PGAResult, PGAState, input_gradient, pga
-from .maxima import count_distinct
-from .threat import GRADIENTS, INITS, NORMS, project, random_init
+from adversary_dynamics.attack.certificate import Certificate, local_max_certificate
+from adversary_dynamics.attack.driver import CRITERIA, TORCHATTACKS_NORMALIZE_EPS, PGAResult, PGAState, input_gradient, pga
+from adversary_dynamics.attack.maxima import count_distinct
+from adversary_dynamics.attack.threat import GRADIENTS, INITS, NORMS, project, random_init
 
 __all__ = [
     "NORMS",

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..losses import LossLike, get_loss
+from adversary_dynamics.learning.losses import LossLike, get_loss
 from .checks import (_check_generator, _check_int, _check_label_values, _check_labels, _check_loss, _check_model,
                      _check_model_dtype, _check_real, _check_tensor, _deterministic, _flat, _flat_model,
                      _per_example, _split_event)
-from .driver import _input_gradient_flat
-from .threat import _project_flat
+from adversary_dynamics.attack.driver import _input_gradient_flat
+from adversary_dynamics.attack.threat import _project_flat
 
 
 @dataclass

@@ -35,8 +35,8 @@ import numbers
 import torch
 from torch import nn
 
-from ..losses import check_labels, get_loss
-from ..models import TwoLayerNet
+from adversary_dynamics.learning.losses import check_labels, get_loss
+from adversary_dynamics.learning.models import TwoLayerNet
 
 # All run once per public call, before any step.
 

@@ -47,14 +47,14 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from ..losses import LossLike, get_loss
-from ..models import TwoLayerNet
-from . import two_layer
+from adversary_dynamics.learning.losses import LossLike, get_loss
+from adversary_dynamics.learning.models import TwoLayerNet
+from adversary_dynamics.attack import two_layer
 from .checks import (_check_choice, _check_clamp, _check_finite, _check_generator, _check_int, _check_label_values,
                      _check_labels, _check_loss, _check_model, _check_model_dtype, _check_real, _check_tensor,
                      _deterministic, _flat, _flat_model, _per_example, _split_event)
-from .threat import GRADIENTS, INITS, NORMS, _clip_box, _project_flat, _random_init_flat, _step_length
-from .two_layer import _TwoLayerGrad
+from adversary_dynamics.attack.threat import GRADIENTS, INITS, NORMS, _clip_box, _project_flat, _random_init_flat, _step_length
+from adversary_dynamics.attack.two_layer import _TwoLayerGrad
 
 CRITERIA = ("loss", "movement")
 TORCHATTACKS_NORMALIZE_EPS = 1e-10  # torchattacks' g/(‖g‖ + 1e-10), on the batch-mean loss (× N on ours)

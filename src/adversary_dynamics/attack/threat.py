@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from .checks import _check_choice, _check_generator, _check_shape_arg, _check_tensor, _flat, _per_example, _split_event
+from adversary_dynamics.attack.checks import _check_choice, _check_generator, _check_shape_arg, _check_tensor, _flat, _per_example, _split_event
 
 NORMS = ("l2", "linf")
 GRADIENTS = ("raw", "normalized", "sign")

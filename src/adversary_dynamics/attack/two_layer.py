@@ -1,4 +1,4 @@
-r"""Fast paths of the PGA driver for a :class:`~adversary_dynamics.models.TwoLayerNet`
+r"""Fast paths of the PGA driver for a :class:`~adversary_dynamics.learning.models.TwoLayerNet`
 F(x) = A σ(W x + b) (also an ensemble of them), with ``event_dims=1``.
 
 Explicit analytic path (:class:`_TwoLayerGrad`): per step one fused forward GEMM (x Wᵀ is computed
@@ -23,8 +23,8 @@ import weakref
 
 import torch
 
-from ..losses import LossLike, _target, loss_and_output_grad, quadratic
-from ..models import TwoLayerNet, activation_and_derivative
+from adversary_dynamics.learning.losses import LossLike, _target, loss_and_output_grad, quadratic
+from adversary_dynamics.learning.models import TwoLayerNet, activation_and_derivative
 
 
 

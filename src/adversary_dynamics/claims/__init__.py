@@ -39,9 +39,9 @@ The statistics (bootstrap designs, Spearman's rho, power-law slopes, thresholds,
 verdicts) are those of :mod:`adversary_dynamics.stats`.
 """
 
-from ..stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, VERDICTS
-from .report import CLAIMS_JSON_SCHEMA, render_markdown, to_jsonable
-from .rules import DEFAULT_RULES, E2_LEAVE_OUT, _rules, cli_flags, combine
+from adversary_dynamics.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, VERDICTS
+from adversary_dynamics.claims.report import CLAIMS_JSON_SCHEMA, render_markdown, to_jsonable
+from adversary_dynamics.claims.rules import DEFAULT_RULES, E2_LEAVE_OUT, _rules, cli_flags, combine
 from .statements import (CLAIMS, LOSS_COLUMNS, PAPER, TABLES, Table, claim_on_sphere, claim_pga_converges,
                          claim_pga_iterations_vs_scale, claim_regularity_vs_scale, claim_t1_theorem31,
                          claim_t2_interior_ascent, claim_t3_no_saddles, claim_t4_single_maximum,

@@ -9,8 +9,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..stats import VERDICTS
-from .rules import _rules
+from adversary_dynamics.stats import VERDICTS
+from adversary_dynamics.claims.rules import _rules
 
 __all__ = ["CLAIMS_JSON_SCHEMA", "to_jsonable", "render_markdown"]
 

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, bootstrap_rng
+from adversary_dynamics.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, bootstrap_rng
 
 __all__ = ["DEFAULT_RULES", "E2_LEAVE_OUT", "_rules", "combine", "claim_rng", "cli_flags"]
 

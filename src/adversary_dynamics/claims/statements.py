@@ -43,7 +43,7 @@ import pandas as pd
 from ..stats import (INCONCLUSIVE, TwoWay, bootstrap_spearman, codes, estimate_threshold, fraction_verdict, interval,
                      one_way_fraction, power_law_slope, resample_weights, sign_verdict, slope_verdict, spearman,
                      weighted_spearman)
-from .rules import E2_LEAVE_OUT, _rules, claim_rng, combine, corr_rule, escape_rule, fraction_rule, slope_rule
+from adversary_dynamics.claims.rules import E2_LEAVE_OUT, _rules, claim_rng, combine, corr_rule, escape_rule, fraction_rule, slope_rule
 
 
 class Table(NamedTuple):

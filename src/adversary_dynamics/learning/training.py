@@ -17,7 +17,7 @@ bit-identical to an uninterrupted run (same machine, same thread count). A non-f
 stops training cleanly with ``status = "diverged"`` and the first non-finite step recorded.
 
 One training loop (:func:`_train_loop`) serves every model family: a single network of any kind
-(:class:`~adversary_dynamics.models.TwoLayerNet`, :class:`~adversary_dynamics.models.CNN`, any
+(:class:`~adversary_dynamics.learning.models.TwoLayerNet`, :class:`~adversary_dynamics.learning.models.CNN`, any
 ``nn.Module`` on flat inputs; :func:`adversarial_train`), or S seeds of a two-layer network as one
 ensemble network (:func:`adversarial_train_seeds`: one batched program per minibatch instead of
 one per seed, the same per-seed random streams and updates, so its results equal per-seed
@@ -40,13 +40,13 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import nn
 
-from .devices import resolve_device  # noqa: F401  (re-exported: training.resolve_device)
-from .runio import checkpoint_path  # noqa: F401  (re-exported: training.checkpoint_path)
-from .attack import pga, random_init
-from .data import Dataset
-from .losses import LossLike, check_labels, get_loss
-from .models import TwoLayerNet
-from .runio import link_or_copy_atomic, save_torch_atomic
+from adversary_dynamics.pipeline.devices import resolve_device  # noqa: F401  (re-exported: training.resolve_device)
+from adversary_dynamics.storage.runio import checkpoint_path  # noqa: F401  (re-exported: training.checkpoint_path)
+from adversary_dynamics.attack import pga, random_init
+from adversary_dynamics.learning.data import Dataset
+from adversary_dynamics.learning.losses import LossLike, check_labels, get_loss
+from adversary_dynamics.learning.models import TwoLayerNet
+from adversary_dynamics.storage.runio import link_or_copy_atomic, save_torch_atomic
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -454,7 +454,7 @@ def adversarial_train(
     stop_after_epoch: int | None = None,
 ) -> TrainResult:
     """Adversarially train ``model`` (any network on flat inputs: a :class:`TwoLayerNet`, a
-    :class:`~adversary_dynamics.models.CNN`, ...) on ``data`` (already scaled and on the model's device).
+    :class:`~adversary_dynamics.learning.models.CNN`, ...) on ``data`` (already scaled and on the model's device).
 
     ``seed`` seeds the minibatch order, the training attack's random starts and the
     evaluation attack's random starts (three generators, all saved in the resume state).

@@ -31,7 +31,7 @@ For one input (x, y), ball B = {δ : ‖δ‖₂ ≤ ε}, ε = ratio · s (s the
    raw gradient, absolute step η (the same η at every scale and ratio), for T = ``steps``
    steps, recording ℓ_t = ℓ(δ_t), t = 0 … T. All (ratio × input) pairs of one model are one
    batched call (x of shape (R, N, d), per-example ε); Fig. 3's (ratio × checkpoint) models of
-   a scale are one call through :class:`~adversary_dynamics.models.StackedCNN`. From an
+   a scale are one call through :class:`~adversary_dynamics.learning.models.StackedCNN`. From an
    interior minimum where ℓ ≈ 0 (F(x + δ*) ≈ e_y, reachable when ε is large) the gradient
    vanishes and, for a piecewise
    linear network with ℓ = ‖J δ + c‖² locally, the distance to the minimum grows like
@@ -66,9 +66,9 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .attack import pga, project
-from .losses import LossLike, get_loss
-from .models import StackedCNN  # noqa: F401  (defined in models; kept here so escape.StackedCNN still works)
+from adversary_dynamics.attack import pga, project
+from adversary_dynamics.learning.losses import LossLike, get_loss
+from adversary_dynamics.learning.models import StackedCNN  # noqa: F401  (defined in models; kept here so escape.StackedCNN still works)
 
 __all__ = [
     "InputScaled",
@@ -370,7 +370,7 @@ def probe_escape(
 ) -> EscapeProbe:
     """The probe of Figs. 2–3: every (row, input) pair in one batched descent and one batched PGA
     call (x expanded to (R, N, d), ε = ratios[i] · scale in row i). Fig. 2: one model, one row per
-    ratio. Fig. 3: a :class:`~adversary_dynamics.models.StackedCNN` whose row i is model i (a
+    ratio. Fig. 3: a :class:`~adversary_dynamics.learning.models.StackedCNN` whose row i is model i (a
     ratio may then repeat, once per checkpoint).
 
     x (N, d) inputs already at input scale ``scale``; y (N,) labels; ``starts`` z (N, d) in the
@@ -475,14 +475,14 @@ def write_tables(run_dirs: Sequence[str | Path], *, out_dir: str | Path, config:
     """Aggregate escape runs (folders with escape.csv and curves.npz, written by scripts/escape.py
     run) into a figure's tables: ``out_dir``/escape.csv (all rows), curves.csv (:func:`curve_table`),
     levels.csv when the runs wrote one (concatenated), and provenance.json
-    (:func:`adversary_dynamics.tables.write_provenance`: configuration, code version, a record of
+    (:func:`adversary_dynamics.figures.tables.write_provenance`: configuration, code version, a record of
     every run in ``run_dirs`` and ``extra_runs``, e.g. the training runs Fig. 3 probed). Returns
     {table: path}. Raises FileNotFoundError for a missing run file and ValueError for runs whose
     trajectories do not match their rows."""
     import numpy as np
     import pandas as pd
 
-    from . import tables as _tables
+    from adversary_dynamics.figures import tables as _tables
 
     out_dir = Path(out_dir)
     esc, curves, levels = [], [], []

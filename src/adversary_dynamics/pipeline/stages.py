@@ -64,7 +64,7 @@ class Declared:
             if not isinstance(node, Mapping) or part not in node:
                 raise UndeclaredKey(
                     f"stage '{self._stage}' reads config key '{dotted}', which its registry entry "
-                    f"(adversary_dynamics.stages.STAGES['{self._stage}'].reads) does not declare: add it there")
+                    f"(adversary_dynamics.pipeline.stages.STAGES['{self._stage}'].reads) does not declare: add it there")
             node = node[part]
         return node
 
@@ -87,7 +87,7 @@ def declared_doc(config: Mapping[str, Any], reads: tuple[str, ...], schema: Mapp
     for dotted in reads:
         value = copy.deepcopy(_lookup(config, dotted))
         if schema is not None:
-            from .config import _canonical
+            from adversary_dynamics.pipeline.config import _canonical
 
             sub: Any = schema
             for part in dotted.split("."):
@@ -141,7 +141,7 @@ def data_fingerprint(dataset: Mapping[str, Any], *, cache_file: str | os.PathLik
     File hashes are remembered in ``cache_file`` (JSON) by path, size and modification time, so that an
     unchanged 50 MB file is read once. Raises ``datasets.DataError`` when files are missing and
     ``download`` is false (the message names the folders searched and how to get them)."""
-    from . import datasets
+    from adversary_dynamics.storage import datasets
 
     name = dataset["name"]
     cache: dict | None = None
@@ -170,7 +170,7 @@ def data_fingerprint(dataset: Mapping[str, Any], *, cache_file: str | os.PathLik
             return {"name": name, "files": "to be downloaded"}
         out = {"name": name, "files": {role: _file_hash(Path(p), cache) for role, p in sorted(files.items())}}
     if cache_file is not None and cache != before:
-        from .runio import write_json_atomic
+        from adversary_dynamics.storage.runio import write_json_atomic
 
         Path(cache_file).parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(cache_file, cache)
@@ -437,7 +437,7 @@ def _fig1_args(c: Declared) -> dict:
 
 
 def _claims_args(c: Declared) -> dict:
-    from .claims import DEFAULT_RULES, _rules
+    from adversary_dynamics.claims import DEFAULT_RULES, _rules
 
     r = _rules(c["claims"])
     return {k: r[k] for k in DEFAULT_RULES}
@@ -587,7 +587,7 @@ def resolve(config: Mapping[str, Any], *, schema: Mapping | None = None, root: s
     if code_cache is not None and _CODE_CACHE is not None:
         kept = {k: v for k, v in _CODE_CACHE.items() if k in _CODE_USED}  # entries of edited files go
         if kept != before:
-            from .runio import write_json_atomic
+            from adversary_dynamics.storage.runio import write_json_atomic
 
             Path(code_cache).parent.mkdir(parents=True, exist_ok=True)
             write_json_atomic(code_cache, kept)

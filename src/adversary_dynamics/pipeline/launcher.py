@@ -14,7 +14,7 @@ it reads the Snakefile (so the workflow's own checks never see these faults):
   Snakemake itself refuses a dotted key with "Config entry must start with a valid identifier";
 * the merged configuration (the Snakefile's ``config/config.yaml``, then each ``--configfile``
   in order, then ``--config``; merged with Snakemake's own functions) is validated with
-  :func:`adversary_dynamics.config.validate_config`, the check ``common.smk`` runs, so a bad key
+  :func:`adversary_dynamics.pipeline.config.validate_config`, the check ``common.smk`` runs, so a bad key
   is reported in a few lines before Snakemake starts.
 
 Exit status 2 with a message on standard error for each of these; otherwise Snakemake's.
@@ -89,7 +89,7 @@ def _load_mapping(path: Path, shown: str, base: Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise LauncherError(f"--configfile {shown}: cannot be read ({exc})") from None
-    from .config import DuplicateKeyError, load_yaml_text
+    from adversary_dynamics.pipeline.config import DuplicateKeyError, load_yaml_text
 
     try:
         data = load_yaml_text(text, shown)
@@ -172,13 +172,13 @@ def _validate(base: Path, files: list[tuple[str, dict]], entries: list[str], *, 
     from snakemake.cli import parse_config
     from snakemake.utils import update_config
 
-    from .config import ConfigError, name_as_typed, validate_config
+    from adversary_dynamics.pipeline.config import ConfigError, name_as_typed, validate_config
 
     schema = base / "workflow" / "schemas" / "config.schema.yaml"
     default = base / "config" / "config.yaml"
     if not schema.exists() or not default.exists():
         return  # not this workflow's folder: Snakemake will say what is missing
-    from .config import _load_yaml
+    from adversary_dynamics.pipeline.config import _load_yaml
 
     try:
         config: dict = {} if replace else _load_yaml(default)

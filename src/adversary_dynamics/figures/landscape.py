@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .attack import count_distinct, input_gradient, local_max_certificate, pga, random_init
-from .losses import LossLike, get_loss
+from adversary_dynamics.attack import count_distinct, input_gradient, local_max_certificate, pga, random_init
+from adversary_dynamics.learning.losses import LossLike, get_loss
 
 __all__ = ["RestartProbe", "probe_restarts", "distinct_maxima", "flat_fraction", "nonlinearity_index",
            "PlaneSlice", "plane_slice"]

@@ -13,10 +13,10 @@ train and test with the training set's factor), and the threat radius is ε = ra
 * ``gaussian``: x ~ N(0, I_d) normalised to ‖x‖ = 1 (so ‖s·x‖ = s), labels from a random
   teacher two-layer network (argmax over its K outputs; sign of its output for K = 1).
 * file-based datasets (MNIST, Fashion-MNIST, CIFAR-10) are read by the pure file readers of
-  :mod:`adversary_dynamics.datasets` and turned into a :class:`Dataset` by
+  :mod:`adversary_dynamics.storage.datasets` and turned into a :class:`Dataset` by
   :func:`load_file_dataset` (pixel / 255, stratified seeded subsampling).
 
-Module dependencies: this module imports :mod:`~adversary_dynamics.datasets` (which imports
+Module dependencies: this module imports :mod:`~adversary_dynamics.storage.datasets` (which imports
 nothing from the package); :class:`Dataset` and :func:`stratified_indices` live here only.
 """
 
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import datasets as _files
+from adversary_dynamics.storage import datasets as _files
 
 __all__ = [
     "Dataset",
@@ -212,7 +212,7 @@ def teacher_labels(x: torch.Tensor, *, n_classes: int, width: int = 64,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """Labels from a random teacher two-layer ReLU net: argmax of its K outputs, or for
     ``n_classes == 1`` the sign (±1, as float) of its scalar output."""
-    from .models import TwoLayerNet
+    from adversary_dynamics.learning.models import TwoLayerNet
 
     k = 1 if n_classes == 1 else n_classes
     teacher = TwoLayerNet(input_dim=x.shape[-1], width=width, n_outputs=k, generator=generator,
@@ -239,7 +239,7 @@ def load_file_dataset(name: str, *, root: str | os.PathLike | None = None, n_tra
 
     ``n_train`` / ``n_test`` take stratified, seeded subsamples (:func:`stratified_indices` with
     ``seed`` and ``seed + 1``); None keeps the whole split in file order. Raises
-    :class:`~adversary_dynamics.datasets.DataError` for missing or bad files and for a subsample
+    :class:`~adversary_dynamics.storage.datasets.DataError` for missing or bad files and for a subsample
     larger than its split.
     """
     xtr, ytr, xte, yte = _files.read_file_dataset(name, root=root, download=download)

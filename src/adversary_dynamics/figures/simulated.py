@@ -5,12 +5,12 @@ count of local maxima (paper Secs. 3, 5.1 and Theorem 5.1).
 Objects (exactly the paper's, Sec. 3)
 -------------------------------------
 * Network: f(z) = Σ_{r=1}^m a_r softplus(w_rᵀ z), no bias, w_r ~ N(0, I/d), a_r = ±1/√m,
-  scalar output (:func:`theory_network`, a :class:`~adversary_dynamics.models.TwoLayerNet`
+  scalar output (:func:`theory_network`, a :class:`~adversary_dynamics.learning.models.TwoLayerNet`
   with ``n_outputs=1``).
 * Loss: ℓ(δ) = (y − f(x + δ))² ("squared_error"); the paper writes the problem as the
   minimisation of L = −ℓ, so its plots show z = −ℓ ≤ 0 (adversarial maxima are minima of z).
 * Input scale: the mean l2 norm of the sample, set by one global rescaling
-  x ← x · s / mean_i ‖x_i‖₂ (:func:`~adversary_dynamics.data.rescale_to_scale`); ε = ratio · s.
+  x ← x · s / mean_i ‖x_i‖₂ (:func:`~adversary_dynamics.learning.data.rescale_to_scale`); ε = ratio · s.
 * Attack: δ ← Π_{‖δ‖≤ε}[δ + η ∇_δ ℓ] (``attack.pga`` with ``gradient="raw"``, absolute η),
   started uniformly in the ball.
 
@@ -30,10 +30,10 @@ from dataclasses import dataclass
 
 import torch
 
-from . import data
-from .attack import count_distinct, pga, random_init
-from .losses import squared_error
-from .models import TwoLayerNet
+from adversary_dynamics.learning import data
+from adversary_dynamics.attack import count_distinct, pga, random_init
+from adversary_dynamics.learning.losses import squared_error
+from adversary_dynamics.learning.models import TwoLayerNet
 
 LABEL_RULES = ("sign", "teacher")
 LOSS = "squared_error"  # ℓ = (y − f)², the paper's L = −ℓ

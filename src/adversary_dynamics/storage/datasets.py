@@ -3,8 +3,8 @@
 Pure readers: :func:`read_file_dataset` returns numpy arrays (uint8 pixels, flattened: d = 784
 for MNIST and Fashion-MNIST of image shape (1, 28, 28), d = 3072 for CIFAR-10 in its
 channel-major order R, G, B, image shape (3, 32, 32); int64 labels 0..9) and nothing from the
-rest of the package is imported here. :func:`adversary_dynamics.data.load_dataset` turns them
-into a :class:`~adversary_dynamics.data.Dataset` (pixel / 255, stratified subsampling).
+rest of the package is imported here. :func:`adversary_dynamics.learning.data.load_dataset` turns them
+into a :class:`~adversary_dynamics.learning.data.Dataset` (pixel / 255, stratified subsampling).
 
 Formats
 -------

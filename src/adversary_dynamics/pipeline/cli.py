@@ -40,7 +40,7 @@ def setup_threads(threads: int) -> None:
 def setup_device(name: str):
     """The torch.device for a ``--device`` value (``devices.resolve_device``: auto, cpu, cuda),
     with :func:`setup_determinism` applied: what every script that computes on a device calls."""
-    from .devices import resolve_device
+    from adversary_dynamics.pipeline.devices import resolve_device
 
     device = resolve_device(name)
     setup_determinism(device)
@@ -79,8 +79,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     """The model and loss arguments shared by scripts/train.py and scripts/probe.py (the config's
     ``model``, ``cnn`` and ``loss`` keys): --architecture, --width, --activation, --bias,
     --train-output-layer, --cnn-channels, --cnn-kernel-size, --cnn-hidden, --loss."""
-    from .losses import LOSSES
-    from .models import ACTIVATIONS, ARCHITECTURES
+    from adversary_dynamics.learning.losses import LOSSES
+    from adversary_dynamics.learning.models import ACTIVATIONS, ARCHITECTURES
 
     p.add_argument("--architecture", choices=ARCHITECTURES, default="two_layer", help="model.architecture")
     p.add_argument("--width", type=int, default=None, help="hidden width m (two_layer; required there)")
@@ -94,7 +94,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def model_spec(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``model``-like mapping :func:`adversary_dynamics.models.build_model` takes, from the
+    """The ``model``-like mapping :func:`adversary_dynamics.learning.models.build_model` takes, from the
     arguments of :func:`add_model_args`."""
     return {"architecture": args.architecture, "width": args.width, "activation": args.activation,
             "bias": args.bias, "train_output_layer": args.train_output_layer,
@@ -104,8 +104,8 @@ def model_spec(args: argparse.Namespace) -> dict[str, Any]:
 def model_from_args(args: argparse.Namespace, *, input_dim: int, n_classes: int, device, generator=None,
                     image_shape: tuple[int, int, int] | None = None):
     """The model a training or probe script's model arguments describe (:func:`add_model_args`),
-    built by :func:`adversary_dynamics.models.build_model` on ``device``."""
-    from .models import build_model
+    built by :func:`adversary_dynamics.learning.models.build_model` on ``device``."""
+    from adversary_dynamics.learning.models import build_model
 
     return build_model(model_spec(args), input_dim=input_dim, image_shape=image_shape, n_outputs=n_classes,
                        generator=generator, device=device)
@@ -146,7 +146,7 @@ def parse_args(parser: argparse.ArgumentParser, argv=None, *, command: str | Non
     """``parser.parse_args(argv)``, where ``--params P`` (a JSON file, or JSON text) supplies arguments.
 
     ``P`` maps argument names (argparse destinations, e.g. ``attack_step_size``) to typed values; the
-    workflow writes it from the stage's declared configuration keys (:mod:`adversary_dynamics.stages`),
+    workflow writes it from the stage's declared configuration keys (:mod:`adversary_dynamics.pipeline.stages`),
     and the stage folder keeps it (``params.json``) so that the job can be rerun by hand:
     ``python scripts/train.py --params results/stages/train/<key>/params.json --out-root ... --scale 4``.
     Each entry is checked by argparse as if typed on the command line (types, choices, required

@@ -3,7 +3,7 @@
 Every function here reads run folders written by ``scripts/train.py`` and ``scripts/probe.py``
 and returns pandas DataFrames; nothing is written except by
 :func:`write_table`, :func:`write_tables` and :func:`write_provenance` (atomically, through
-:mod:`adversary_dynamics.runio`). ``scripts/aggregate.py`` is the command-line front end.
+:mod:`adversary_dynamics.storage.runio`). ``scripts/aggregate.py`` is the command-line front end.
 
 Run folders are given as :class:`Run` records ``(key, seed, path)``: for training and probe runs
 ``key`` is the input scale s (the mean l2 norm of the training inputs, paper Sec. 5.1) and
@@ -33,7 +33,7 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from . import runio
+from adversary_dynamics.storage import runio
 
 __all__ = [
     "Run",

@@ -423,7 +423,7 @@ def validate_config(config: dict, schema_path: str | Path, *, check_files: bool 
         msgs.append("config key 'attack.init' has value 'uniform_sphere', which is defined for the l2 "
                     "norm only; allowed with threat.norm linf: zero or uniform_ball")
     if check_files and ok("dataset") and config["dataset"]["name"] in ("mnist", "fashion_mnist", "cifar10"):
-        from . import datasets
+        from adversary_dynamics.storage import datasets
 
         try:
             datasets.check_dataset_files(config["dataset"]["name"], config["dataset"]["root"],

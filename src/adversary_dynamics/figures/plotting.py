@@ -213,7 +213,7 @@ def save_figure(fig, *, pdf: str, png: str, dpi: int = 150) -> None:
     the PDF reuses that layout (the engine is then switched off: laying out a large grid of
     panels costs seconds); such figures already fit their canvas, so no tight bounding box.
     Neither file carries a date, so an unchanged figure is rewritten with the same bytes."""
-    from .runio import atomic_path
+    from adversary_dynamics.storage.runio import atomic_path
 
     engine = fig.get_layout_engine()
     bbox = None if engine is not None else "tight"

@@ -1,8 +1,8 @@
 """The compute device a job runs on: ``auto`` (CUDA when present, else the CPU), ``cpu`` or ``cuda``.
 
-Kept apart from :mod:`adversary_dynamics.training` so that a job that only needs a device (a probe,
+Kept apart from :mod:`adversary_dynamics.learning.training` so that a job that only needs a device (a probe,
 the theory sweep, Fig. 1's tables) does not depend on the training code (the workflow reruns a
-stage when code it imports changes: :mod:`adversary_dynamics.stages`)."""
+stage when code it imports changes: :mod:`adversary_dynamics.pipeline.stages`)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ where they apply.
 Setting (Sec. 3)
 ================
 A scalar-output two-layer network at initialisation, f(z) = Σ_r a_r σ(w_rᵀ z) with σ = softplus
-(ReLU as a contrast), no bias, w_r ~ N(0, I/d), a_r = ±1/√m (:class:`~adversary_dynamics.models.TwoLayerNet`
+(ReLU as a contrast), no bias, w_r ~ N(0, I/d), a_r = ±1/√m (:class:`~adversary_dynamics.learning.models.TwoLayerNet`
 with ``n_outputs=1``), one input x ~ N(0, I_d) rescaled to ‖x‖₂ = s (the input scale; the mean
 norm of a single input is its norm), a label y = ±1 drawn at random (our choice: the main text
 leaves the label open), and the adversarial loss ℓ(δ) = (y − f(x + δ))² maximised over the l2 ball
@@ -45,9 +45,9 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .attack import count_distinct as _count_distinct
-from .attack import input_gradient, pga
-from .models import TwoLayerNet
+from adversary_dynamics.attack import count_distinct as _count_distinct
+from adversary_dynamics.attack import input_gradient, pga
+from adversary_dynamics.learning.models import TwoLayerNet
 
 LOSS = "squared_error"  # ℓ = (y − f)²
 
@@ -98,7 +98,7 @@ def _sphere_rtol(dtype: torch.dtype) -> float:
 
 def _network(W: torch.Tensor, a: torch.Tensor, activation: str) -> TwoLayerNet:
     """The ensemble of T scalar-output networks f_t(z) = Σ_r a_tr σ(w_trᵀ z) (no bias, output layer
-    fixed) as a :class:`~adversary_dynamics.models.TwoLayerNet` holding W (T, m, d) and a (T, m)
+    fixed) as a :class:`~adversary_dynamics.learning.models.TwoLayerNet` holding W (T, m, d) and a (T, m)
     (shared, not copied), for the attack core."""
     if activation not in _ACTS:
         raise ValueError(f"activation must be one of {_ACTS}, got {activation!r}")

@@ -128,7 +128,7 @@ class CNN(nn.Module):
     r"""The classic MNIST adversarial-training CNN on flat inputs (Sec. 5, "a practical multi-layer CNN").
 
     ``x`` of shape ``(*batch, C·H·W)`` (any number of leading batch dimensions, channel-major
-    flattening as in :class:`~adversary_dynamics.data.Dataset`) is reshaped to ``(N, C, H, W)`` and mapped by
+    flattening as in :class:`~adversary_dynamics.learning.data.Dataset`) is reshaped to ``(N, C, H, W)`` and mapped by
 
         conv(C → c₁, k×k, padding k//2) → ReLU → maxpool 2×2
         → conv(c₁ → c₂, k×k, padding k//2) → ReLU → maxpool 2×2
