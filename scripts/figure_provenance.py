@@ -4,7 +4,7 @@
 Usage: python scripts/figure_provenance.py TABLES_PROVENANCE OUT KERNEL_NAME. Run by the figure's
 notebook rule with the same ``python`` the kernel spec ``workflow/jupyter/kernels/<KERNEL_NAME>``
 starts (its argv is ``python -m ipykernel_launcher``, found on the job's PATH), so ``sys.executable``
-here is the notebook's interpreter. Imports nothing heavy (starts in milliseconds); writes atomically."""
+here is the notebook's interpreter. Imports nothing heavy; writes atomically (storage.runio)."""
 
 from __future__ import annotations
 
@@ -20,10 +20,9 @@ def main(argv=None) -> int:
     record["notebook_kernel"] = {"name": kernel, "interpreter": sys.executable,
                                  "python": platform.python_version(),
                                  "kernel_spec": os.path.join("workflow", "jupyter", "kernels", kernel, "kernel.json")}
-    tmp = f"{out}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=1)
-    os.replace(tmp, out)
+    from adversary_dynamics.storage.runio import write_json_atomic  # no torch: starts in milliseconds
+
+    write_json_atomic(out, record)
     return 0
 
 

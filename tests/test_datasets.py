@@ -476,7 +476,7 @@ def test_file_readers_do_not_import_the_rest_of_the_package():
     code = ("import sys, adversary_dynamics.storage.datasets as d; "
             "print(sorted(m for m in sys.modules if m.startswith('adversary_dynamics.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['adversary_dynamics.storage.datasets']"
+    assert out.strip() == "['adversary_dynamics.storage', 'adversary_dynamics.storage.datasets']"
     assert callable(datasets.read_file_dataset) and not hasattr(datasets, "load_file_dataset")
 
 

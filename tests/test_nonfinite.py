@@ -173,7 +173,8 @@ def test_pga_to_sphere_reports_finite_and_never_reaches_with_nan():
     W = torch.randn(T, m, d, generator=g, dtype=F64) / math.sqrt(d)
     a = (2.0 * torch.randint(0, 2, (T, m), generator=g).to(F64) - 1) / math.sqrt(m)
     x = torch.randn(T, d, generator=g, dtype=F64)
-    y = torch.tensor([1.0, math.nan, -1.0], dtype=F64)
+    y = torch.tensor([1.0, 1.0, -1.0], dtype=F64)
+    W[1, 0, 0] = math.nan  # trial 1's network is broken (labels and inputs are checked up front)
     eps = 0.5
     d0 = theory._uniform_ball((T, J), d, generator=g, dtype=F64, device="cpu") * eps
     out = theory.pga_to_sphere(W, a, x, y, d0, eps=eps, eta=torch.tensor([0.05, 0.02], dtype=F64),

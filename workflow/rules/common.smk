@@ -361,3 +361,63 @@ def tables_dir_of_output(wildcards, output):
 def run_dir_of_input(wildcards, input):
     """The raw-run folder an escape tables job reads: the folder of its escape.csv."""
     return str(Path(input.escape).parent)
+
+
+# ---- Theorem 3.1 setting (theory.smk) ----
+TH = config["theory"]
+
+
+def theory_job_minutes(wildcards, attempt):
+    """Wall-time request: the default sweep takes ~10 s of CPU; scale by the largest d·m·trials·steps."""
+    big = (
+        max(d**3.5 for d in TH["dims"])
+        * TH["trials"]
+        * len(TH["eta_fractions"])
+        * TH["max_steps"]
+    )
+    return max(10, int(big * len(TH["scales"]) * 40 / 5e9 / 60) + 1) * attempt
+
+
+# ---- paper Figs. 2-3 (paper_escape.smk) ----
+ESC, FIG2, FIG3 = config["paper_escape"], config["paper_fig2"], config["paper_fig3"]
+
+# cross-key checks the schema cannot state (a CNN on data without an image shape, scales or ratios that
+# coincide in paths) are made with the schema, before any job runs (adversary_dynamics.pipeline.config)
+ESC_SEEDS = [str(s) for s in ESC["seeds"]]
+FIG3_SCALES = [fmt(s) for s in FIG3["scales"]]
+FIG3_RATIOS = [fmt(r) for r in FIG3["ratios"]]
+
+
+def fig3_train_dir(scale, ratio, seed):
+    return f"{stage_dir('paper_fig3_train')}/scale~{scale}/ratio~{ratio}/seed~{seed}"
+
+
+def fig3_checkpoint(scale, ratio, seed, epoch):
+    return f"{fig3_train_dir(scale, ratio, seed)}/checkpoints/epoch_{int(epoch):04d}.pt"
+
+
+def fig3_train_root_of_input(wildcards, input):
+    """The root of the Fig. 3 training runs (the stage's folder), from a checkpoint
+    <root>/scale~s/ratio~r/seed~k/checkpoints/epoch_NNNN.pt of the job's input."""
+    return str(Path(input.checkpoints[0]).parents[4])
+
+
+def escape_runtime(fig):
+    """Minutes for a probe job: 3x (models x ratios x inputs x steps) at 100 us per example-step
+    and a 1 ms per-step floor per model call, at least 10."""
+    f = FIG2 if fig == "fig2" else FIG3
+    steps = ESC["steps"] + ESC["descent"]["steps"]
+    calls = (
+        len(f["scales"])
+        * len(ESC_SEEDS)
+        * (1 if fig == "fig2" else len(f["ratios"]) * len(f["checkpoints"]))
+    )
+    ex = (
+        len(f["scales"])
+        * len(f["ratios"])
+        * len(ESC_SEEDS)
+        * ESC["n_inputs"]
+        * (1 if fig == "fig2" else len(f["checkpoints"]))
+    )
+    sec = steps * (ex * 1e-4 + calls * 1e-3) / config["threads"]
+    return lambda wildcards, attempt: max(10, int(3 * sec / 60) + 1) * attempt

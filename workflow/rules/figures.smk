@@ -85,6 +85,8 @@ for _fig in FIGURES:
             f"{LOGS}/figures/{_fig}.log",
         benchmark:
             f"{BENCH}/figures/{_fig}.tsv"
+        conda:
+            CONDA_ENV
         message:
             stage_message("publishing", f"{_fig} -> {FIGDIR}/")
         shell:

@@ -34,11 +34,11 @@ for _key, _bad, _allowed in (
 rule paper_fig1_landscapes_tables:
     output:
         **figure_tables(P1_FIG),
-        provenance=f"{stage_dir(P1_FIG + '_tables')}/provenance.json",
+        provenance=f"{stage_dir(f'{P1_FIG}_tables')}/provenance.json",
     log:
-        stage_log(P1_FIG + "_tables", "tables.log"),
+        stage_log(f"{P1_FIG}_tables", "tables.log"),
     benchmark:
-        stage_bench(P1_FIG + "_tables", "tables.tsv")
+        stage_bench(f"{P1_FIG}_tables", "tables.tsv")
     conda:
         CONDA_ENV
     threads: 1
@@ -47,7 +47,7 @@ rule paper_fig1_landscapes_tables:
         runtime=lambda wildcards, attempt: 10 * attempt,
     params:
         out=tables_dir_of_output,
-        doc=stage_params(P1_FIG + "_tables"),
+        doc=stage_params(f"{P1_FIG}_tables"),
     message:
         stage_message(
             "tables",

@@ -2,20 +2,6 @@
 # as batched tensor programs; writes the figure's tables directly (stage `theory`: pga.csv,
 # hessian.csv, maxima.csv, provenance.json). Seconds on one core.
 
-TH = config["theory"]
-
-
-def theory_job_minutes(wildcards, attempt):
-    """Wall-time request: the default sweep takes ~10 s of CPU; scale by the largest d·m·trials·steps."""
-    big = (
-        max(d**3.5 for d in TH["dims"])
-        * TH["trials"]
-        * len(TH["eta_fractions"])
-        * TH["max_steps"]
-    )
-    return max(10, int(big * len(TH["scales"]) * 40 / 5e9 / 60) + 1) * attempt
-
-
 rule theory:
     output:
         **figure_tables("ext_theory"),
