@@ -286,3 +286,24 @@ def test_script_tables_and_papermill_notebook(tmp_path):
                                parameters=params, kernel_name="python3", progress_bar=False, cwd=str(ROOT))
     for ext in ("pdf", "png"):
         assert (tmp_path / "fig" / f"f.{ext}").stat().st_size > 1000
+
+
+def test_script_takes_the_workflows_params_document(tmp_path):
+    """The workflow's call: one typed --params document (the registry's arguments of the stage
+    paper_fig1_landscapes_tables and its record, _stage), which the provenance keeps."""
+    import json
+
+    from adversary_dynamics import stages
+
+    st = stages.STAGES["paper_fig1_landscapes_tables"]
+    doc = {**st.args(stages.Declared(st.name, {"paper_fig1": TINY})), "_stage": {"stage": st.name, "key": "0" * 12}}
+    out = tmp_path / "tables"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "paper_fig1.py"), "--params", json.dumps(doc),
+                    "--out-dir", str(out)], check=True, capture_output=True, text=True, cwd=ROOT)
+    ref = S.fig1_tables(**TINY)
+    with open(out / "traj.csv") as fh:
+        traj = list(csv.DictReader(fh))
+    assert [float(r["loss"]) for r in traj] == [r["loss"] for r in ref["traj"]]
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["config"]["stage"] == st.name and prov["config"]["key"] == "0" * 12, prov["config"]
+    assert prov["config"]["arguments"]["seed"] == TINY["seed"]

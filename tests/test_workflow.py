@@ -127,6 +127,12 @@ def test_one_figure_alone(tiny_run, figures):
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
     assert jobs_planned(out) == {ALONE: 1}, out[-3000:]
+    # and the real run publishes it again from the figure stage's folder (nothing is recomputed), so
+    # the later tests of this module (the report) find every figure
+    res = run([ALONE, "--cores", "2", "--configfile", TINY], tiny_run)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    published = tiny_run / "figures" / "tiny" / f"{ALONE}.pdf"
+    assert published.read_bytes() == (stage_folder(tiny_run, "tiny", ALONE) / f"{ALONE}.pdf").read_bytes()
 
 
 def test_one_figure_from_scratch_plans_only_what_it_needs(tmp_path, figures):
