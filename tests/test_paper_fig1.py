@@ -293,7 +293,7 @@ def test_script_takes_the_workflows_params_document(tmp_path):
     paper_fig1_landscapes_tables and its record, _stage), which the provenance keeps."""
     import json
 
-    from adversary_dynamics import stages
+    from adversary_dynamics.pipeline import stages
 
     st = stages.STAGES["paper_fig1_landscapes_tables"]
     doc = {**st.args(stages.Declared(st.name, {"paper_fig1": TINY})), "_stage": {"stage": st.name, "key": "0" * 12}}
