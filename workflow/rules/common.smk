@@ -66,15 +66,18 @@ KEYED = stage_registry.resolve(
 
 
 def record_config():
-    """Write {RESULTS}/config.json (the validated configuration, its digest and folder) and
-    {RESULTS}/stages.json (every stage's key, folder and what the key covers) unless they already
-    hold exactly that; atomic (temporary file, then rename)."""
+    """Write {RESULTS}/config.json (the validated configuration, its digest and folder),
+    {RESULTS}/stages.json (every stage's key, folder and what the key covers) and
+    {RESULTS}/params/<stage>.json (each stage's --params document) unless they already hold exactly
+    that; atomic (temporary file, then rename)."""
     import json
     import os
 
     records = {
         CONFIG_RECORD: {"folder": NAME, "digest": DIGEST, "config": config},
         STAGES_RECORD: {name: k.record() for name, k in KEYED.items()},
+        # each stage's --params document, to rerun a job by hand (python scripts/<x>.py --params FILE ...)
+        **{f"{RESULTS}/params/{name}.json": json.loads(stage_params(name)) for name in KEYED},
     }
     for where, obj in records.items():
         text = json.dumps(obj, indent=1, sort_keys=True)

@@ -147,8 +147,9 @@ def parse_args(parser: argparse.ArgumentParser, argv=None, *, command: str | Non
 
     ``P`` maps argument names (argparse destinations, e.g. ``attack_step_size``) to typed values; the
     workflow writes it from the stage's declared configuration keys (:mod:`adversary_dynamics.pipeline.stages`),
-    and the stage folder keeps it (``params.json``) so that the job can be rerun by hand:
-    ``python scripts/train.py --params results/stages/train/<key>/params.json --out-root ... --scale 4``.
+    and every run of a configuration records it (``results/<folder>/params/<stage>.json``), so that a
+    job can be rerun by hand:
+    ``python scripts/train.py --params results/default/params/train.json --out-root ... --scale 4``.
     Each entry is checked by argparse as if typed on the command line (types, choices, required
     arguments); arguments given on the command line as well win over the file. The entry ``_stage``
     (the stage's record: name, key, what it read) is not an argument: it comes back as

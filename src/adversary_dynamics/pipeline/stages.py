@@ -256,6 +256,8 @@ def _code_info(path: Path, *, base: Path) -> tuple[list, str]:
     _CODE_USED.add(key)
     if _CODE_CACHE is not None and key in _CODE_CACHE:
         info = tuple(_CODE_CACHE[key])
+    elif path.suffix not in (".py", ".ipynb"):  # a data file the code runs with (a kernel spec): its bytes
+        info = ([], hashlib.sha256(path.read_bytes()).hexdigest())
     else:
         tree = ast.parse(_code_text(path), filename=str(path))
         info = (sorted(_parse_imports(tree, module=_module_name(path, base), is_package=path.name == "__init__.py")),
@@ -325,7 +327,8 @@ class Stage:
     results it reads; ``data``: whether it reads the dataset files; ``script``: the code it runs;
     ``args``: its script's typed parameters (argparse destinations → values) from the declared keys;
     ``figure``: the figure whose tables it writes (None: raw runs), ``tables``: their names (the
-    notebook's parameters, ``<table>.csv`` in the stage's folder); ``what``: one line for humans."""
+    notebook's parameters, ``<table>.csv`` in the stage's folder); ``extra_code``: other files its job
+    runs (a helper script, a kernel spec), fingerprinted with its code; ``what``: one line for humans."""
 
     name: str
     reads: tuple[str, ...]
@@ -337,6 +340,7 @@ class Stage:
     what: str = ""
     wildcards: tuple[str, ...] = field(default=())
     tables: tuple[str, ...] = ()
+    extra_code: tuple[str, ...] = ()
 
 
 DATASET = ("dataset.name", "dataset.n_train", "dataset.n_test", "dataset.dim", "dataset.split_seed")
@@ -509,7 +513,12 @@ def figure_stage(fig: str) -> Stage:
     """The notebook stage of figure ``fig``: it consumes the figure's tables and reads no configuration
     (its results: results/stages/<fig>/<key>/<fig>.{pdf,png,provenance.json})."""
     return Stage(fig, reads=(), script=f"notebooks/{fig}.ipynb", consumes=(FIGURES[fig],), figure=fig,
-                 what=f"figure {fig} (notebook)")
+                 extra_code=FIGURE_CODE, what=f"figure {fig} (notebook)")
+
+
+#: what a figure's job runs besides its notebook (workflow/rules/figures.smk): the kernel spec that
+#: starts the notebook and the script that writes the figure's provenance
+FIGURE_CODE = ("workflow/jupyter/kernels/adversary-dynamics/kernel.json", "scripts/figure_provenance.py")
 
 
 def all_stages() -> dict[str, Stage]:
@@ -569,10 +578,13 @@ def resolve(config: Mapping[str, Any], *, schema: Mapping | None = None, root: s
         doc = declared_doc(config, st.reads, schema)
         if st.data and data_fp is None:
             data_fp = data_fingerprint(config["dataset"], cache_file=data_cache)
-        if st.script not in scripts:
+        ident = (st.script, st.extra_code)
+        if ident not in scripts:
             files = code_files(st.script, root=root)
-            scripts[st.script] = (files, code_fingerprint(files, root=root))
-        files, code_fp = scripts[st.script]
+            for extra in st.extra_code:
+                files = files + [f for f in code_files(extra, root=root) if f not in files]
+            scripts[ident] = (files, code_fingerprint(files, root=root))
+        files, code_fp = scripts[ident]
         payload = {"stage": name, "format": STAGE_FORMAT, "reads": doc, "upstream": upstream,
                    "data": data_fp if st.data else None, "code": code_fp}
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
