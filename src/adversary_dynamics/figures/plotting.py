@@ -194,13 +194,17 @@ def scale_axis(ax, scales: Sequence[float], axis: str = "x", label: str = SCALE_
 
 
 def add_suptitle(fig, title: str, config_name: str, y: float | None = None) -> None:
-    """Figure title that names the configuration the figure was made from; each line of ``title`` is
-    wrapped to the figure's width on its own, and the tag '[config: name]' is never split."""
+    """Figure title that names where the figure's numbers come from; each line of ``title`` is
+    wrapped to the figure's width on its own, and the tag is never split. ``config_name`` (the
+    notebooks' parameter) is, in the workflow, the figure's tables stage and key
+    (``<stage>/<key>``: results/stages/<stage>/<key>/), shown as '[tables: <stage>/<key>]'; any other
+    text (a configuration's name, by hand) as '[config: <name>]'."""
     import textwrap
 
     kw = {} if y is None else {"y": y}
-    # no-break spaces: the configuration tag is never split across lines ("[config:" / "default]")
-    text = f"{title}\u00a0\u00a0[config:\u00a0{config_name}]"
+    # no-break spaces: the tag is never split across lines ("[tables:" / "<stage>/<key>]")
+    tag = "tables" if "/" in str(config_name) else "config"
+    text = f"{title}\u00a0\u00a0[{tag}:\u00a0{config_name}]"
     # wrapped to the figure's width (about 9 bold characters per inch), so narrow figures do not clip it
     width = max(40, int(9 * fig.get_figwidth()))
     fig.suptitle("\n".join(textwrap.fill(line, width=width) for line in text.split("\n")), fontweight="bold", **kw)
