@@ -114,7 +114,8 @@ def _keys(cfg: dict) -> dict[str, str]:
 
 def _paths(out: str) -> set[str]:
     """Every results/, figures/ and logs/ path a dry run plans to write or names."""
-    return set(re.findall(r"\b((?:results|figures|logs|benchmarks)/[^\s,;'\"]+)", out))
+    # not src/adversary_dynamics/figures/*.py (the figures subpackage, named in the stages' records)
+    return set(re.findall(r"(?<![\w/])((?:results|figures|logs|benchmarks)/[^\s,;'\"]+)", out))
 
 
 def _validated(over: dict, base_file: Path = BASE) -> dict:
@@ -416,7 +417,9 @@ def test_every_job_runs_its_stages_script(odd):
         rec = doc["_stage"]
         st = stage_registry.all_stages()[rec["stage"]]
         assert re.match(rf"(exec )?python {re.escape(st.script)} ", command), (st.script, command[:200])
-        assert rec["code"] == stage_registry.code_files(st.script, root=ROOT), rec["code"]
+        # the code files are in stages.json (the command line keeps their fingerprint, not the list)
+        files = stage_registry.code_files(st.script, root=ROOT)
+        assert rec["code_fingerprint"] == stage_registry.code_fingerprint(files, root=ROOT), rec["stage"]
         assert rec["folder"] == f"results/stages/{st.name}/{rec['key']}"
         for stage, key in STAGE_PATH.findall(command):  # its own folders, and those of what it consumes
             assert stage == st.name and key == rec["key"] or rec["upstream"].get(stage) == key, (stage, key)

@@ -19,10 +19,11 @@ SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 name_as_typed(config, workflow.config_settings.config_args)
 # a key written twice in a config file (Snakemake's YAML loader keeps the last one without a word):
 # refused first, naming the file, the key and both lines (--configfile files, then config/config.yaml)
-from adversary_dynamics.pipeline.config import check_config_files
+from adversary_dynamics.pipeline.config import check_config_args, check_config_files
 from adversary_dynamics.storage.runio import input_size_mb  # resource functions: no unawaited coroutine in --report
 
 check_config_files(workflow.configfiles)
+check_config_args(workflow.config_settings.config_args)  # --config train='{lr: 0.1, lr: 0.2}' too
 validate_config(config, SCHEMA)
 
 # ---- where this configuration's results go (content-keyed; docs: README "Configurations") ----
@@ -180,7 +181,8 @@ def stage_params(name):
     import json
 
     k = KEYED[name]
-    return json.dumps({**k.args, "_stage": k.record()}, sort_keys=True, allow_nan=False)
+    record = {key: v for key, v in k.record().items() if key != "code"}  # the file list: stages.json
+    return json.dumps({**k.args, "_stage": record}, sort_keys=True, allow_nan=False)
 
 
 def data_location(download=False):

@@ -436,6 +436,20 @@ def validate_config(config: dict, schema_path: str | Path, *, check_files: bool 
     return config
 
 
+def check_config_args(config_args) -> None:
+    """``--config KEY=VALUE`` entries whose VALUE writes a key twice (``train='{lr: 0.1, lr: 0.2}'``):
+    refused, naming the entry and the key (Snakemake's loader keeps the last one without a word).
+    Raises :class:`DuplicateKeyError`; values YAML cannot parse are left to Snakemake."""
+    import yaml
+
+    for arg in config_args or []:
+        key, _, raw = str(arg).partition("=")
+        try:
+            load_yaml_text(raw, f"--config {key.strip()}=...")
+        except yaml.YAMLError:
+            continue
+
+
 def name_as_typed(config: dict, config_args) -> dict:
     """``--config name=007``: Snakemake parses the value as the integer 7; put the text as typed
     (YAML-unquoted: ``'"007"'`` → ``'007'``) into ``config["name"]``. ``config_args`` are the

@@ -112,8 +112,8 @@ def _load_mapping(path: Path, shown: str, base: Path) -> dict:
 def rewrite_dotted_keys(entries: Sequence[str]) -> list[str]:
     """``--config`` entries with dotted keys nested: ``a.b.c=v`` → ``a={b: {c: v}}`` (the value text
     unchanged, so Snakemake parses it as it would in the nested form). Undotted entries pass
-    unchanged. Raises LauncherError for an entry without '=' or with a part that is not an
-    identifier."""
+    unchanged. Raises LauncherError for an entry without '=', with a part that is not an
+    identifier, or whose value writes a key twice."""
     out = []
     for entry in entries:
         key, eq, val = entry.partition("=")
@@ -125,6 +125,12 @@ def rewrite_dotted_keys(entries: Sequence[str]) -> list[str]:
         if bad:
             raise LauncherError(f"--config {entry!r}: {bad[0]!r} is not a config key; keys are names like "
                                 f"train.epochs (see config/config.yaml)")
+        from adversary_dynamics.pipeline.config import DuplicateKeyError, check_config_args
+
+        try:
+            check_config_args([entry])
+        except DuplicateKeyError as exc:
+            raise LauncherError(f"--config {entry!r}: {exc.detail}") from None
         if len(parts) == 1:
             out.append(entry)
             continue
