@@ -433,3 +433,12 @@ def test_snakemake_cli_refuses_a_long_name_before_any_job(workdir):
     assert "File name too long" not in out and "Traceback" not in out, out[-3000:]
     assert len(out.splitlines()) < 15, out
     assert _snapshot(workdir) == before
+
+
+def test_a_config_entry_that_writes_a_key_twice_is_refused():
+    """`--config train='{lr: 0.1, lr: 0.2}'` kept only 0.2 without a word (a fresh-clone trial)."""
+    from adversary_dynamics.pipeline.config import DuplicateKeyError, check_config_args
+
+    with pytest.raises(DuplicateKeyError, match=r"--config train=.*key 'lr' appears twice"):
+        check_config_args(["train={lr: 0.1, lr: 0.2}"])
+    check_config_args(["train={lr: 0.1}", "name=007", "theory={trials: [unclosed"])  # fine, or Snakemake's to report

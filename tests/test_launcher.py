@@ -184,3 +184,8 @@ def test_help_reads_like_a_commands_help(wf):
     for cmd in cmds:
         snakemake_argv(shlex.split(cmd)[1:], check=False)
     assert max(len(ln) for ln in out.splitlines()) <= 100
+
+
+def test_a_config_entry_that_writes_a_key_twice_is_refused_by_the_launcher():
+    with pytest.raises(LauncherError, match=r"--config 'train=\{lr: 0.1, lr: 0.2\}': key 'lr' appears twice"):
+        rewrite_dotted_keys(["train={lr: 0.1, lr: 0.2}"])
