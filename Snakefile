@@ -43,6 +43,13 @@ onstart:
     submit_without_guessed_account()
 
 
+# After a successful run: one line saying whether the run's claims.json agrees with the committed
+# reference (docs/figures/claims.json; docs/figures/<name>/ for the others) within the tolerances of
+# adversary_dynamics.claims.compare, or which claims differ. Nothing for a configuration without one.
+onsuccess:
+    report_claims_agreement()
+
+
 onerror:
     print(
         f"The run stopped before the end: a job failed (its log is printed above: "

@@ -159,7 +159,7 @@ def _assert_own_folder(out: str, name: str, cfg: dict, base: dict, changed: set[
 @pytest.mark.slow
 def test_command_line_override_gets_its_own_folder(work):
     """The README's `--config train='{lr: 0.05}'` keeps name: default but must not write into
-    results/default/ or the committed figures/."""
+    results/default/ or the default's figures/ (and never docs/figures/, the committed reference)."""
     lr = yaml.safe_load(BASE.read_text())["train"]["lr"]
     out = _dry(work, "--config", f"train={{lr: {lr / 2}}}")
     cfg = _validated({"train": {"lr": lr / 2}})
@@ -186,6 +186,21 @@ def test_committed_name_on_other_content_gets_its_own_folder(work):
     # reads the name, so every stage is the tiny configuration's own (shared, nothing recomputed)
     tiny = yaml.safe_load((ROOT / TINY).read_text())
     _assert_own_folder(out, "digits", _validated(dict(tiny, name="fashion-mnist")), _validated(tiny), set())
+
+
+@pytest.mark.slow
+def test_no_rule_writes_the_committed_reference(work):
+    """(issue 18) docs/figures/ is the committed reference that README.md shows and tests/test_readme.py
+    reads; the workflow never writes it. Every output file of the default's whole DAG (`--summary`
+    lists them all) lies under results/ or figures/ (which git ignores: tests/test_reference.py)."""
+    rc, out = _snakemake(work, "--summary", "--cores", "2")
+    assert rc == 0, out[-4000:]
+    lines = out.splitlines()
+    files = [ln.split("\t")[0] for ln in lines[lines.index(next(ln for ln in lines if ln.startswith("output_file\t"))) + 1:]
+             if "\t" in ln]
+    assert "figures/claims.json" in files and "figures/paper_fig2_escape_by_scale.png" in files, files[:30]
+    assert all(f.startswith(("results/", "figures/")) for f in files), [f for f in files if not f.startswith(("results/", "figures/"))]
+    assert not [f for f in files if f.startswith("docs/")]
 
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)

@@ -352,6 +352,16 @@ def figure(fig, ext):
     return f"{FIGDIR}/{fig}.{ext}"
 
 
+def report_claims_agreement():
+    """Print whether {FIGDIR}/claims.json agrees with the committed reference (docs/figures/, README
+    "Committed reference and your run"); silent where either is missing."""
+    from adversary_dynamics.pipeline.publish import agreement
+
+    line = agreement(NAME, reference_root=workflow.basedir)
+    if line:
+        print(line, file=sys.stderr)
+
+
 def get_final_outputs():
     return [figure(f, e) for f in FIGURES for e in ("pdf", "png")] + [
         f"{FIGDIR}/claims.{e}" for e in ("md", "json")

@@ -33,7 +33,9 @@ Modules:
 * :mod:`.statements`: the claims, each built one way (``statements._result``), the one list of
   the tables they read (:data:`TABLES`) and of the claims (:data:`CLAIMS`), :func:`evaluate_claims`;
 * :mod:`.report`: claims.json (:func:`to_jsonable`, :data:`CLAIMS_JSON_SCHEMA`) and claims.md
-  (:func:`render_markdown`).
+  (:func:`render_markdown`);
+* :mod:`.compare`: two claims reports compared, verdicts equal and numbers within the stated
+  tolerances of rounding across CPUs (:func:`.compare.compare`; not imported here).
 
 The statistics (bootstrap designs, Spearman's rho, power-law slopes, thresholds, interval
 verdicts) are those of :mod:`adversary_dynamics.stats`.
