@@ -19,7 +19,7 @@ import sys
 import pytest
 
 from adversary_dynamics.claims import compare as cmp
-from adversary_dynamics.claims.compare import TOLERANCE, Difference, compare, summary, tolerance_for
+from adversary_dynamics.claims.compare import INTERVAL_TOLERANCE, TOLERANCE, Difference, compare, summary
 from adversary_dynamics.pipeline import publish as pub
 from workflow_copy import ROOT
 
@@ -46,15 +46,19 @@ def test_identical_reports_agree_and_other_keys_are_not_compared():
 
 
 def test_the_measured_cross_cpu_shift_is_within_tolerance():
-    """Issue 18's two CPUs: T6 -0.425 -> -0.337, T5 0.576 -> 0.550: the same story."""
-    fresh = _doc(T5=(0.550, 0.474, 0.681, "supported"), T6=(-0.337, -0.55, -0.12, "not supported"),
-                 E1=(None, None, None, "inconclusive"))
-    assert compare(REF, fresh) == []
-    assert TOLERANCE >= 0.088 + 0.05  # the measured shift and one more swapped rank pair
-    exact = compare(REF, fresh, tolerance=0.0)
-    assert {(d.claim, d.field) for d in exact} == {("T5", f) for f in cmp.FIELDS} | {("T6", f) for f in cmp.FIELDS}
+    """Issue 18's two CPUs: T6 -0.425 [-0.667, -0.188] -> -0.337 [-0.636, 0], T5 0.576 [0.478, 0.742]
+    -> 0.550 [0.474, 0.681]: within the tolerances (T6's verdict flipped there too: never tolerated)."""
+    ref = _doc(T5=(0.576, 0.478, 0.742, "supported"), T6=(-0.425, -0.667, -0.188, "not supported"))
+    fresh = _doc(T5=(0.550, 0.474, 0.681, "supported"), T6=(-0.337, -0.636, 0.0, "not supported"))
+    assert compare(ref, fresh) == []
+    assert TOLERANCE >= 0.089 + 0.05 and INTERVAL_TOLERANCE >= 0.188 + 0.05  # measured, and one more rank swap
+    exact = compare(ref, fresh, tolerance=0.0)
+    assert {(d.claim, d.field) for d in exact} == {(c, f) for c in ("T5", "T6") for f in cmp.FIELDS}
     t6 = next(d for d in exact if d.claim == "T6" and d.field == "value")
     assert t6.reference == -0.425 and t6.fresh == -0.337 and t6.shift == pytest.approx(0.088) and t6.tolerance == 0.0
+    assert str(t6) == "T6 value: -0.425 -> -0.337 (shift +0.088, tolerance 0)"
+    fresh["claims"][1]["verdict"] = "supported"
+    assert [(d.claim, d.field) for d in compare(ref, fresh)] == [("T6", "verdict")]
 
 
 def test_a_changed_verdict_is_always_a_difference():
@@ -67,15 +71,16 @@ def test_a_changed_verdict_is_always_a_difference():
 
 def test_numbers_beyond_tolerance_each_end_of_the_interval():
     fresh = copy.deepcopy(REF)
-    fresh["claims"][0]["value"] = 0.576 + 0.2          # beyond
-    fresh["claims"][0]["interval"] = [0.478 + 0.1, 0.742 - 0.16]  # lo within, hi beyond
+    fresh["claims"][0]["value"] = 0.576 + 0.2                       # beyond 0.15
+    fresh["claims"][0]["interval"] = [0.478 + 0.2, 0.742 - 0.3]     # lo within 0.25, hi beyond
     diffs = compare(REF, fresh)
     assert [(d.claim, d.field) for d in diffs] == [("T5", "value"), ("T5", "interval_hi")]
     assert diffs[0].shift == pytest.approx(0.2) and diffs[0].tolerance == TOLERANCE
-    assert "T5 value: 0.576 -> 0.776 (shift +0.2, tolerance 0.15)" == str(diffs[0])
-    # a per-claim tolerance (mapping) or one number for all
-    assert compare(REF, fresh, tolerance={"T5": 0.25}) == []
+    assert diffs[1].tolerance == INTERVAL_TOLERANCE
+    assert str(diffs[0]) == "T5 value: 0.576 -> 0.776 (shift +0.2, tolerance 0.15)"
+    # one number for both, or each its own
     assert compare(REF, fresh, tolerance=0.3) == []
+    assert [d.field for d in compare(REF, fresh, tolerance=0.3, interval_tolerance=0.1)] == ["interval_lo", "interval_hi"]
 
 
 def test_a_number_against_null_and_missing_claims():
@@ -98,11 +103,12 @@ def test_bad_input_is_named():
     dup["claims"].append(dup["claims"][0])
     with pytest.raises(ValueError, match="fresh report lists claim 'T5' twice"):
         compare(REF, dup)
-    with pytest.raises(ValueError, match="tolerance for claim 'T5' must be a number >= 0"):
+    with pytest.raises(ValueError, match="tolerance must be a number >= 0, got -1"):
         compare(REF, REF, tolerance=-1)
+    with pytest.raises(ValueError, match="interval_tolerance must be a number >= 0"):
+        compare(REF, REF, interval_tolerance=float("nan"))
     with pytest.raises(TypeError, match="number or null"):
         compare(REF, _doc(T5=("0.5", 0, 1, "supported")))
-    assert tolerance_for("T6") == TOLERANCE and tolerance_for("T6", {"T5": 0.3}) == TOLERANCE
 
 
 def test_summary_lines():
