@@ -9,7 +9,6 @@ import ast
 import json
 import math
 import re
-import time
 from pathlib import Path
 
 import numpy as np
