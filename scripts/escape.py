@@ -61,9 +61,9 @@ def get_args(argv=None) -> argparse.Namespace:
     r.add_argument("--check-gtol", type=float, default=0.05)
     r.add_argument("--check-ftol", type=float, default=1e-4)
     r.add_argument("--rtol", type=float, default=1e-3, help="escape_time's rtol")
-    r.add_argument("--start-ulp", type=int, default=0, help="PGA starts from the minimum moved this many ulps (0: itself)")
-    r.add_argument("--replica-ulps", type=cli.int_list, default=[], help="one replica trajectory per value, from the "
-                   "minimum moved start-ulp + k ulps (the claims' numerical margin); escape_replica.csv")
+    r.add_argument("--start-ulp", type=int, default=0, help="the probe starts from the uniform start moved this many ulps (0: itself)")
+    r.add_argument("--replica-ulps", type=cli.int_list, default=[], help="one replica probe per value, from the "
+                   "uniform start moved start-ulp + k ulps (the claims' numerical margin); escape_replica.csv")
     r.add_argument("--input-normalization", choices=("none", "scale"), default="none",
                    help="fig2: none (plain CNN) or scale (the CNN sees x / s)")
     r.add_argument("--device", type=str, default="auto")

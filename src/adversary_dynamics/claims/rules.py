@@ -117,8 +117,8 @@ def escape_rule(rules, what: str, x: str) -> str:
 
 def margin_text(rules) -> str:
     return ("Numerical margin: the largest change of a group's value or interval end between the runs and their "
-            "replica trajectories (the same PGA from the minimum moved by a few units in the last place, "
-            "paper_escape.replica_ulps); the claim is inconclusive when a replica gives another verdict, and has no "
+            "replica probes (the same descent and PGA from the uniform start moved by a few units in the "
+            "last place, paper_escape.replica_ulps); the claim is inconclusive when a replica gives another verdict, and has no "
             "margin without replicas.")
 
 

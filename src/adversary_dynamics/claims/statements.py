@@ -228,8 +228,8 @@ def _with_margin(groups: list[dict], replica: pd.DataFrame | None, group_fn: Cal
 
     ``groups``: the claim's group rows from its runs (``group``, ``value``, ``lo``, ``hi``,
     ``verdict``, ``counted``; sign rule: > 0 supported). ``replica``: the rows of the replica
-    trajectories (column ``replica_ulps``: the same runs with the PGA stage started k units in the
-    last place away; :func:`adversary_dynamics.figures.escape.probe_escape`), or None/empty.
+    probes (column ``replica_ulps``: the same runs, descent and PGA, from the uniform start moved k
+    units in the last place; :func:`adversary_dynamics.figures.escape.probe_escape`), or None/empty.
     ``group_fn(table)`` recomputes the groups from a table of runs (the claim's own statistic).
 
     Per group, margin m = max over replicas of |Δvalue|, |Δlo|, |Δhi| (a group missing from a

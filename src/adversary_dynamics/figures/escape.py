@@ -334,8 +334,8 @@ class EscapeProbe:
     relative_step = η‖∇ℓ(δ_0)‖/ε, relative_step_ball = η‖∇ℓ(δ_u)‖/ε, flat = not escaped and
     ε‖∇ℓ(δ_u)‖ ≤ 10⁻⁶ ℓ(δ_u) (module docstring), finite = ℓ(δ = 0), the descent's ℓ(δ_u) and
     ℓ(δ*) and every ℓ_t of the PGA trajectory are finite (where False: not escaped, not flat, the
-    descent not converged). replicas: the probes from δ* moved by ``replica_ulps`` (the same
-    descent; empty without replicas).
+    descent not converged). replicas: the probes from δ_u moved by ``replica_ulps`` ulps (each
+    with its own descent; empty without replicas).
     """
 
     eps: torch.Tensor
@@ -382,11 +382,15 @@ def probe_escape(
     unit ball (:func:`unit_ball_starts`; δ_u = ε z); ``step_size`` η absolute; ``steps`` T;
     ``descent``: keyword arguments of :func:`descend` (steps, step_size, stages, directions,
     radius, mapping_step, gtol, ftol); ``rtol``: :func:`escape_time`'s (reference = ℓ(δ_u));
-    ``generator``: the certificate's random directions. ``start_ulp`` k ≥ 0: the PGA stage starts
-    from δ* moved k units in the last place (:func:`nudge_ulps`; 0: δ* itself), a deliberately
-    perturbed start. ``replica_ulps``: for each k in it, one more PGA stage from δ* moved
-    ``start_ulp`` + k ulps (the descent is shared): rounding-level perturbations of the trajectories,
-    from which the claims measure a statistic's numerical margin (:attr:`EscapeProbe.replicas`).
+    ``generator``: the certificate's random directions. ``start_ulp`` k ≥ 0: the probe starts from
+    the uniform start δ_u moved k units in the last place (:func:`nudge_ulps`; 0: δ_u itself), a
+    deliberately perturbed start. ``replica_ulps``: for each k in it, the whole probe again (descent,
+    certificate with the same directions, PGA) from δ_u moved ``start_ulp`` + k ulps:
+    rounding-level perturbations of the trajectories, from which the claims measure a statistic's
+    numerical margin (:attr:`EscapeProbe.replicas`). The perturbation enters before the descent
+    because the descent is where rounding is amplified: measured on the default, a 1-ulp change of
+    the descent's end point δ* moved 1 of 120 Fig. 2 escape times (by one step) and left T5/T6's
+    statistics unchanged, while rebuilds on another CPU moved median escape times by ~10 steps.
     Returns an :class:`EscapeProbe`. Raises ValueError for an empty ``ratios``, a ratio ≤ 0,
     scale ≤ 0, a negative ``start_ulp`` or replica ulp, or x / y / starts of the wrong shapes.
     """
@@ -405,11 +409,15 @@ def probe_escape(
     xb, yb = x.expand(R, N, d), y.expand(R, N)
     with torch.no_grad():
         loss_clean = get_loss(loss)(model(xb), yb)
-    des = descend(model, xb, yb, loss=loss, eps=eps, start=eps.unsqueeze(-1) * starts.to(x.dtype),
-                  generator=generator, **(descent or {}))
+    start = eps.unsqueeze(-1) * starts.to(x.dtype)
+    g_state = generator.get_state() if generator is not None else None
 
     def from_start(k: int) -> EscapeProbe:
-        res = ascend(model, xb, yb, nudge_ulps(des.delta, k), loss=loss, eps=eps, step_size=step_size, steps=steps)
+        if generator is not None:  # every run draws the certificate's directions from the same state
+            generator.set_state(g_state)
+        des = descend(model, xb, yb, loss=loss, eps=eps, start=nudge_ulps(start, k), generator=generator,
+                      **(descent or {}))
+        res = ascend(model, xb, yb, des.delta, loss=loss, eps=eps, step_size=step_size, steps=steps)
         t, esc, rise = escape_time(res.losses, rtol=rtol, reference=des.loss_ball)
         finite = (torch.isfinite(res.losses).all(0) & torch.isfinite(loss_clean) & torch.isfinite(des.loss_ball)
                   & torch.isfinite(des.loss))
