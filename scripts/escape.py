@@ -61,6 +61,9 @@ def get_args(argv=None) -> argparse.Namespace:
     r.add_argument("--check-gtol", type=float, default=0.05)
     r.add_argument("--check-ftol", type=float, default=1e-4)
     r.add_argument("--rtol", type=float, default=1e-3, help="escape_time's rtol")
+    r.add_argument("--step-rule", choices=("absolute", "proportional", "normalized"), default="absolute",
+                   help="absolute: eta = step size (the paper's); proportional: eta = step size x eps; normalized: "
+                        "steps of step size x eps along the unit gradient")
     r.add_argument("--start-ulp", type=int, default=0, help="the probe starts from the uniform start moved this many ulps (0: itself)")
     r.add_argument("--replica-ulps", type=cli.int_list, default=[], help="one replica probe per value, from the "
                    "uniform start moved start-ulp + k ulps (the claims' numerical margin); escape_replica.csv")
@@ -144,7 +147,8 @@ def run(args) -> int:
                 pr = escape.probe_escape(m, x, y, ratios=ratios, scale=s, loss=args.loss, step_size=args.step_size,
                                          steps=args.steps, starts=starts, descent=descent, rtol=args.rtol,
                                          generator=torch.Generator(device=device).manual_seed(1000 * seed + 1),
-                                         start_ulp=args.start_ulp, replica_ulps=args.replica_ulps)
+                                         start_ulp=args.start_ulp, replica_ulps=args.replica_ulps,
+                                         step_rule=args.step_rule)
                 rows += escape.run_rows(pr, scale=s, ratios=ratios, eta=args.step_size, seed=seed, checkpoint=k,
                                         labels=y)
                 for ulps, rep in zip(args.replica_ulps, pr.replicas):

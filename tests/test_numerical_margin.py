@@ -170,3 +170,19 @@ def test_the_escape_script_writes_the_replica_rows(tmp_path):
     # rounding-level: the uniform start's loss agrees to float32 resolution
     np.testing.assert_allclose(rep[rep["replica_ulps"] == 2]["loss_ball"].to_numpy(), esc["loss_ball"].to_numpy(),
                                rtol=1e-5)
+
+
+def test_step_rules_set_the_step_the_issue_names():
+    eps = torch.tensor([[0.5, 2.0]])
+    assert escape.step_of("absolute", 0.3, eps) == 0.3
+    assert torch.equal(escape.step_of("proportional", 0.1, eps), 0.1 * eps)
+    g = torch.tensor([[4.0, 0.0]])
+    assert torch.equal(escape.relative_step("normalized", 0.1, eps, g), torch.tensor([[0.1, 0.0]]))
+    assert torch.allclose(escape.relative_step("absolute", 0.3, eps, g), 0.3 * g / eps)
+    with pytest.raises(ValueError, match="step_rule"):
+        escape.step_of("relative", 0.1, eps)
+    # a normalised step moves the perturbation by exactly c * eps inside the ball
+    pr = _tiny_probe(step_rule="normalized")
+    assert torch.isfinite(pr.losses).all() and (pr.relative_step <= 0.5 + 1e-6).all()
+    with pytest.raises(ValueError, match="step_rule"):
+        _tiny_probe(step_rule="relative")

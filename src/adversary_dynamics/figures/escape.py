@@ -78,6 +78,9 @@ __all__ = [
     "descend",
     "min_certificate",
     "ascend",
+    "STEP_RULES",
+    "step_of",
+    "relative_step",
     "escape_time",
     "nudge_ulps",
     "probe_escape",
@@ -290,15 +293,44 @@ def descend(
                          stationary=stat, n_improving=n_imp, converged=ok)
 
 
+#: the step rules of the PGA stage (``paper_escape.step_rule``): the paper's absolute η, η ∝ ε, and a
+#: normalised step of length c·ε (:func:`ascend`)
+STEP_RULES = ("absolute", "proportional", "normalized")
+
+
+def step_of(step_rule: str, step_size: float, eps):
+    """The step η of :func:`ascend` under ``step_rule`` (``eps`` ε, a number or tensor (*batch)):
+    ``absolute`` η = ``step_size`` (the paper's update, the same η at every scale and ratio);
+    ``proportional`` η = ``step_size`` · ε (a fixed fraction of the ball per unit gradient);
+    ``normalized`` η = ``step_size`` · ε, applied to the unit gradient (each step moves c·ε).
+    Raises ValueError for an unknown rule."""
+    if step_rule not in STEP_RULES:
+        raise ValueError(f"step_rule must be one of {STEP_RULES}, got {step_rule!r}")
+    return float(step_size) if step_rule == "absolute" else step_size * eps
+
+
 def ascend(model: nn.Module, x: torch.Tensor, y: torch.Tensor, delta0: torch.Tensor, *, loss: LossLike, eps,
-           step_size: float, steps: int = 1000):
-    """PGA from ``delta0`` with the paper's update δ ← Π_B(δ + η∇ℓ) (raw gradient, absolute η =
-    ``step_size``) for ``steps`` steps: :func:`~.attack.pga`'s :class:`~.attack.PGAResult`
-    (``losses`` (T+1, *batch): ℓ at δ_0 = Π_B(delta0) … δ_T; ``grad_norm`` likewise).
-    Shapes as :func:`~.attack.pga` (x (*batch, d), per-example ε)."""
+           step_size: float, steps: int = 1000, step_rule: str = "absolute"):
+    """PGA from ``delta0`` for ``steps`` steps under ``step_rule`` (:func:`step_of`): the paper's
+    update δ ← Π_B(δ + η∇ℓ) (``absolute``: raw gradient, absolute η = ``step_size``; Sec. 5.1.2),
+    δ ← Π_B(δ + c ε ∇ℓ) (``proportional``, c = ``step_size``) or δ ← Π_B(δ + c ε ∇ℓ/‖∇ℓ‖)
+    (``normalized``). Returns :func:`~.attack.pga`'s :class:`~.attack.PGAResult` (``losses``
+    (T+1, *batch): ℓ at δ_0 = Π_B(delta0) … δ_T; ``grad_norm`` likewise). Shapes as
+    :func:`~.attack.pga` (x (*batch, d), per-example ε). Raises ValueError for step_size ≤ 0 or
+    an unknown rule."""
     _check_positive("step_size", step_size)
-    return pga(model, x, y, loss=loss, eps=eps, steps=steps, step_size=float(step_size), gradient="raw",
-               delta0=delta0)
+    eta = step_of(step_rule, step_size, eps)
+    return pga(model, x, y, loss=loss, eps=eps, steps=steps, step_size=eta,
+               gradient="normalized" if step_rule == "normalized" else "raw", delta0=delta0)
+
+
+def relative_step(step_rule: str, step_size: float, eps, grad_norm):
+    """The step relative to the ball, ‖δ_{t+1} − δ_t‖/ε before projection: η‖∇ℓ‖/ε (``absolute``,
+    ``proportional``) or c (``normalized``, where ∇ℓ ≠ 0), for a gradient norm ``grad_norm``."""
+    eta = step_of(step_rule, step_size, eps)
+    if step_rule == "normalized":
+        return torch.where(grad_norm > 0, torch.full_like(grad_norm, float(step_size)), torch.zeros_like(grad_norm))
+    return eta * grad_norm / eps
 
 
 def escape_time(losses, *, rtol: float = 1e-3, reference=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -372,6 +404,7 @@ def probe_escape(
     generator: torch.Generator | None = None,
     start_ulp: int = 0,
     replica_ulps: Sequence[int] = (),
+    step_rule: str = "absolute",
 ) -> EscapeProbe:
     """The probe of Figs. 2–3: every (row, input) pair in one batched descent and one batched PGA
     call (x expanded to (R, N, d), ε = ratios[i] · scale in row i). Fig. 2: one model, one row per
@@ -379,7 +412,8 @@ def probe_escape(
     ratio may then repeat, once per checkpoint).
 
     x (N, d) inputs already at input scale ``scale``; y (N,) labels; ``starts`` z (N, d) in the
-    unit ball (:func:`unit_ball_starts`; δ_u = ε z); ``step_size`` η absolute; ``steps`` T;
+    unit ball (:func:`unit_ball_starts`; δ_u = ε z); ``step_size`` η (absolute) or c (a fraction of
+    ε) by ``step_rule`` (:func:`ascend`; the paper's: ``absolute``); ``steps`` T;
     ``descent``: keyword arguments of :func:`descend` (steps, step_size, stages, directions,
     radius, mapping_step, gtol, ftol); ``rtol``: :func:`escape_time`'s (reference = ℓ(δ_u));
     ``generator``: the certificate's random directions. ``start_ulp`` k ≥ 0: the probe starts from
@@ -404,6 +438,7 @@ def probe_escape(
     for name, k in (("start_ulp", start_ulp), *((f"replica_ulps[{i}]", k) for i, k in enumerate(replica_ulps))):
         if isinstance(k, bool) or not isinstance(k, int) or k < 0:
             raise ValueError(f"{name} must be an integer >= 0 (units in the last place), got {k!r}")
+    step_of(step_rule, 1.0, 1.0)  # an unknown rule is refused before any step
     R, (N, d) = len(ratios), x.shape
     eps = (torch.tensor(ratios, dtype=x.dtype, device=x.device) * float(scale)).unsqueeze(-1).expand(R, N).contiguous()
     xb, yb = x.expand(R, N, d), y.expand(R, N)
@@ -417,14 +452,15 @@ def probe_escape(
             generator.set_state(g_state)
         des = descend(model, xb, yb, loss=loss, eps=eps, start=nudge_ulps(start, k), generator=generator,
                       **(descent or {}))
-        res = ascend(model, xb, yb, des.delta, loss=loss, eps=eps, step_size=step_size, steps=steps)
+        res = ascend(model, xb, yb, des.delta, loss=loss, eps=eps, step_size=step_size, steps=steps,
+                     step_rule=step_rule)
         t, esc, rise = escape_time(res.losses, rtol=rtol, reference=des.loss_ball)
         finite = (torch.isfinite(res.losses).all(0) & torch.isfinite(loss_clean) & torch.isfinite(des.loss_ball)
                   & torch.isfinite(des.loss))
         flat = ~esc.to(eps.device) & (eps * des.grad_ball <= FLAT_TOL * des.loss_ball.abs()) & finite
         return EscapeProbe(eps=eps, loss_clean=loss_clean, descent=des, losses=res.losses, grad_norm=res.grad_norm,
-                           escape_time=t, escaped=esc, rise=rise, relative_step=step_size * res.grad_norm[0] / eps,
-                           relative_step_ball=step_size * des.grad_ball / eps, flat=flat, finite=finite)
+                           escape_time=t, escaped=esc, rise=rise, relative_step=relative_step(step_rule, step_size, eps, res.grad_norm[0]),
+                           relative_step_ball=relative_step(step_rule, step_size, eps, des.grad_ball), flat=flat, finite=finite)
 
     probe = from_start(start_ulp)
     probe.replicas = [from_start(start_ulp + k) for k in replica_ulps]

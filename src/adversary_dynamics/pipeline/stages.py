@@ -407,7 +407,7 @@ def _escape_run_args(fig: str) -> Args:
                 "step_size": e["step_size"], "descent_steps": d["steps"], "descent_step_size": d["step_size"],
                 "descent_stages": d["stages"], "check_directions": k["directions"], "check_radius": k["radius"],
                 "check_mapping_step": k["mapping_step"], "check_gtol": k["gtol"], "check_ftol": k["ftol"],
-                "rtol": e["escape_rtol"], "start_ulp": e["start_ulp"],
+                "rtol": e["escape_rtol"], "start_ulp": e["start_ulp"], "step_rule": e["step_rule"],
                 "replica_ulps": [int(k) for k in e["replica_ulps"]], **extra, **_device_args(c)}
     return args
 
