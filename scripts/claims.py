@@ -66,6 +66,8 @@ def get_args(argv=None) -> argparse.Namespace:
     r.add_argument("--slope-tolerance", type=float, required=True, help="T1: tolerance below a slope bound")
     r.add_argument("--min-rate", type=float, required=True, help="T2: least loss increase per unit eta")
     r.add_argument("--theorem-activation", choices=("softplus", "relu"), default="softplus")
+    r.add_argument("--margin-factor", type=float, default=2.0,
+                   help="T5/T6: intervals widened by this x the numerical margin before the verdict")
     r.add_argument("--e2-leave-out", choices=("flat", "constant", "none"), default="flat",
                    help="E2: certified maxima left out (flat, constant, none)")
     p.add_argument("--config-name", type=str, default="default")

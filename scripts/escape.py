@@ -10,7 +10,8 @@ adversarially trained models under ROOT/scale~<s>/ratio~<r>/seed~<k>/, one model
 :func:`adversary_dynamics.figures.escape.probe_escape` (descent to a local minimum of the loss in the
 ball, then PGA with the paper's update) and writes DIR/escape.csv (one row per (scale, ratio,
 seed, checkpoint, input)), DIR/curves.npz (``losses``: row i's trajectory, float32),
-DIR/levels.csv (fig2: the clean loss of both input-normalisation variants) and provenance.json.
+DIR/levels.csv (fig2: the clean loss of both input-normalisation variants), DIR/escape_replica.csv
+(the rows of the replica trajectories, ``--replica-ulps``; column replica_ulps) and provenance.json.
 ``tables`` aggregates runs into a figure's tables (:func:`adversary_dynamics.figures.escape.write_tables`).
 """
 
@@ -60,6 +61,12 @@ def get_args(argv=None) -> argparse.Namespace:
     r.add_argument("--check-gtol", type=float, default=0.05)
     r.add_argument("--check-ftol", type=float, default=1e-4)
     r.add_argument("--rtol", type=float, default=1e-3, help="escape_time's rtol")
+    r.add_argument("--step-rule", choices=("absolute", "proportional", "normalized"), default="absolute",
+                   help="absolute: eta = step size (the paper's); proportional: eta = step size x eps; normalized: "
+                        "steps of step size x eps along the unit gradient")
+    r.add_argument("--start-ulp", type=int, default=0, help="the probe starts from the uniform start moved this many ulps (0: itself)")
+    r.add_argument("--replica-ulps", type=cli.int_list, default=[], help="one replica probe per value, from the "
+                   "uniform start moved start-ulp + k ulps (the claims' numerical margin); escape_replica.csv")
     r.add_argument("--input-normalization", choices=("none", "scale"), default="none",
                    help="fig2: none (plain CNN) or scale (the CNN sees x / s)")
     r.add_argument("--device", type=str, default="auto")
@@ -103,7 +110,7 @@ def run(args) -> int:
         return models.build_model(spec, input_dim=ds.input_dim, image_shape=ds.image_shape, n_outputs=ds.n_classes,
                                   generator=torch.Generator().manual_seed(seed), device=device)
 
-    rows, curves, levels = [], [], []
+    rows, rep_rows, curves, levels = [], [], [], []
     for s in args.scales:
         x_all = data.rescale_to_scale(ds.x_test, scale=s, reference=ds.x_train, norm=args.norm)
         x = x_all[: args.n_inputs].to(device)
@@ -139,9 +146,14 @@ def run(args) -> int:
                 t0 = time.time()
                 pr = escape.probe_escape(m, x, y, ratios=ratios, scale=s, loss=args.loss, step_size=args.step_size,
                                          steps=args.steps, starts=starts, descent=descent, rtol=args.rtol,
-                                         generator=torch.Generator(device=device).manual_seed(1000 * seed + 1))
+                                         generator=torch.Generator(device=device).manual_seed(1000 * seed + 1),
+                                         start_ulp=args.start_ulp, replica_ulps=args.replica_ulps,
+                                         step_rule=args.step_rule)
                 rows += escape.run_rows(pr, scale=s, ratios=ratios, eta=args.step_size, seed=seed, checkpoint=k,
                                         labels=y)
+                for ulps, rep in zip(args.replica_ulps, pr.replicas):
+                    rep_rows += [{**r, "replica_ulps": int(ulps)} for r in escape.run_rows(
+                        rep, scale=s, ratios=ratios, eta=args.step_size, seed=seed, checkpoint=k, labels=y)]
                 curves.append(pr.losses.reshape(pr.losses.shape[0], -1).t().float().cpu().numpy())
                 conv = float(pr.descent.converged.float().mean())
                 print(f"scale={_fmt(s)} seed={seed} checkpoint={k} ratios={ratios}: {time.time() - t0:.1f} s, "
@@ -150,6 +162,7 @@ def run(args) -> int:
                       file=sys.stderr, flush=True)
     out = args.out_dir
     runio.write_csv_atomic(out / "escape.csv", rows, escape.ESCAPE_COLUMNS)
+    runio.write_csv_atomic(out / "escape_replica.csv", rep_rows, [*escape.ESCAPE_COLUMNS, "replica_ulps"])
     with runio.atomic_path(out / "curves.npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, losses=np.concatenate(curves, 0))

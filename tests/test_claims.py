@@ -92,7 +92,7 @@ def check_entry(e, cid):
     """Every claim has the one entry shape (claims.statements._result)."""
     assert e["id"] == cid and e["verdict"] in VERDICTS
     assert set(e) == {"id", "kind", "paper_location", "claim", "paper_evidence", "statistic", "value", "interval",
-                      "runs", "n_runs", "verdict", "rule", "details"}
+                      "runs", "n_runs", "verdict", "rule", "numerical_margin", "details"}
     assert len(e["interval"]) == 2 and isinstance(e["n_runs"], int) and e["rule"]
     assert e["runs"]["count"] == e["n_runs"] and e["kind"] == ("paper" if cid.startswith("T") else "extension")
     json.dumps(claims.to_jsonable(e), allow_nan=False)  # serialisable, NaN-free

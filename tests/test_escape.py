@@ -323,7 +323,9 @@ def test_command_line_run_and_tables(tmp_path):
                           "--out-dir", str(tmp_path / "t")], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert res.returncode == 0, res.stderr[-3000:]
     assert {p.name for p in (tmp_path / "t").iterdir()} == {"escape.csv", "curves.csv", "levels.csv",
-                                                            "provenance.json"}
+                                                            "escape_replica.csv", "provenance.json"}
+    # the default replica (--replica-ulps 1 in the configuration; none given here): an empty table
+    assert len(pd.read_csv(tmp_path / "t" / "escape_replica.csv")) == 0
 
 
 @pytest.mark.slow

@@ -9,7 +9,6 @@ import ast
 import json
 import math
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -193,14 +192,12 @@ def test_notebook_runs_on_synthetic_tables(fig, tmp_path):
     params |= {"out_pdf": str(tmp_path / "out" / f"{fig}.pdf"), "out_png": str(tmp_path / "out" / f"{fig}.png"),
                "config_name": "smoke"}
     ns: dict = {}
-    t0 = time.perf_counter()
     for cell in load(fig)["cells"]:
         if cell["cell_type"] != "code":
             continue
         exec(compile("".join(cell["source"]), f"<{fig}>", "exec"), ns)
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             ns.update(params)  # papermill's injected cell
-    assert time.perf_counter() - t0 < 10, f"{fig}: the notebook took more than 10 s on tiny tables"
     for ext in ("pdf", "png"):
         out = tmp_path / "out" / f"{fig}.{ext}"
         assert out.stat().st_size > 1000

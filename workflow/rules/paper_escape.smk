@@ -15,6 +15,7 @@ rule paper_fig2_escape_run:
     output:
         escape=f"{stage_dir('paper_fig2_escape_run')}/escape.csv",
         curves=f"{stage_dir('paper_fig2_escape_run')}/curves.npz",
+        escape_replica=f"{stage_dir('paper_fig2_escape_run')}/escape_replica.csv",
         levels=f"{stage_dir('paper_fig2_escape_run')}/levels.csv",
         provenance=f"{stage_dir('paper_fig2_escape_run')}/provenance.json",
     log:
@@ -88,6 +89,7 @@ rule paper_fig3_escape_run:
     output:
         escape=f"{stage_dir('paper_fig3_escape_run')}/escape.csv",
         curves=f"{stage_dir('paper_fig3_escape_run')}/curves.npz",
+        escape_replica=f"{stage_dir('paper_fig3_escape_run')}/escape_replica.csv",
         provenance=f"{stage_dir('paper_fig3_escape_run')}/provenance.json",
     log:
         stage_log("paper_fig3_escape_run", "escape.log"),
@@ -129,6 +131,7 @@ for _fig, _run, _extra in (
         input:
             escape=f"{stage_dir(_run)}/escape.csv",
             curves=f"{stage_dir(_run)}/curves.npz",
+            escape_replica=f"{stage_dir(_run)}/escape_replica.csv",
         output:
             **figure_tables(_fig),
             provenance=f"{stage_dir(_fig + '_tables')}/provenance.json",

@@ -42,6 +42,16 @@ CLAIMS_JSON_SCHEMA: dict[str, Any] = {
                                             "tables": {"type": "array", "items": {"type": "string"}}}},
                     "verdict": {"enum": list(VERDICTS)},
                     "rule": {"type": "string", "minLength": 1},
+                    "numerical_margin": {
+                        "type": ["object", "null"],
+                        "required": ["replica_ulps", "factor", "value", "interval", "verdict_without_margin",
+                                     "replica_verdicts"],
+                        "properties": {"replica_ulps": {"type": "array", "items": {"type": "integer"}},
+                                       "factor": {"type": "number", "minimum": 0},
+                                       "value": {"type": ["number", "null"]},
+                                       "interval": {"type": ["number", "null"]},
+                                       "verdict_without_margin": {"enum": list(VERDICTS)},
+                                       "replica_verdicts": {"type": "array", "items": {"enum": list(VERDICTS)}}}},
                 },
             },
         },
@@ -140,6 +150,12 @@ def render_markdown(results: list[dict], config_name: str, rules: Mapping[str, A
                   f"- runs: {e['runs']['count']} ({e['runs']['unit']}; tables: {', '.join(e['runs']['tables'])})",
                   f"- the paper's evidence: {e['paper_evidence']}",
                   f"- rule: {e['rule']}"]
+        m = e.get("numerical_margin")
+        if m:  # T5/T6 with replica trajectories (claims.statements._with_margin)
+            lines.append(f"- numerical margin: value {_fmt(m['value'])}, interval ends {_fmt(m['interval'])} (largest "
+                         f"change over the replicas {m['replica_ulps']} ulps away; intervals widened by "
+                         f"{_fmt(m['factor'])} x the margin); verdict without the margin: "
+                         f"{m['verdict_without_margin']}; on the replicas: {', '.join(m['replica_verdicts'])}")
         nonfinite = d.pop("nonfinite", 0)
         if nonfinite:  # a line only when rows were left out (claims.md unchanged otherwise)
             lines.append(f"- nonfinite: {_fmt(nonfinite)} rows left out (a NaN or inf loss: no result, neither a "

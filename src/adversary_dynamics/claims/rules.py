@@ -31,6 +31,7 @@ DEFAULT_RULES: dict[str, Any] = {
     "min_rate": 1.0e-3,
     "theorem_activation": "softplus",
     "e2_leave_out": "flat",
+    "margin_factor": 2.0,
 }
 #: E2's choices of certified maxima to leave out (``claims.e2_leave_out``; see ``claim_on_sphere``).
 E2_LEAVE_OUT = ("flat", "constant", "none")
@@ -49,8 +50,10 @@ def _rules(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     out["bootstrap"] = int(out["bootstrap"])
     out["seed"] = int(out["seed"])
     out["min_runs"] = int(out["min_runs"])
-    for k in ("min_fraction", "min_supported_groups", "confidence"):
+    for k in ("min_fraction", "min_supported_groups", "confidence", "margin_factor"):
         out[k] = float(out[k])
+    if not out["margin_factor"] >= 0:
+        raise ValueError(f"claims.margin_factor must be >= 0, got {out['margin_factor']}")
     if not 0 <= out["min_supported_groups"] <= 1:
         raise ValueError(f"min_supported_groups must lie in [0, 1], got {out['min_supported_groups']}")
     if not 0 < out["confidence"] < 1:
@@ -105,10 +108,18 @@ def corr_rule(rules, what: str, units: str) -> str:
 
 
 def escape_rule(rules, what: str, x: str) -> str:
-    return (f"{what}: supported if the whole {level(rules)} bootstrap interval of Spearman's rho({x}, escape time) is > "
-            f"0; not supported if it is entirely < 0; inconclusive otherwise, with fewer than {rules['min_runs']} "
-            f"(seed, input) pairs, or with fewer than 2 values of the {x}. Runs that never escape count as +inf "
-            f"(worst rank, tied). {combine_text(rules)}")
+    return (f"{what}: supported if the whole {level(rules)} bootstrap interval of Spearman's rho({x}, escape time), "
+            f"widened on both sides by {rules['margin_factor']:g} x its numerical margin, is > 0; not supported if it "
+            f"is entirely < 0; inconclusive otherwise, with fewer than {rules['min_runs']} (seed, input) pairs, or "
+            f"with fewer than 2 values of the {x}. Runs that never escape count as +inf (worst rank, tied). "
+            f"{combine_text(rules)} {margin_text(rules)}")
+
+
+def margin_text(rules) -> str:
+    return ("Numerical margin: the largest change of a group's value or interval end between the runs and their "
+            "replica probes (the same descent and PGA from the uniform start moved by a few units in the "
+            "last place, paper_escape.replica_ulps); the claim is inconclusive when a replica gives another verdict, and has no "
+            "margin without replicas.")
 
 
 def slope_rule(rules) -> str:

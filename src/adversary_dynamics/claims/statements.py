@@ -43,7 +43,8 @@ import pandas as pd
 from ..stats import (INCONCLUSIVE, TwoWay, bootstrap_spearman, codes, estimate_threshold, fraction_verdict, interval,
                      one_way_fraction, power_law_slope, resample_weights, sign_verdict, slope_verdict, spearman,
                      weighted_spearman)
-from adversary_dynamics.claims.rules import E2_LEAVE_OUT, _rules, claim_rng, combine, corr_rule, escape_rule, fraction_rule, slope_rule
+from adversary_dynamics.claims.rules import (E2_LEAVE_OUT, _rules, claim_rng, combine, corr_rule, escape_rule,
+                                             fraction_rule, slope_rule)
 
 
 class Table(NamedTuple):
@@ -67,7 +68,9 @@ TABLES: dict[str, Table] = {
     "theory_maxima": Table("ext_theory", "maxima", "T4"),
     "fig1_maxima": Table("paper_fig1_landscapes", "maxima", "T4, optional"),
     "escape_scale": Table("paper_fig2_escape_by_scale", "escape", "T5"),
+    "escape_scale_replica": Table("paper_fig2_escape_by_scale", "escape_replica", "T5's numerical margin"),
     "escape_training": Table("paper_fig3_escape_during_training", "escape", "T6"),
+    "escape_training_replica": Table("paper_fig3_escape_during_training", "escape_replica", "T6's numerical margin"),
     "training_runs": Table("ext_training_convergence", "runs", "T7"),
     "pga_final": Table("ext_pga_convergence", "final", "E1-E3"),
     "landscape_regularity": Table("ext_landscape_statistics", "regularity", "E4"),
@@ -191,8 +194,8 @@ def _least_favourable(w: dict) -> str:
 
 
 def _result(cid: str, statistic: str, groups: list[dict], rule: str, runs: dict, details: dict,
-            rules: Mapping[str, Any], *, key: str = "value", headline: Callable[[dict], str] | None = _least_favourable
-            ) -> dict[str, Any]:
+            rules: Mapping[str, Any], *, key: str = "value", headline: Callable[[dict], str] | None = _least_favourable,
+            margin: dict | None = None) -> dict[str, Any]:
     """THE entry of claim ``cid`` (every claim is built here).
 
     ``groups``: the claim's group rows, each with ``value``, ``lo``, ``hi``, ``verdict`` and
@@ -200,10 +203,14 @@ def _result(cid: str, statistic: str, groups: list[dict], rule: str, runs: dict,
     group with the smallest finite ``key`` (:func:`_worst`; ``key`` = "margin" for T1: the slope
     closest to its bound), ``headline(w)`` appended to ``statistic`` names it (None: nothing
     appended); the verdict combines the counted groups' verdicts (:func:`rules.combine`).
-    ``details["groups"]`` = ``groups``; ``runs`` from :func:`_runs_obj`."""
+    ``details["groups"]`` = ``groups``; ``runs`` from :func:`_runs_obj`. ``margin``: the claim's
+    numerical margin (:func:`_with_margin`; None: not measured), written as ``numerical_margin``;
+    when a replica's verdict differs from the runs' own, the verdict is inconclusive."""
     counted = [g for g in groups if g.get("counted", True)]
     w = _worst(counted, key=key) if counted else None
     verdict = combine([g["verdict"] for g in counted], rules)
+    if margin is not None and len({margin["verdict_without_margin"], *margin["replica_verdicts"]}) > 1:
+        verdict = INCONCLUSIVE
     loc, text, evidence = PAPER[cid]
     if w is not None and headline is not None:
         statistic += headline(w)
@@ -212,7 +219,58 @@ def _result(cid: str, statistic: str, groups: list[dict], rule: str, runs: dict,
             "value": None if w is None else float(w["value"]),
             "interval": [math.nan, math.nan] if w is None else [float(w["lo"]), float(w["hi"])],
             "runs": runs, "n_runs": runs["count"], "verdict": verdict, "rule": rule,
-            "details": {**details, "groups": groups}}
+            "numerical_margin": margin, "details": {**details, "groups": groups}}
+
+
+def _with_margin(groups: list[dict], replica: pd.DataFrame | None, group_fn: Callable[[pd.DataFrame], list[dict]],
+                 rules: Mapping[str, Any]) -> tuple[list[dict], dict | None]:
+    """A claim's groups judged with their numerical margin, and the margin's record.
+
+    ``groups``: the claim's group rows from its runs (``group``, ``value``, ``lo``, ``hi``,
+    ``verdict``, ``counted``; sign rule: > 0 supported). ``replica``: the rows of the replica
+    probes (column ``replica_ulps``: the same runs, descent and PGA, from the uniform start moved k
+    units in the last place; :func:`adversary_dynamics.figures.escape.probe_escape`), or None/empty.
+    ``group_fn(table)`` recomputes the groups from a table of runs (the claim's own statistic).
+
+    Per group, margin m = max over replicas of |Δvalue|, |Δlo|, |Δhi| (a group missing from a
+    replica: m = inf), and the verdict is the sign verdict of [lo − f m, hi + f m], f =
+    ``rules["margin_factor"]`` (:func:`~adversary_dynamics.stats.sign_verdict`; an interval that
+    only clears 0 by less than the margin is inconclusive). Each group row gets ``margin``,
+    ``verdict_without_margin`` and ``replica_values``. Returns (groups, record) with record =
+    {replica_ulps, factor, value, interval (the largest margins over counted groups),
+    verdict_without_margin, replica_verdicts (the claim's combined verdict on each replica
+    table, without margin)}; (groups unchanged, None) without replicas."""
+    if replica is None or len(replica) == 0 or "replica_ulps" not in replica:
+        return groups, None
+    f = float(rules["margin_factor"])
+    reps = {int(k): {g["group"]: g for g in group_fn(sub)} for k, sub in replica.groupby("replica_ulps", sort=True)}
+    out, dv, di = [], [], []
+    for g in groups:
+        m_v = m_i = 0.0
+        for r in reps.values():
+            h = r.get(g["group"])
+            if h is None:
+                m_v = m_i = math.inf
+                continue
+            m_v = max(m_v, abs(h["value"] - g["value"]))
+            m_i = max(m_i, abs(h["lo"] - g["lo"]), abs(h["hi"] - g["hi"]))
+        m_v, m_i = (float(x) if np.isfinite(x) else math.inf for x in (m_v, m_i))
+        m = max(m_v, m_i)
+        # the margin only widens: an inconclusive group stays so; a decided one has finite ends
+        v = g["verdict"] if g["verdict"] == INCONCLUSIVE else sign_verdict(g["lo"] - f * m, g["hi"] + f * m, True)
+        out.append({**g, "verdict": v, "verdict_without_margin": g["verdict"], "margin": m,
+                    "replica_values": {str(k): _py(r[g["group"]]["value"]) if g["group"] in r else None
+                                       for k, r in reps.items()}})
+        if g.get("counted", True):
+            dv.append(m_v)
+            di.append(m_i)
+    counted = [g for g in groups if g.get("counted", True)]
+    record = {"replica_ulps": sorted(reps), "factor": f, "value": max(dv) if dv else None,
+              "interval": max(di) if di else None,
+              "verdict_without_margin": combine([g["verdict"] for g in counted], rules),
+              "replica_verdicts": [combine([r[g["group"]]["verdict"] for g in counted if g["group"] in r], rules)
+                                   for r in reps.values()]}
+    return out, record
 
 
 def _missing_result(cid: str, statistic: str, rule: str, tables: Sequence[str], note: str, *, unit: str = "none",
@@ -765,10 +823,13 @@ def _escape_rho_groups(df: pd.DataFrame, y: np.ndarray, rules: Mapping[str, Any]
     return out
 
 
-def claim_t5_escape_by_scale(escape: pd.DataFrame | None, cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def claim_t5_escape_by_scale(escape: pd.DataFrame | None, replica: pd.DataFrame | None = None,
+                             cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """T5 (Sec. 5.1.2, Fig. 2): per ratio, Spearman rho(scale, escape time) over (scale, seed,
     input) runs at initialisation, seeds and inputs resampled independently; a positive rho
-    means slower escape at larger scale, i.e. the paper's claim."""
+    means slower escape at larger scale, i.e. the paper's claim. ``replica``: the replica
+    trajectories' rows (escape_replica.csv, column replica_ulps), from which the verdict's
+    numerical margin is measured (:func:`_with_margin`); None or empty: no margin."""
     rules = _rules(cfg)
     stat = "Spearman rho(scale, escape time) per ratio over (scale, seed, input) runs"
     rule = escape_rule(rules, "per ratio", "scale")
@@ -776,12 +837,14 @@ def claim_t5_escape_by_scale(escape: pd.DataFrame | None, cfg: Mapping[str, Any]
     if _empty(escape):
         return _missing_result("T5", stat, rule, tab, f"table {tab[0]} is missing or empty "
                                                       "(its figure is not built by this configuration)")
-    df = escape.reset_index(drop=True)
-    if "checkpoint" in df and df["checkpoint"].nunique() > 1:
-        df = df[df["checkpoint"] == df["checkpoint"].min()].reset_index(drop=True)
-    df, nonfinite = _drop_nonfinite(df, "escape")
+    df, nonfinite = _drop_nonfinite(_t5_rows(escape), "escape")
     if _empty(df):
         return _missing_result("T5", stat, rule, tab, f"every run of {tab[0]} is non-finite", nonfinite=nonfinite)
+    def t5_groups(df):
+        df, _ = _drop_nonfinite(_t5_rows(df), "escape")
+        return [g for *_, g in _escape_rho_groups(df, _escape_times(df), rules, claim_no=15, by="ratio", x="scale",
+                                                  x_label=lambda s: f"{s:g}", never_escaped=True)]
+
     y = _escape_times(df)
     groups = []
     for _, idx, _, g in _escape_rho_groups(df, y, rules, claim_no=15, by="ratio", x="scale",
@@ -792,19 +855,29 @@ def claim_t5_escape_by_scale(escape: pd.DataFrame | None, cfg: Mapping[str, Any]
             g["median_relative_step_by_scale"] = "; ".join(f"{s:g}: {v:.3g}" for s, v in rs.items())
         groups.append(g)
     n = int(df[["seed", "input"]].drop_duplicates().shape[0])
+    groups, margin = _with_margin(groups, replica, t5_groups, rules)
     return _result("T5", stat, groups, rule, _runs_obj(n, "(seed, input) pairs, each run at every (scale, ratio)", tab),
                    {"resampling": "seeds and inputs, independently with replacement (one seed: over inputs only)",
                     "caveat": "the absolute step eta is the same at every scale (the paper's update), so the relative "
                               "step eta*||grad||/eps changes with the scale (medians per scale in the groups); where it "
                               "falls monotonically with the scale these runs cannot tell a landscape effect from a "
-                              "step-size effect", "nonfinite": nonfinite}, rules)
+                              "step-size effect", "nonfinite": nonfinite}, rules, margin=margin)
 
 
-def claim_t6_escape_during_training(escape: pd.DataFrame | None, cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def _t5_rows(escape: pd.DataFrame) -> pd.DataFrame:
+    """T5's rows: the table's, at its first checkpoint when it has several."""
+    df = escape.reset_index(drop=True)
+    if "checkpoint" in df and df["checkpoint"].nunique() > 1:
+        df = df[df["checkpoint"] == df["checkpoint"].min()].reset_index(drop=True)
+    return df
+
+
+def claim_t6_escape_during_training(escape: pd.DataFrame | None, replica: pd.DataFrame | None = None,
+                                    cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """T6 (Fig. 3, Sec. 6): per (scale, ratio), Spearman rho(checkpoint, escape time) over
     (checkpoint, seed, input) runs, seeds and inputs resampled; positive = escaping gets harder
     with training. With two or more scales, details compare rho at the largest and smallest
-    scale ('more so at a large input scale')."""
+    scale ('more so at a large input scale'). ``replica``: as :func:`claim_t5_escape_by_scale`'s."""
     rules = _rules(cfg)
     stat = "Spearman rho(training epochs at the checkpoint, escape time) per (scale, ratio)"
     rule = escape_rule(rules, "per (scale, ratio)", "checkpoint")
@@ -815,6 +888,11 @@ def claim_t6_escape_during_training(escape: pd.DataFrame | None, cfg: Mapping[st
     df, nonfinite = _drop_nonfinite(escape.reset_index(drop=True), "escape")
     if _empty(df):
         return _missing_result("T6", stat, rule, tab, f"every run of {tab[0]} is non-finite", nonfinite=nonfinite)
+    def t6_groups(df):
+        df, _ = _drop_nonfinite(df.reset_index(drop=True), "escape")
+        return [g for *_, g in _escape_rho_groups(df, _escape_times(df), rules, claim_no=16, by=["scale", "ratio"],
+                                                  x="checkpoint", x_label=lambda c: f"{int(c)}", never_escaped=False)]
+
     y = _escape_times(df)
     groups, rhos = [], {}
     for key, idx, W, g in _escape_rho_groups(df, y, rules, claim_no=16, by=["scale", "ratio"], x="checkpoint",
@@ -844,8 +922,9 @@ def claim_t6_escape_during_training(escape: pd.DataFrame | None, cfg: Mapping[st
     else:
         details["more_so_at_large_scale"] = "not run: the table has a single scale"
     n = int(df[["seed", "input"]].drop_duplicates().shape[0])
+    groups, margin = _with_margin(groups, replica, t6_groups, rules)
     return _result("T6", stat, groups, rule, _runs_obj(n, "(training seed, input) pairs probed at every checkpoint", tab),
-                   details, rules)
+                   details, rules, margin=margin)
 
 
 def claim_t7_training_vs_scale(runs: pd.DataFrame | None, cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -900,8 +979,8 @@ CLAIMS: tuple[tuple[str, Any, tuple[str, ...]], ...] = (
     ("T2", claim_t2_interior_ascent, ("theory_runs",)),
     ("T3", claim_t3_no_saddles, ("theory_hessian",)),
     ("T4", claim_t4_single_maximum, ("theory_maxima", "fig1_maxima")),
-    ("T5", claim_t5_escape_by_scale, ("escape_scale",)),
-    ("T6", claim_t6_escape_during_training, ("escape_training",)),
+    ("T5", claim_t5_escape_by_scale, ("escape_scale", "escape_scale_replica")),
+    ("T6", claim_t6_escape_during_training, ("escape_training", "escape_training_replica")),
     ("T7", claim_t7_training_vs_scale, ("training_runs",)),
     ("E1", claim_pga_converges, ("pga_final",)),
     ("E2", claim_on_sphere, ("pga_final",)),

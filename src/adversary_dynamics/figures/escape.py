@@ -59,7 +59,7 @@ thin command line around it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -78,7 +78,11 @@ __all__ = [
     "descend",
     "min_certificate",
     "ascend",
+    "STEP_RULES",
+    "step_of",
+    "relative_step",
     "escape_time",
+    "nudge_ulps",
     "probe_escape",
     "run_rows",
     "thin_steps",
@@ -289,15 +293,44 @@ def descend(
                          stationary=stat, n_improving=n_imp, converged=ok)
 
 
+#: the step rules of the PGA stage (``paper_escape.step_rule``): the paper's absolute η, η ∝ ε, and a
+#: normalised step of length c·ε (:func:`ascend`)
+STEP_RULES = ("absolute", "proportional", "normalized")
+
+
+def step_of(step_rule: str, step_size: float, eps):
+    """The step η of :func:`ascend` under ``step_rule`` (``eps`` ε, a number or tensor (*batch)):
+    ``absolute`` η = ``step_size`` (the paper's update, the same η at every scale and ratio);
+    ``proportional`` η = ``step_size`` · ε (a fixed fraction of the ball per unit gradient);
+    ``normalized`` η = ``step_size`` · ε, applied to the unit gradient (each step moves c·ε).
+    Raises ValueError for an unknown rule."""
+    if step_rule not in STEP_RULES:
+        raise ValueError(f"step_rule must be one of {STEP_RULES}, got {step_rule!r}")
+    return float(step_size) if step_rule == "absolute" else step_size * eps
+
+
 def ascend(model: nn.Module, x: torch.Tensor, y: torch.Tensor, delta0: torch.Tensor, *, loss: LossLike, eps,
-           step_size: float, steps: int = 1000):
-    """PGA from ``delta0`` with the paper's update δ ← Π_B(δ + η∇ℓ) (raw gradient, absolute η =
-    ``step_size``) for ``steps`` steps: :func:`~.attack.pga`'s :class:`~.attack.PGAResult`
-    (``losses`` (T+1, *batch): ℓ at δ_0 = Π_B(delta0) … δ_T; ``grad_norm`` likewise).
-    Shapes as :func:`~.attack.pga` (x (*batch, d), per-example ε)."""
+           step_size: float, steps: int = 1000, step_rule: str = "absolute"):
+    """PGA from ``delta0`` for ``steps`` steps under ``step_rule`` (:func:`step_of`): the paper's
+    update δ ← Π_B(δ + η∇ℓ) (``absolute``: raw gradient, absolute η = ``step_size``; Sec. 5.1.2),
+    δ ← Π_B(δ + c ε ∇ℓ) (``proportional``, c = ``step_size``) or δ ← Π_B(δ + c ε ∇ℓ/‖∇ℓ‖)
+    (``normalized``). Returns :func:`~.attack.pga`'s :class:`~.attack.PGAResult` (``losses``
+    (T+1, *batch): ℓ at δ_0 = Π_B(delta0) … δ_T; ``grad_norm`` likewise). Shapes as
+    :func:`~.attack.pga` (x (*batch, d), per-example ε). Raises ValueError for step_size ≤ 0 or
+    an unknown rule."""
     _check_positive("step_size", step_size)
-    return pga(model, x, y, loss=loss, eps=eps, steps=steps, step_size=float(step_size), gradient="raw",
-               delta0=delta0)
+    eta = step_of(step_rule, step_size, eps)
+    return pga(model, x, y, loss=loss, eps=eps, steps=steps, step_size=eta,
+               gradient="normalized" if step_rule == "normalized" else "raw", delta0=delta0)
+
+
+def relative_step(step_rule: str, step_size: float, eps, grad_norm):
+    """The step relative to the ball, ‖δ_{t+1} − δ_t‖/ε before projection: η‖∇ℓ‖/ε (``absolute``,
+    ``proportional``) or c (``normalized``, where ∇ℓ ≠ 0), for a gradient norm ``grad_norm``."""
+    eta = step_of(step_rule, step_size, eps)
+    if step_rule == "normalized":
+        return torch.where(grad_norm > 0, torch.full_like(grad_norm, float(step_size)), torch.zeros_like(grad_norm))
+    return eta * grad_norm / eps
 
 
 def escape_time(losses, *, rtol: float = 1e-3, reference=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -333,7 +366,8 @@ class EscapeProbe:
     relative_step = η‖∇ℓ(δ_0)‖/ε, relative_step_ball = η‖∇ℓ(δ_u)‖/ε, flat = not escaped and
     ε‖∇ℓ(δ_u)‖ ≤ 10⁻⁶ ℓ(δ_u) (module docstring), finite = ℓ(δ = 0), the descent's ℓ(δ_u) and
     ℓ(δ*) and every ℓ_t of the PGA trajectory are finite (where False: not escaped, not flat, the
-    descent not converged).
+    descent not converged). replicas: the probes from δ_u moved by ``replica_ulps`` ulps (each
+    with its own descent; empty without replicas).
     """
 
     eps: torch.Tensor
@@ -348,6 +382,7 @@ class EscapeProbe:
     relative_step_ball: torch.Tensor
     flat: torch.Tensor
     finite: torch.Tensor
+    replicas: list = field(default_factory=list)
 
 
 FLAT_TOL = 1e-6  # flat: ε‖∇ℓ(δ_u)‖ ≤ FLAT_TOL · ℓ(δ_u) and no rise
@@ -367,6 +402,9 @@ def probe_escape(
     descent: dict[str, Any] | None = None,
     rtol: float = 1e-3,
     generator: torch.Generator | None = None,
+    start_ulp: int = 0,
+    replica_ulps: Sequence[int] = (),
+    step_rule: str = "absolute",
 ) -> EscapeProbe:
     """The probe of Figs. 2–3: every (row, input) pair in one batched descent and one batched PGA
     call (x expanded to (R, N, d), ε = ratios[i] · scale in row i). Fig. 2: one model, one row per
@@ -374,12 +412,21 @@ def probe_escape(
     ratio may then repeat, once per checkpoint).
 
     x (N, d) inputs already at input scale ``scale``; y (N,) labels; ``starts`` z (N, d) in the
-    unit ball (:func:`unit_ball_starts`; δ_u = ε z); ``step_size`` η absolute; ``steps`` T;
+    unit ball (:func:`unit_ball_starts`; δ_u = ε z); ``step_size`` η (absolute) or c (a fraction of
+    ε) by ``step_rule`` (:func:`ascend`; the paper's: ``absolute``); ``steps`` T;
     ``descent``: keyword arguments of :func:`descend` (steps, step_size, stages, directions,
     radius, mapping_step, gtol, ftol); ``rtol``: :func:`escape_time`'s (reference = ℓ(δ_u));
-    ``generator``: the certificate's random directions. Returns an :class:`EscapeProbe`.
-    Raises ValueError for an empty ``ratios``, a ratio ≤ 0, scale ≤ 0, or x / y / starts of the
-    wrong shapes.
+    ``generator``: the certificate's random directions. ``start_ulp`` k ≥ 0: the probe starts from
+    the uniform start δ_u moved k units in the last place (:func:`nudge_ulps`; 0: δ_u itself), a
+    deliberately perturbed start. ``replica_ulps``: for each k in it, the whole probe again (descent,
+    certificate with the same directions, PGA) from δ_u moved ``start_ulp`` + k ulps:
+    rounding-level perturbations of the trajectories, from which the claims measure a statistic's
+    numerical margin (:attr:`EscapeProbe.replicas`). The perturbation enters before the descent
+    because the descent is where rounding is amplified: measured on the default, a 1-ulp change of
+    the descent's end point δ* moved 1 of 120 Fig. 2 escape times (by one step) and left T5/T6's
+    statistics unchanged, while rebuilds on another CPU moved median escape times by ~10 steps.
+    Returns an :class:`EscapeProbe`. Raises ValueError for an empty ``ratios``, a ratio ≤ 0,
+    scale ≤ 0, a negative ``start_ulp`` or replica ulp, or x / y / starts of the wrong shapes.
     """
     ratios = [float(r) for r in ratios]
     if not ratios or not all(math.isfinite(r) and r > 0 for r in ratios):
@@ -388,21 +435,50 @@ def probe_escape(
     if x.dim() != 2 or y.shape != x.shape[:1] or starts.shape != x.shape:
         raise ValueError(f"x must be (N, d), y (N,) and starts (N, d); got {tuple(x.shape)}, {tuple(y.shape)}, "
                          f"{tuple(starts.shape)}")
+    for name, k in (("start_ulp", start_ulp), *((f"replica_ulps[{i}]", k) for i, k in enumerate(replica_ulps))):
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise ValueError(f"{name} must be an integer >= 0 (units in the last place), got {k!r}")
+    step_of(step_rule, 1.0, 1.0)  # an unknown rule is refused before any step
     R, (N, d) = len(ratios), x.shape
     eps = (torch.tensor(ratios, dtype=x.dtype, device=x.device) * float(scale)).unsqueeze(-1).expand(R, N).contiguous()
     xb, yb = x.expand(R, N, d), y.expand(R, N)
     with torch.no_grad():
         loss_clean = get_loss(loss)(model(xb), yb)
-    des = descend(model, xb, yb, loss=loss, eps=eps, start=eps.unsqueeze(-1) * starts.to(x.dtype),
-                  generator=generator, **(descent or {}))
-    res = ascend(model, xb, yb, des.delta, loss=loss, eps=eps, step_size=step_size, steps=steps)
-    t, esc, rise = escape_time(res.losses, rtol=rtol, reference=des.loss_ball)
-    finite = (torch.isfinite(res.losses).all(0) & torch.isfinite(loss_clean) & torch.isfinite(des.loss_ball)
-              & torch.isfinite(des.loss))
-    flat = ~esc.to(eps.device) & (eps * des.grad_ball <= FLAT_TOL * des.loss_ball.abs()) & finite
-    return EscapeProbe(eps=eps, loss_clean=loss_clean, descent=des, losses=res.losses, grad_norm=res.grad_norm,
-                       escape_time=t, escaped=esc, rise=rise, relative_step=step_size * res.grad_norm[0] / eps,
-                       relative_step_ball=step_size * des.grad_ball / eps, flat=flat, finite=finite)
+    start = eps.unsqueeze(-1) * starts.to(x.dtype)
+    g_state = generator.get_state() if generator is not None else None
+
+    def from_start(k: int) -> EscapeProbe:
+        if generator is not None:  # every run draws the certificate's directions from the same state
+            generator.set_state(g_state)
+        des = descend(model, xb, yb, loss=loss, eps=eps, start=nudge_ulps(start, k), generator=generator,
+                      **(descent or {}))
+        res = ascend(model, xb, yb, des.delta, loss=loss, eps=eps, step_size=step_size, steps=steps,
+                     step_rule=step_rule)
+        t, esc, rise = escape_time(res.losses, rtol=rtol, reference=des.loss_ball)
+        finite = (torch.isfinite(res.losses).all(0) & torch.isfinite(loss_clean) & torch.isfinite(des.loss_ball)
+                  & torch.isfinite(des.loss))
+        flat = ~esc.to(eps.device) & (eps * des.grad_ball <= FLAT_TOL * des.loss_ball.abs()) & finite
+        return EscapeProbe(eps=eps, loss_clean=loss_clean, descent=des, losses=res.losses, grad_norm=res.grad_norm,
+                           escape_time=t, escaped=esc, rise=rise, relative_step=relative_step(step_rule, step_size, eps, res.grad_norm[0]),
+                           relative_step_ball=relative_step(step_rule, step_size, eps, des.grad_ball), flat=flat, finite=finite)
+
+    probe = from_start(start_ulp)
+    probe.replicas = [from_start(start_ulp + k) for k in replica_ulps]
+    return probe
+
+
+def nudge_ulps(delta: torch.Tensor, k: int) -> torch.Tensor:
+    """δ with every coordinate moved ``k`` ≥ 0 units in the last place towards +∞
+    (``torch.nextafter`` applied k times; a new tensor, same shape and dtype; k = 0 returns δ
+    itself): the smallest perturbation of a trajectory's start that its dtype can represent, a
+    stand-in for the rounding differences between CPUs, thread counts and BLAS kernels."""
+    if k == 0:
+        return delta
+    up = torch.full_like(delta, math.inf)
+    out = delta
+    for _ in range(int(k)):
+        out = torch.nextafter(out, up)
+    return out
 
 
 def run_rows(probe: EscapeProbe, *, scale: float, ratios: Sequence[float], eta: float, seed: int,
@@ -473,7 +549,8 @@ def curve_table(rows: Sequence[dict[str, Any]], losses, *, dense: int = 20, poin
 def write_tables(run_dirs: Sequence[str | Path], *, out_dir: str | Path, config: dict | None = None,
                  extra_runs: Sequence[str | Path] = (), dense: int = 20, points: int = 100) -> dict[str, Path]:
     """Aggregate escape runs (folders with escape.csv and curves.npz, written by scripts/escape.py
-    run) into a figure's tables: ``out_dir``/escape.csv (all rows), curves.csv (:func:`curve_table`),
+    run) into a figure's tables: ``out_dir``/escape.csv (all rows), escape_replica.csv (the replica
+    trajectories' rows, column replica_ulps; no rows without replicas), curves.csv (:func:`curve_table`),
     levels.csv when the runs wrote one (concatenated), and provenance.json
     (:func:`adversary_dynamics.figures.tables.write_provenance`: configuration, code version, a record of
     every run in ``run_dirs`` and ``extra_runs``, e.g. the training runs Fig. 3 probed). Returns
@@ -485,16 +562,20 @@ def write_tables(run_dirs: Sequence[str | Path], *, out_dir: str | Path, config:
     from adversary_dynamics.figures import tables as _tables
 
     out_dir = Path(out_dir)
-    esc, curves, levels = [], [], []
+    esc, curves, levels, replicas = [], [], [], []
     for d in map(Path, run_dirs):
         df = pd.read_csv(d / "escape.csv")
+        if (d / "escape_replica.csv").exists():  # runs without replicas (older runs) contribute no rows
+            replicas.append(pd.read_csv(d / "escape_replica.csv"))
         with np.load(d / "curves.npz") as z:
             L = z["losses"]
         esc.append(df)
         curves.append(curve_table(df.to_dict("records"), L, dense=dense, points=points))
         if (d / "levels.csv").exists():
             levels.append(pd.read_csv(d / "levels.csv"))
-    tabs = {"escape": pd.concat(esc, ignore_index=True), "curves": pd.concat(curves, ignore_index=True)}
+    tabs = {"escape": pd.concat(esc, ignore_index=True), "curves": pd.concat(curves, ignore_index=True),
+            "escape_replica": (pd.concat(replicas, ignore_index=True) if replicas
+                               else pd.DataFrame(columns=[*ESCAPE_COLUMNS, "replica_ulps"]))}
     if levels:
         tabs["levels"] = pd.concat(levels, ignore_index=True)
     paths = {k: out_dir / f"{k}.csv" for k in tabs}
