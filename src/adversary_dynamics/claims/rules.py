@@ -107,8 +107,12 @@ def corr_rule(rules, what: str, units: str) -> str:
 def escape_rule(rules, what: str, x: str) -> str:
     return (f"{what}: supported if the whole {level(rules)} bootstrap interval of Spearman's rho({x}, escape time) is > "
             f"0; not supported if it is entirely < 0; inconclusive otherwise, with fewer than {rules['min_runs']} "
-            f"(seed, input) pairs, or with fewer than 2 values of the {x}. Runs that never escape count as +inf "
-            f"(worst rank, tied). {combine_text(rules)}")
+            f"(seed, input) pairs, or with fewer than 2 values of the {x}. Censored runs (escape time > the step "
+            f"budget T: no departure from the start, or still rising at T, by the rule paper_escape.censor_* fixed "
+            f"before the runs), runs with no rise at all and runs on a flat landscape count as +inf (worst rank, "
+            f"tied): with one budget T for every run (type-I censoring) each censored run outlasts every observed "
+            f"escape time and censored runs are mutually unordered, so these tied ranks respect the censoring; the "
+            f"number and share censored per group are reported. {combine_text(rules)}")
 
 
 def slope_rule(rules) -> str:
