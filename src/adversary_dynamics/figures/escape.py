@@ -335,7 +335,10 @@ def escape_time(losses, *, rtol: float = 1e-3, reference=None) -> tuple[torch.Te
     """Escape time of loss curves ℓ_0 … ℓ_T along dim 0 (``losses`` (T+1, *batch), a tensor or array).
 
     Δ = ℓ_max − ℓ_0 with ℓ_max = max_t ℓ_t (the total rise); escape time = min{t : ℓ_t − ℓ_0 ≥ Δ/2}
-    (an integer step, as float). A curve counts as not escaped (escape time NaN) when
+    (an integer step, as float): the raw half-rise step, which :func:`probe_escape` keeps as
+    ``half_rise_step`` and reports as the escape time only where :func:`censoring` does not
+    censor the run. The second value ("escaped") says only that the curve rose: it is False
+    (escape time NaN) when
     Δ ≤ rtol · max(|ℓ_0|, |ℓ_max|, |reference|) (``reference``: a typical loss level, broadcast to
     batch; 0 when None) or when any ℓ_t of the curve is NaN or ±inf (a non-finite curve never
     escapes). Returns (escape_time, escaped, Δ), each of shape batch. Raises ValueError for an empty curve or rtol < 0.
