@@ -6,6 +6,9 @@
 paper_fig2_escape_run=(
   scripts/escape.py run
   --architecture cnn
+  --censor-min-rise 0.1
+  --censor-tail 0.1
+  --censor-tail-rise 0.25
   --check-directions 32
   --check-ftol 0.0001
   --check-gtol 0.05

@@ -67,6 +67,11 @@ def get_args(argv=None) -> argparse.Namespace:
     r.add_argument("--start-ulp", type=int, default=0, help="the probe starts from the uniform start moved this many ulps (0: itself)")
     r.add_argument("--replica-ulps", type=cli.int_list, default=[], help="one replica probe per value, from the "
                    "uniform start moved start-ulp + k ulps (the claims' numerical margin); escape_replica.csv")
+    r.add_argument("--censor-min-rise", type=float, default=0.1,
+                   help="censoring rule (a): censored if the rise <= this x eps ||grad at the uniform start||")
+    r.add_argument("--censor-tail", type=float, default=0.1, help="censoring rule (b): the last fraction of the steps")
+    r.add_argument("--censor-tail-rise", type=float, default=0.25,
+                   help="censoring rule (b): censored if more than this share of the rise is first reached in the tail")
     r.add_argument("--input-normalization", choices=("none", "scale"), default="none",
                    help="fig2: none (plain CNN) or scale (the CNN sees x / s)")
     r.add_argument("--device", type=str, default="auto")
@@ -105,6 +110,7 @@ def run(args) -> int:
     descent = dict(steps=args.descent_steps, step_size=args.descent_step_size, stages=args.descent_stages,
                    directions=args.check_directions, radius=args.check_radius,
                    mapping_step=args.check_mapping_step, gtol=args.check_gtol, ftol=args.check_ftol)
+    censor = dict(min_rise=args.censor_min_rise, tail=args.censor_tail, tail_rise=args.censor_tail_rise)
 
     def build(seed):
         return models.build_model(spec, input_dim=ds.input_dim, image_shape=ds.image_shape, n_outputs=ds.n_classes,
@@ -145,7 +151,7 @@ def run(args) -> int:
                         m = escape.InputScaled(m, scale=s)
                 t0 = time.time()
                 pr = escape.probe_escape(m, x, y, ratios=ratios, scale=s, loss=args.loss, step_size=args.step_size,
-                                         steps=args.steps, starts=starts, descent=descent, rtol=args.rtol,
+                                         steps=args.steps, starts=starts, descent=descent, rtol=args.rtol, censor=censor,
                                          generator=torch.Generator(device=device).manual_seed(1000 * seed + 1),
                                          start_ulp=args.start_ulp, replica_ulps=args.replica_ulps,
                                          step_rule=args.step_rule)
@@ -157,8 +163,10 @@ def run(args) -> int:
                 curves.append(pr.losses.reshape(pr.losses.shape[0], -1).t().float().cpu().numpy())
                 conv = float(pr.descent.converged.float().mean())
                 print(f"scale={_fmt(s)} seed={seed} checkpoint={k} ratios={ratios}: {time.time() - t0:.1f} s, "
-                      f"descent converged {conv:.0%}, median escape "
-                      f"{np.nanmedian(pr.escape_time.cpu().numpy()) if pr.escaped.any() else float('nan')}",
+                      f"descent converged {conv:.0%}, median escape (escaped runs) "
+                      f"{np.median(pr.escape_time[pr.escaped].cpu().numpy()) if pr.escaped.any() else float('nan')}, "
+                      f"censored {int(pr.censored.sum())} of {pr.censored.numel()} (rule a: "
+                      f"{int(pr.censored_rise.sum())}, rule b: {int(pr.censored_late.sum())})",
                       file=sys.stderr, flush=True)
     out = args.out_dir
     runio.write_csv_atomic(out / "escape.csv", rows, escape.ESCAPE_COLUMNS)

@@ -562,3 +562,32 @@ def test_ext_theory_notebook_runs_on_a_tiny_sweep(tmp_path):
             ns.update(params)
     for ext in ("pdf", "png"):
         assert (tmp_path / "out" / f"t.{ext}").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("claim_fn,kw", [
+    (claims.claim_t5_escape_by_scale, {}),
+    (claims.claim_t6_escape_during_training, {"scales": (0.1, 10.0), "checkpoints": (0, 10, 100)}),
+])
+def test_t5_t6_censored_runs_equal_their_times_replaced_by_inf(claim_fn, kw):
+    """Type-I censoring at one budget T: a censored run (column censored = True) ranks as +inf whatever its
+    recorded half-rise step, i.e. exactly as the same table with those runs' times replaced by +inf; the details
+    count the censored runs per group and the rule says how they are treated."""
+    base = escape_table(lambda s, r, c: 10 * (4 + math.log10(s)) + c, **kw)
+    rng = np.random.default_rng(7)
+    cens = rng.random(len(base)) < 0.3
+    raw = base.assign(escape_time=np.where(cens, 3.0, base["escape_time"]), censored=cens,
+                      censored_rise=cens, censored_late=False, flat=False)  # a censored run's raw (early) crossing
+    inf = base.assign(escape_time=np.where(cens, np.inf, base["escape_time"]))  # no censored column
+    written = raw.assign(escape_time=np.where(cens, np.inf, base["escape_time"]))  # as escape.csv writes it
+    a, b, c = claim_fn(raw, RULES), claim_fn(inf, RULES), claim_fn(written, RULES)
+    for e in (a, c):
+        assert (e["value"], e["interval"], e["verdict"]) == (b["value"], b["interval"], b["verdict"])
+        assert [g["value"] for g in e["details"]["groups"]] == [g["value"] for g in b["details"]["groups"]]
+    groups = a["details"]["groups"]
+    assert sum(g["censored"] for g in groups) == int(cens.sum()) == a["details"]["censoring"]["censored"]
+    assert all(g["censored_share"] == pytest.approx(g["censored"] / g["n_obs"]) for g in groups)
+    assert sum(g["censored_no_departure"] for g in groups) == int(cens.sum())
+    assert "censor" in a["rule"] and "type-I" in a["rule"]
+    # treating the raw crossings as escape times gives another answer (the old code's)
+    d = claim_fn(raw.drop(columns=["censored"]), RULES)
+    assert [g["value"] for g in d["details"]["groups"]] != [g["value"] for g in b["details"]["groups"]]

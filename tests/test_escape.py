@@ -322,7 +322,7 @@ def test_command_line_run_and_tables(tmp_path):
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "escape.py"), "tables", "--runs", str(out),
                           "--out-dir", str(tmp_path / "t")], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert {p.name for p in (tmp_path / "t").iterdir()} == {"escape.csv", "curves.csv", "levels.csv",
+    assert {p.name for p in (tmp_path / "t").iterdir()} == {"escape.csv", "curves.csv", "survival.csv", "levels.csv",
                                                             "escape_replica.csv", "provenance.json"}
     # the default replica (--replica-ulps 1 in the configuration; none given here): an empty table
     assert len(pd.read_csv(tmp_path / "t" / "escape_replica.csv")) == 0
@@ -404,3 +404,140 @@ def test_flat_landscape_is_flagged_and_not_counted_as_stuck():
     pr = escape.probe_escape(_cnn(), x, y, ratios=[0.1], scale=10.0, loss="squared_error", step_size=0.5,
                              steps=20, starts=z, descent=SMALL)
     assert not bool(pr.flat.any())
+
+
+# ---- censoring (issue 18): a half-rise step that the step budget decides is censored, escape time > T -----------
+T_CENSOR = 1000
+
+
+def _hand_curves(T=T_CENSOR):
+    """(T+1, 4) curves and the first-order range ε‖∇ℓ(δ_u)‖ of each: a clean rise; a creep of 2·10⁻⁶ of the level
+    (crosses half of its tiny rise at T/2); a late mover from an exact minimum (only starts to move at the end);
+    a run with a real first rise that is still rising at T (55 % of its rise in the last 5 % of the steps)."""
+    t = torch.arange(T + 1, dtype=torch.float64)
+    clean = 1 + (1 - torch.exp(-t / 20))
+    creep = 1 + 2e-6 * t / T
+    late = 1e-5 + 0.04 * torch.exp((t - T) / 30)
+    second = 1 + 0.45 * (1 - torch.exp(-t / 20)) + 0.55 * torch.clamp((t - 950) / 50, min=0)
+    return torch.stack([clean, creep, late, second], 1), torch.tensor([0.6, 0.6, 12.0, 0.6], dtype=torch.float64)
+
+
+def test_censoring_rules_on_hand_made_curves():
+    L, fo = _hand_curves()
+    half, rose, _ = escape.escape_time(L, rtol=1e-6)
+    # the raw half-rise steps, which the old code reported as escape times: the creep "escapes" at T/2
+    assert half[0] == 14.0 and 499 <= half[1] <= 501 and half[2] > 950 and half[3] > 950 and rose.all()
+    ratio, share, c_rise, c_late = escape.censoring(L, first_order=fo, min_rise=0.1, tail=0.1, tail_rise=0.25)
+    assert c_rise.tolist() == [False, True, True, False]  # (a) no departure: creep and late mover
+    assert c_late.tolist() == [False, False, True, True]  # (b) still rising at T: late mover and second rise
+    assert ratio[0] == pytest.approx(1 / 0.6, rel=1e-6) and ratio[1] < 1e-4 and ratio[2] < 0.01
+    assert share[0] == 0 and share[2] > 0.9 and share[3] == pytest.approx(0.55, abs=1e-3)
+    # the rule's thresholds: a linear rise puts 10 % of its rise in the last 10 % of the steps
+    lin = torch.linspace(0, 1, T_CENSOR + 1, dtype=torch.float64).unsqueeze(1)
+    assert escape.censoring(lin, first_order=1.0, tail=0.1, tail_rise=0.25)[3].tolist() == [False]
+    assert escape.censoring(lin, first_order=1.0, tail=0.1, tail_rise=0.05)[3].tolist() == [True]
+    bad = torch.cat([L[:, :1], torch.full((T_CENSOR + 1, 1), math.nan, dtype=torch.float64)], 1)
+    assert escape.censoring(bad, first_order=0.6)[2].tolist() == [False, False]  # non-finite: never censored
+    for kw in ({"min_rise": -1.0}, {"tail": 0.0}, {"tail": 1.0}, {"tail_rise": 1.0}):
+        with pytest.raises(ValueError, match=next(iter(kw))):
+            escape.censoring(L, first_order=fo, **kw)
+
+
+def _fake_probe(monkeypatch, L, first_order, *, loss_ball=1.0):
+    """probe_escape with its descent and PGA replaced by hand-made curves L (T+1, R, N) and a given ε‖∇ℓ(δ_u)‖
+    (R, N) at ε = ratio · scale = 1, so that the classification of the runs can be checked exactly."""
+    import types
+
+    T1, R, N = L.shape
+
+    def fake_descend(model, x, y, *, eps, start, **kw):
+        z = torch.zeros((R, N), dtype=torch.float64)
+        return escape.DescentResult(delta=start, loss=L[0].clone(), loss_ball=z + loss_ball,
+                                    grad_ball=first_order.clone(), mapping=z, stationary=z == 0,
+                                    n_improving=z.long(), converged=z == 0)
+
+    def fake_ascend(model, x, y, delta0, *, steps, **kw):
+        return types.SimpleNamespace(losses=L, grad_norm=torch.ones_like(L))
+
+    monkeypatch.setattr(escape, "descend", fake_descend)
+    monkeypatch.setattr(escape, "ascend", fake_ascend)
+    x = torch.randn(N, 4, dtype=torch.float64)
+    model = nn.Linear(4, 3).double()
+    return escape.probe_escape(model, x, torch.zeros(N, dtype=torch.long), ratios=[1.0] * R, scale=1.0,
+                               loss="squared_error", step_size=1.0, steps=T1 - 1, starts=torch.zeros_like(x),
+                               rtol=1e-6), model
+
+
+def test_probe_censors_creep_and_late_movers_not_a_clean_rise(monkeypatch):
+    L, fo = _hand_curves()
+    pr, _ = _fake_probe(monkeypatch, L.unsqueeze(1), fo.unsqueeze(0))
+    assert pr.censored[0].tolist() == [False, True, True, True]
+    assert pr.escaped[0].tolist() == [True, False, False, False] and not pr.flat.any()
+    assert pr.censored_rise[0].tolist() == [False, True, True, False]
+    assert pr.censored_late[0].tolist() == [False, False, True, True]
+    assert pr.escape_time[0].tolist() == [14.0, math.inf, math.inf, math.inf]  # censored: > T
+    assert 499 <= pr.half_rise_step[0, 1] <= 501  # the raw crossing is kept
+    rows = escape.run_rows(pr, scale=1.0, ratios=[1.0], eta=1.0, seed=0, checkpoint=0, labels=torch.zeros(4))
+    assert [r["censored"] for r in rows] == [False, True, True, True]
+    assert set(rows[0]) == set(escape.ESCAPE_COLUMNS)
+    with pytest.raises(ValueError, match="censor"):
+        escape.probe_escape(nn.Linear(4, 3).double(), torch.zeros(1, 4, dtype=torch.float64),
+                            torch.zeros(1, dtype=torch.long), ratios=[1.0], scale=1.0, loss="squared_error",
+                            step_size=1.0, steps=5, starts=torch.zeros(1, 4, dtype=torch.float64),
+                            censor={"min_ris": 0.1})
+
+
+def test_probe_no_rise_is_censored_flat_is_not(monkeypatch):
+    """Every finite run is exactly one of escaped, censored, flat: no rise with a gradient in the ball is
+    censored (stuck, > T); no rise without one is flat (escape time NaN, left out)."""
+    T = 50
+    L = torch.ones((T + 1, 1, 3), dtype=torch.float64)
+    L[:, 0, 2] = 1 + (1 - torch.exp(-torch.arange(T + 1, dtype=torch.float64) / 5))
+    pr, _ = _fake_probe(monkeypatch, L, torch.tensor([[0.5, 0.0, 0.5]], dtype=torch.float64))
+    assert pr.censored[0].tolist() == [True, False, False] and pr.flat[0].tolist() == [False, True, False]
+    assert pr.escaped[0].tolist() == [False, False, True]
+    t = pr.escape_time[0].tolist()
+    assert t[0] == math.inf and math.isnan(t[1]) and t[2] == 4.0
+    assert (pr.escaped.int() + pr.censored.int() + pr.flat.int() == 1).all()
+
+
+def test_censor_defaults_match_config_and_schema():
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["paper_escape"]
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    props = schema["properties"]["paper_escape"]["properties"]
+    for k, v in escape.CENSOR_DEFAULTS.items():
+        assert cfg[f"censor_{k}"] == v and props[f"censor_{k}"]["default"] == v, k
+        assert props[f"censor_{k}"]["description"]
+
+
+def test_survival_table_on_hand_made_runs():
+    """Escape times 1, 3, 3 and one censored run (> T); a flat and a non-finite run are left out."""
+    esc = pd.DataFrame({"scale": 1.0, "ratio": [1.0] * 6 + [2.0], "checkpoint": 0,
+                        "escape_time": [3.0, 1.0, math.inf, 3.0, math.nan, math.nan, math.inf],
+                        "flat": [False, False, False, False, True, False, False],
+                        "finite": [True, True, True, True, True, False, True]})
+    s = escape.survival_table(esc, T=10)
+    g = s[s["ratio"] == 1.0]
+    assert g["step"].tolist() == [0, 1, 3, 10]
+    assert g["survival"].tolist() == [1.0, 0.75, 0.25, 0.25]
+    assert g["escaped"].tolist() == [0, 1, 3, 3]
+    assert set(g["runs"]) == {4} and set(g["censored"]) == {1}
+    h = s[s["ratio"] == 2.0]  # every run censored: S = 1 up to T
+    assert h["step"].tolist() == [0, 10] and h["survival"].tolist() == [1.0, 1.0] and set(h["censored"]) == {1}
+    with pytest.raises(ValueError, match="budget"):
+        escape.survival_table(esc.assign(escape_time=esc["escape_time"] * 10), T=10)
+    with pytest.raises(ValueError, match="escape_time"):
+        escape.survival_table(esc.drop(columns="escape_time"), T=10)
+
+
+def test_escape_summary_median_is_censored_when_most_runs_are():
+    esc = pd.DataFrame({"scale": 1.0, "ratio": [1.0] * 4 + [2.0] * 4,
+                        "escape_time": [5.0, math.inf, math.inf, math.inf, 2.0, 4.0, 6.0, math.inf],
+                        "escaped": [True, False, False, False, True, True, True, False],
+                        "censored": [False, True, True, True, False, False, False, True],
+                        "flat": False})
+    s = escape.escape_summary(esc, ["scale", "ratio"]).set_index("ratio")
+    assert s.loc[1.0, "median_escape"] == math.inf and s.loc[1.0, "censored"] == 0.75
+    assert s.loc[2.0, "median_escape"] == 5.0 and s.loc[2.0, "censored"] == 0.25

@@ -225,3 +225,77 @@ def test_scale_label_is_the_mean_l2_norm():
     pal, order = P.scale_hue([4.0, 1, 0.5, 16])
     assert order == ["0.5", "1", "4", "16"] and list(pal) == order
     assert pal["1"] == P.scale_palette([0.5, 1, 4, 16])[1.0]
+
+
+# ---- the paper's escape figures (Figs. 2-3) on tiny hand-made probes, censored and flat runs included ---------
+def _escape_tables(folder: Path, monkeypatch, fig: str) -> dict[str, Path]:
+    """Tables of paper_fig2 / paper_fig3 written by escape.write_tables from runs of probe_escape whose descent
+    and PGA are replaced by hand-made curves (tests/test_escape.py's _fake_probe): clean rises, a creep and a late
+    mover (censored), and for Fig. 3 a cell where every run is flat."""
+    import torch
+
+    from adversary_dynamics.figures import escape
+    from adversary_dynamics.storage import runio
+    from test_escape import _fake_probe
+
+    T, N = 60, 3
+    t = torch.arange(T + 1, dtype=torch.float64)
+    scales = [0.1, 10.0]
+    if fig == "paper_fig2_escape_by_scale":
+        ratios, cks = [0.01, 1.0], [0, 0]
+    else:
+        ratios, cks = [0.1, 0.1, 1.0, 1.0], [0, 10, 0, 10]
+    runs = []
+    for s in scales:
+        L = torch.empty((T + 1, len(ratios), N), dtype=torch.float64)
+        fo = torch.full((len(ratios), N), 0.5, dtype=torch.float64)
+        for i, r in enumerate(ratios):
+            for j in range(N):
+                L[:, i, j] = 1 + (1 - torch.exp(-t / (1 + r * s * (j + 1) + cks[i])))
+        L[:, -1, 1] = 1 + 1e-6 * t / T  # a creep: censored (no departure)
+        L[:, -1, 2] = 1e-5 + 0.04 * torch.exp((t - T) / 3)  # a late mover: censored (both rules)
+        if fig != "paper_fig2_escape_by_scale" and s == 10.0:
+            L[:, -1, :] = 0.9  # every run flat: no rise, no gradient
+            fo[-1, :] = 0.0
+        pr, _ = _fake_probe(monkeypatch, L, fo)
+        rows = escape.run_rows(pr, scale=s, ratios=ratios, eta=1.0, seed=0, checkpoint=cks,
+                               labels=torch.zeros(N, dtype=torch.long))
+        run = folder / f"run_{s:g}"
+        runio.write_csv_atomic(run / "escape.csv", rows, escape.ESCAPE_COLUMNS)
+        np.savez(run / "curves.npz", losses=L.reshape(T + 1, -1).t().numpy())
+        if fig == "paper_fig2_escape_by_scale":
+            pd.DataFrame([{"scale": s, "seed": 0, "input_normalization": v, "used": v == "none",
+                           "loss_clean_mean": 1.0, "loss_clean_median": 1.0} for v in ("none", "scale")]).to_csv(
+                run / "levels.csv", index=False)
+        runs.append(run)
+    return escape.write_tables(runs, out_dir=folder / "tables", points=20)
+
+
+@pytest.mark.parametrize("fig", ["paper_fig2_escape_by_scale", "paper_fig3_escape_during_training"])
+def test_paper_escape_notebook_runs_on_censored_runs(fig, tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    paths = _escape_tables(tmp_path, monkeypatch, fig)
+    assert set(FIGS[fig]) <= set(paths), f"{fig} reads tables the synthetic set lacks"
+    esc = pd.read_csv(paths["escape"])
+    n_cells = 2 if fig == "paper_fig2_escape_by_scale" else 1  # Fig. 3: the scale-10 cell is flat instead
+    assert esc["censored"].sum() == 2 * n_cells and np.isinf(esc.loc[esc["censored"], "escape_time"]).all()
+    assert esc["flat"].sum() == (0 if n_cells == 2 else 3)
+    params = {k: str(paths[k]) for k in FIGS[fig]}
+    params |= {"out_pdf": str(tmp_path / "out" / f"{fig}.pdf"), "out_png": str(tmp_path / "out" / f"{fig}.png"),
+               "config_name": "smoke"}
+    ns: dict = {}
+    for cell in load(fig)["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        exec(compile("".join(cell["source"]), f"<{fig}>", "exec"), ns)
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            ns.update(params)  # papermill's injected cell
+    for ext in ("pdf", "png"):
+        assert (tmp_path / "out" / f"{fig}.{ext}").stat().st_size > 1000
+    summ = ns["summ"]
+    # 2 of 3 runs censored in the last row: its median is censored, "> T" in the heat map, with the share
+    assert np.isinf(summ["median_escape"]).sum() == n_cells and (summ["censored"] > 0.6).sum() == n_cells
+    texts = [t.get_text() for ax in ns["fig"].axes for t in ax.texts]
+    assert any(t.startswith("> T") and "67% cens." in t for t in texts), texts

@@ -132,3 +132,21 @@ def test_interval_verdicts_flip_at_their_thresholds():
     assert stats.slope_verdict(-2.05, -1.0, -2.0, 0.1, True) == SUPPORTED
     assert stats.slope_verdict(-2.5, -2.2, -2.0, 0.1, True) == NOT_SUPPORTED
     assert stats.slope_verdict(-2.5, -1.0, -2.0, 0.1, True) == INCONCLUSIVE
+
+
+def test_kaplan_meier_by_hand_and_type_one_censoring_is_the_empirical_share():
+    from adversary_dynamics.stats import kaplan_meier
+
+    # a censoring at time 3 is still at risk at the event at 3 (censorings come after events at a tie)
+    km = kaplan_meier([2, 3, 3, 5, 8], [False, True, False, False, True])
+    assert km["time"].tolist() == [2, 3, 5] and km["at_risk"].tolist() == [5, 4, 2]
+    assert km["events"].tolist() == [1, 1, 1]
+    np.testing.assert_allclose(km["survival"], [0.8, 0.6, 0.3])
+    # one common censoring time above every event (the escape probes' step budget): #{t > u}/n
+    t = np.array([4.0, 1.0, 7.0, 7.0, np.inf, np.inf, 2.0])
+    km = kaplan_meier(t, np.isinf(t))
+    np.testing.assert_allclose(km["survival"], [(t > u).mean() for u in km["time"]])
+    assert kaplan_meier([np.inf], [True])["time"].size == 0
+    for bad in (([np.nan], [False]), ([np.inf], [False]), ([1.0, 2.0], [False])):
+        with pytest.raises(ValueError):
+            kaplan_meier(*bad)

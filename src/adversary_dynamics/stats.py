@@ -18,6 +18,9 @@
 * **Power laws**: :func:`power_law_slope`, the one estimator of a log-log slope (with per-unit
   intercepts), used by the T1 verdict and by the ext_theory figure's table.
 * **Thresholds**: :func:`estimate_threshold` (τ_ε of Theorem 5.1 on an ε grid).
+* **Survival** (censored times): :func:`kaplan_meier`, the share of runs whose event (e.g. an
+  escape) has not happened by time t; with one censoring time for every run (type-I censoring,
+  the escape probes' step budget) it is the empirical survival function.
 * **Verdicts of an interval against a threshold**: :func:`fraction_verdict`,
   :func:`sign_verdict`, :func:`slope_verdict` (each gives ``supported`` / ``not supported`` /
   ``inconclusive``, :data:`VERDICTS`).
@@ -48,6 +51,7 @@ __all__ = [
     "bootstrap_spearman",
     "power_law_slope",
     "estimate_threshold",
+    "kaplan_meier",
     "fraction_verdict",
     "sign_verdict",
     "slope_verdict",
@@ -210,6 +214,35 @@ def bootstrap_spearman(x, y, W, confidence: float) -> tuple[float, list[float]]:
     its replicates under the row weights W (B, n) (:func:`weighted_spearman`, :func:`interval`)."""
     point = spearman(x, y)
     return point, interval(weighted_spearman(x, y, W), confidence)
+
+
+# ---- survival -----------------------------------------------------------------------------------
+def kaplan_meier(times, censored) -> dict[str, np.ndarray]:
+    """Kaplan–Meier estimate of S(t) = P(event time > t) from n observations.
+
+    ``times`` (n,): the event time of an observed run, or the censoring time of a censored one
+    (+inf is allowed for a censored run: censored after every event); ``censored`` (n,) bool.
+    S jumps at the distinct observed event times u_1 < … < u_k: S(u_j) = Π_{i ≤ j} (1 − d_i/n_i),
+    with d_i events at u_i and n_i runs still at risk (time ≥ u_i, events and censorings at u_i
+    both at risk: a censoring at u_i is taken to come after the events at u_i). With a common
+    censoring time above every event time (type-I censoring) this is the empirical share
+    #{time > t}/n. Returns {"time": u (k,), "survival": S(u) (k,), "at_risk": n_i (k,), "events":
+    d_i (k,)}; S = 1 before u_1. Raises ValueError for NaN times, an observed time that is not
+    finite, or lengths that differ.
+    """
+    t = np.asarray(times, dtype=float).reshape(-1)
+    c = np.asarray(censored, dtype=bool).reshape(-1)
+    if t.shape != c.shape:
+        raise ValueError(f"times and censored must have the same length, got {t.shape} and {c.shape}")
+    if np.isnan(t).any():
+        raise ValueError("times must not be NaN (a run without an event time is censored: give its censoring time)")
+    if not np.isfinite(t[~c]).all():
+        raise ValueError("an observed (uncensored) event time must be finite")
+    u = np.unique(t[~c])
+    at_risk = np.array([(t >= v).sum() for v in u], dtype=np.int64)
+    events = np.array([((t == v) & ~c).sum() for v in u], dtype=np.int64)
+    surv = np.cumprod(1.0 - events / np.maximum(at_risk, 1)) if len(u) else np.zeros(0)
+    return {"time": u, "survival": surv, "at_risk": at_risk, "events": events}
 
 
 # ---- power laws -------------------------------------------------------------------------------

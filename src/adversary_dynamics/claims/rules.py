@@ -111,15 +111,19 @@ def escape_rule(rules, what: str, x: str) -> str:
     return (f"{what}: supported if the whole {level(rules)} bootstrap interval of Spearman's rho({x}, escape time), "
             f"widened on both sides by {rules['margin_factor']:g} x its numerical margin, is > 0; not supported if it "
             f"is entirely < 0; inconclusive otherwise, with fewer than {rules['min_runs']} (seed, input) pairs, or "
-            f"with fewer than 2 values of the {x}. Runs that never escape count as +inf (worst rank, tied). "
-            f"{combine_text(rules)} {margin_text(rules)}")
+            f"with fewer than 2 values of the {x}. Censored runs (escape time > the step "
+            f"budget T: no departure from the start, or still rising at T, by the rule paper_escape.censor_* fixed "
+            f"before the runs), runs with no rise at all and runs on a flat landscape count as +inf (worst rank, "
+            f"tied): with one budget T for every run (type-I censoring) each censored run outlasts every observed "
+            f"escape time and censored runs are mutually unordered, so these tied ranks respect the censoring; the "
+            f"number and share censored per group are reported. {combine_text(rules)} {margin_text(rules)}")
 
 
 def margin_text(rules) -> str:
     return ("Numerical margin: the largest change of a group's value or interval end between the runs and their "
             "replica probes (the same descent and PGA from the uniform start moved by a few units in the "
-            "last place, paper_escape.replica_ulps); the claim is inconclusive when a replica gives another verdict, and has no "
-            "margin without replicas.")
+            "last place, paper_escape.replica_ulps); the claim is inconclusive when a replica gives another verdict, "
+            "and has no margin without replicas.")
 
 
 def slope_rule(rules) -> str:

@@ -776,9 +776,48 @@ def _by_eps(fr: pd.Series) -> str:
 
 
 def _escape_times(df: pd.DataFrame) -> np.ndarray:
-    """Escape times with never-escaped runs (NaN or +inf) as +inf (the worst rank, tied)."""
+    """Escape times with censored runs (escape_time +inf: > the step budget T, or a row marked
+    ``censored``) and never-escaped runs (NaN: flat) as +inf: the worst rank, tied. With one
+    budget T for every run (type-I censoring) this is the rank treatment that respects censoring:
+    a censored run outlasts every observed escape time, and censored runs are mutually unordered."""
     t = pd.to_numeric(df["escape_time"], errors="coerce").to_numpy(float)
+    if "censored" in df:
+        t = np.where(_bool_col(df["censored"]), np.inf, t)
     return np.where(np.isfinite(t), t, np.inf)
+
+
+def _bool_col(col: pd.Series) -> np.ndarray:
+    """A True/False column of a CSV table (bool, or the strings 'True'/'False') as a numpy bool array."""
+    if col.dtype == bool:
+        return col.to_numpy()
+    return col.astype(str).str.strip().str.lower().isin(["true", "1", "1.0"]).to_numpy()
+
+
+def _censor_counts(sub: pd.DataFrame, y: np.ndarray) -> dict[str, Any]:
+    """Per-group censoring summary of T5/T6: runs censored at the budget (column ``censored``;
+    tables without it: escape time +inf), by rule (a: no departure, b: still rising at T) where
+    the table has the columns, runs on a flat landscape, and the censored share of the group."""
+    n = len(sub)
+    cens = _bool_col(sub["censored"]) if "censored" in sub else np.isposinf(
+        pd.to_numeric(sub["escape_time"], errors="coerce").to_numpy(float))
+    out: dict[str, Any] = {"censored": int(cens.sum()), "censored_share": float(cens.mean()) if n else math.nan}
+    for col, name in (("censored_rise", "censored_no_departure"), ("censored_late", "censored_still_rising")):
+        if col in sub:
+            out[name] = int(_bool_col(sub[col]).sum())
+    if "flat" in sub:
+        out["flat"] = int(_bool_col(sub["flat"]).sum())
+    return out
+
+
+CENSOR_TREATMENT = ("censored runs (escape time > the step budget T, by the rule paper_escape.censor_* fixed before "
+                    "the runs: (a) no departure from the start, (b) still rising at T) tie at +inf, the worst rank; "
+                    "with one budget T for every run (type-I censoring) each censored run outlasts every observed "
+                    "escape time and censored runs are mutually unordered, so these ranks respect the censoring")
+
+
+def _censoring_details(df: pd.DataFrame, y: np.ndarray) -> dict[str, Any]:
+    """The whole table's censoring summary (claims details of T5 and T6)."""
+    return {**_censor_counts(df, y), "runs": int(len(df)), "treatment": CENSOR_TREATMENT}
 
 
 def _escape_rho_groups(df: pd.DataFrame, y: np.ndarray, rules: Mapping[str, Any], *, claim_no: int, by, x: str,
@@ -800,7 +839,9 @@ def _escape_rho_groups(df: pd.DataFrame, y: np.ndarray, rules: Mapping[str, Any]
     Returns, per group in sorted order, (key, idx, W, g): key the group's ``by`` values as a
     tuple, idx the group's row positions in ``df``, W its bootstrap weights, and g the table row
     {"group": "<by> <v:g>, ...", <by>: v, ..., value, lo, hi, verdict, n_seeds, n_inputs, n_obs,
-    [never_escaped,] median_escape_by_<x>: "<x_label(v)>: <median:g>; ..."}.
+    [never_escaped,] censored, censored_share, [censored_no_departure, censored_still_rising, flat,]
+    median_escape_by_<x>: "<x_label(v)>: <median:g, '> T' (censored median) or 'flat' (every run flat)>; ..."}
+    (:func:`_censor_counts`).
     """
     design = TwoWay(claim_rng(rules, claim_no), df["seed"], df["input"], rules["bootstrap"])
     names = [by] if isinstance(by, str) else list(by)
@@ -817,8 +858,12 @@ def _escape_rho_groups(df: pd.DataFrame, y: np.ndarray, rules: Mapping[str, Any]
         g.update({"n_seeds": n_seeds, "n_inputs": n_inputs, "n_obs": int(len(sub))})
         if never_escaped:
             g["never_escaped"] = int(np.isinf(y[idx]).sum())
+        g.update(_censor_counts(sub, y[idx]))
         med = pd.Series(y[idx]).groupby(sub[x].to_numpy()).median()
-        g[f"median_escape_by_{x}"] = "; ".join(f"{x_label(v)}: {m:g}" for v, m in med.items())
+        all_flat = (pd.Series(_bool_col(sub["flat"]) if "flat" in sub else np.zeros(len(sub), dtype=bool))
+                    .groupby(sub[x].to_numpy()).all())
+        g[f"median_escape_by_{x}"] = "; ".join(
+            f"{x_label(v)}: {'flat' if all_flat[v] else '> T' if np.isinf(m) else f'{m:g}'}" for v, m in med.items())
         out.append((key, idx, W, g))
     return out
 
@@ -853,6 +898,9 @@ def claim_t5_escape_by_scale(escape: pd.DataFrame | None, replica: pd.DataFrame 
         if "relative_step" in sub:
             rs = pd.to_numeric(sub["relative_step"], errors="coerce").groupby(sub["scale"].to_numpy()).median()
             g["median_relative_step_by_scale"] = "; ".join(f"{s:g}: {v:.3g}" for s, v in rs.items())
+        if "relative_step_ball" in sub:
+            rb = pd.to_numeric(sub["relative_step_ball"], errors="coerce").groupby(sub["scale"].to_numpy()).median()
+            g["median_relative_step_ball_by_scale"] = "; ".join(f"{s:g}: {v:.3g}" for s, v in rb.items())
         groups.append(g)
     n = int(df[["seed", "input"]].drop_duplicates().shape[0])
     groups, margin = _with_margin(groups, replica, t5_groups, rules)
@@ -861,7 +909,8 @@ def claim_t5_escape_by_scale(escape: pd.DataFrame | None, replica: pd.DataFrame 
                     "caveat": "the absolute step eta is the same at every scale (the paper's update), so the relative "
                               "step eta*||grad||/eps changes with the scale (medians per scale in the groups); where it "
                               "falls monotonically with the scale these runs cannot tell a landscape effect from a "
-                              "step-size effect", "nonfinite": nonfinite}, rules, margin=margin)
+                              "step-size effect", "nonfinite": nonfinite,
+                    "censoring": _censoring_details(df, y)}, rules, margin=margin)
 
 
 def _t5_rows(escape: pd.DataFrame) -> pd.DataFrame:
@@ -900,7 +949,7 @@ def claim_t6_escape_during_training(escape: pd.DataFrame | None, replica: pd.Dat
         groups.append(g)
         rhos[key] = (df.iloc[idx], W, idx)
     details: dict[str, Any] = {"resampling": "seeds and inputs, independently with replacement",
-                               "nonfinite": nonfinite}
+                               "nonfinite": nonfinite, "censoring": _censoring_details(df, y)}
     scales = sorted({k[0] for k in rhos})
     if len(scales) >= 2:
         more = []

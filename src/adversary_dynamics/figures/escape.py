@@ -48,7 +48,34 @@ For one input (x, y), ball B = {δ : ‖δ‖₂ ≤ ε}, ε = ratio · s (s the
    opposed to a trajectory stuck at its start.
    The relative step η‖∇ℓ(δ_0)‖/ε at the start, and η‖∇ℓ(δ_u)‖/ε at the uniform start (the
    typical gradient in the ball), tell a step-size effect from a landscape effect: for a
-   positively homogeneous network ∇ℓ grows like s at large s while ε grows like s.
+   positively homogeneous network ∇ℓ grows like s at large s while ε grows like s. (At an exact
+   minimum ∇ℓ(δ_0) ≈ 0 by construction, so the uniform start's relative step is the fairer axis.)
+4. **Censoring** (:func:`censoring`, a rule fixed in the configuration before the runs,
+   ``paper_escape.censor_*``): a half-rise time that the step budget T decides is not an escape
+   time but a censored observation, "escape time > T". A finite, non-flat run is *censored* when
+
+   (a) its rise is no departure from the start: Δ ≤ ``min_rise`` · ε‖∇ℓ(δ_u)‖, the first-order
+       range of ℓ over the ball at the uniform start (measured on the default digits run, Figs. 2–3:
+       runs that leave their start rise by 0.80–4.0 of it, runs that only start to move from an
+       exact minimum by 4·10⁻⁵–0.021), or it has no rise beyond round-off (Δ ≤ rtol · level,
+       above); or
+   (b) it is still rising at the budget: more than ``tail_rise`` of Δ is first reached in the last
+       ``tail`` · T steps, tail share = (ℓ_max − max_{t ≤ T − ⌈tail·T⌉} ℓ_t)/Δ (measured: 0.39–0.82
+       of the rise in the last 10 % of the steps for the late movers and one run with a second
+       rise near the end, ≤ 0.045 for the others).
+
+   Why ε‖∇ℓ(δ_u)‖ and not the loss level ℓ(δ_u): at small ratios the ball is tiny and a clean
+   one-step escape rises by ~2 ε‖∇ℓ‖, only 10⁻⁵ of ℓ(δ_u) at scale 0.1, ratio 0.001, the size of
+   a creep; relative to the ball's first-order range both a tiny-ball escape (≈ 2) and a creep
+   (rise ≈ T η‖∇ℓ‖² ≪ ε‖∇ℓ‖ when PGA cannot cross the ball within T) are measured fairly.
+
+   ``escaped`` = finite, not flat and not censored; every finite run is then exactly one of
+   escaped, censored or flat. escape_time is the half-rise step where escaped, +inf (> T) where
+   censored, NaN where flat or non-finite (no escape time defined); the raw half-rise step is kept
+   as ``half_rise_step``. With one budget T for every run this is type-I censoring: every censored
+   run is known to exceed every observed escape time, and censored runs are mutually unordered,
+   so ranks with censored runs tied at +inf (claims T5, T6) respect the censoring, and the
+   Kaplan–Meier survival curve (:func:`survival_table`) is the empirical share not yet escaped.
 
 The paper plots −ℓ ("loss" of its minimisation form) against the step; the tables here keep ℓ
 and the notebooks negate it. The aggregation of raw runs into the figures' tables
@@ -83,10 +110,14 @@ __all__ = [
     "relative_step",
     "escape_time",
     "nudge_ulps",
+    "censoring",
+    "CENSOR_DEFAULTS",
     "probe_escape",
     "run_rows",
     "thin_steps",
     "curve_table",
+    "survival_table",
+    "escape_summary",
     "write_tables",
     "ESCAPE_COLUMNS",
 ]
@@ -96,7 +127,7 @@ ESCAPE_COLUMNS = [
     "scale", "ratio", "eps", "eta", "seed", "input", "label", "checkpoint", "loss_clean", "loss_ball",
     "loss_start", "loss_end", "loss_max", "loss_rise", "escaped", "flat", "escape_time", "relative_step",
     "relative_step_ball", "descent_converged", "descent_stationary", "descent_mapping", "descent_improving",
-    "finite",
+    "finite", "half_rise_step", "rise_first_order", "tail_share", "censored", "censored_rise", "censored_late",
 ]
 
 
@@ -337,7 +368,10 @@ def escape_time(losses, *, rtol: float = 1e-3, reference=None) -> tuple[torch.Te
     """Escape time of loss curves ℓ_0 … ℓ_T along dim 0 (``losses`` (T+1, *batch), a tensor or array).
 
     Δ = ℓ_max − ℓ_0 with ℓ_max = max_t ℓ_t (the total rise); escape time = min{t : ℓ_t − ℓ_0 ≥ Δ/2}
-    (an integer step, as float). A curve counts as not escaped (escape time NaN) when
+    (an integer step, as float): the raw half-rise step, which :func:`probe_escape` keeps as
+    ``half_rise_step`` and reports as the escape time only where :func:`censoring` does not
+    censor the run. The second value ("escaped") says only that the curve rose: it is False
+    (escape time NaN) when
     Δ ≤ rtol · max(|ℓ_0|, |ℓ_max|, |reference|) (``reference``: a typical loss level, broadcast to
     batch; 0 when None) or when any ℓ_t of the curve is NaN or ±inf (a non-finite curve never
     escapes). Returns (escape_time, escaped, Δ), each of shape batch. Raises ValueError for an empty curve or rtol < 0.
@@ -357,17 +391,71 @@ def escape_time(losses, *, rtol: float = 1e-3, reference=None) -> tuple[torch.Te
     return t, escaped, rise
 
 
+# the censoring rule's defaults (config paper_escape.censor_min_rise, censor_tail, censor_tail_rise)
+CENSOR_DEFAULTS = {"min_rise": 0.1, "tail": 0.1, "tail_rise": 0.25}
+
+
+def censoring(losses, *, first_order, min_rise: float = CENSOR_DEFAULTS["min_rise"],
+              tail: float = CENSOR_DEFAULTS["tail"], tail_rise: float = CENSOR_DEFAULTS["tail_rise"]
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The censoring rule of the escape time (module docstring, step 4) for loss curves ℓ_0 … ℓ_T
+    along dim 0 (``losses`` (T+1, *batch)).
+
+    ``first_order`` (broadcast to batch): ε‖∇ℓ(δ_u)‖, the first-order range of ℓ over the ball
+    at the uniform start. With Δ = ℓ_max − ℓ_0, returns (rise_first_order, tail_share,
+    censored_rise, censored_late), each of shape batch (float64 / bool):
+
+    * rise_first_order = Δ / first_order (+inf where first_order = 0 < Δ, NaN where both are 0);
+    * tail_share = (ℓ_max − max_{t ≤ T−k} ℓ_t)/Δ with k = ⌈``tail`` · T⌉ (at least 1 step when
+      T ≥ 1): the share of the rise first reached in the last k steps (0 where Δ ≤ 0);
+    * censored_rise (rule a) = Δ ≤ ``min_rise`` · first_order (no departure from the start);
+    * censored_late (rule b) = tail_share > ``tail_rise`` (still rising at the budget).
+
+    Non-finite curves give False in both rules (they are neither escaped nor censored). Raises
+    ValueError for an empty curve, min_rise < 0, tail not in (0, 1) or tail_rise not in [0, 1).
+    """
+    L = torch.as_tensor(losses).to(torch.float64)
+    if L.dim() < 1 or L.shape[0] < 1:
+        raise ValueError(f"losses must have shape (T+1, *batch) with T+1 >= 1, got {tuple(L.shape)}")
+    _check_positive("min_rise", min_rise, allow_zero=True)
+    if not (isinstance(tail, (int, float)) and 0 < tail < 1):
+        raise ValueError(f"tail must be a number in (0, 1), got {tail!r}")
+    if not (isinstance(tail_rise, (int, float)) and 0 <= tail_rise < 1):
+        raise ValueError(f"tail_rise must be a number in [0, 1), got {tail_rise!r}")
+    T = L.shape[0] - 1
+    l0, lmax = L[0], L.max(0).values
+    rise = lmax - l0
+    fo = torch.as_tensor(first_order, dtype=L.dtype).expand_as(l0)
+    with torch.no_grad():
+        ratio = torch.where(fo > 0, rise / fo.clamp_min(1e-300),
+                            torch.where(rise > 0, torch.full_like(rise, math.inf), torch.full_like(rise, math.nan)))
+        k = min(max(math.ceil(tail * T), 1), T) if T >= 1 else 0
+        if k > 0:
+            early = L[: T - k + 1].max(0).values
+            share = torch.where(rise > 0, (lmax - early) / rise.clamp_min(1e-300), torch.zeros_like(rise))
+        else:
+            share = torch.zeros_like(rise)
+        finite = torch.isfinite(L).all(0) & torch.isfinite(fo)
+        c_rise = finite & (rise <= min_rise * fo)
+        c_late = finite & (share > tail_rise)
+    return ratio, share, c_rise, c_late
+
+
 @dataclass
 class EscapeProbe:
     """One model's escape probe (:func:`probe_escape`); batch shape (R, N) = (ratios, inputs).
 
     eps, loss_clean (ℓ at δ = 0), descent (:class:`DescentResult`), losses (T+1, R, N) along the
-    PGA trajectory, grad_norm (T+1, R, N), escape_time / escaped / rise (:func:`escape_time`),
-    relative_step = η‖∇ℓ(δ_0)‖/ε, relative_step_ball = η‖∇ℓ(δ_u)‖/ε, flat = not escaped and
-    ε‖∇ℓ(δ_u)‖ ≤ 10⁻⁶ ℓ(δ_u) (module docstring), finite = ℓ(δ = 0), the descent's ℓ(δ_u) and
-    ℓ(δ*) and every ℓ_t of the PGA trajectory are finite (where False: not escaped, not flat, the
-    descent not converged). replicas: the probes from δ_u moved by ``replica_ulps`` ulps (each
-    with its own descent; empty without replicas).
+    PGA trajectory, grad_norm (T+1, R, N), half_rise_step and rise (:func:`escape_time`: the
+    raw half-rise step, NaN without a rise beyond round-off), relative_step = η‖∇ℓ(δ_0)‖/ε,
+    relative_step_ball = η‖∇ℓ(δ_u)‖/ε (:func:`relative_step`), flat = no rise beyond round-off and ε‖∇ℓ(δ_u)‖ ≤ 10⁻⁶ ℓ(δ_u)
+    (module docstring), finite = ℓ(δ = 0), the descent's ℓ(δ_u) and ℓ(δ*) and every ℓ_t of the PGA
+    trajectory are finite (where False: not escaped, not flat, not censored, the descent not
+    converged); rise_first_order, tail_share, censored_rise (rule a), censored_late (rule b) of
+    :func:`censoring`; censored = finite, not flat and (no rise, rule a or rule b); escaped =
+    finite, not flat and not censored; escape_time = half_rise_step where escaped, +inf where
+    censored (> T), NaN otherwise. replicas: the probes from δ_u moved by ``replica_ulps`` ulps
+    (each with its own descent; empty without replicas).
     """
 
     eps: torch.Tensor
@@ -382,6 +470,12 @@ class EscapeProbe:
     relative_step_ball: torch.Tensor
     flat: torch.Tensor
     finite: torch.Tensor
+    half_rise_step: torch.Tensor
+    rise_first_order: torch.Tensor
+    tail_share: torch.Tensor
+    censored: torch.Tensor
+    censored_rise: torch.Tensor
+    censored_late: torch.Tensor
     replicas: list = field(default_factory=list)
 
 
@@ -401,6 +495,7 @@ def probe_escape(
     starts: torch.Tensor,
     descent: dict[str, Any] | None = None,
     rtol: float = 1e-3,
+    censor: dict[str, float] | None = None,
     generator: torch.Generator | None = None,
     start_ulp: int = 0,
     replica_ulps: Sequence[int] = (),
@@ -416,17 +511,19 @@ def probe_escape(
     ε) by ``step_rule`` (:func:`ascend`; the paper's: ``absolute``); ``steps`` T;
     ``descent``: keyword arguments of :func:`descend` (steps, step_size, stages, directions,
     radius, mapping_step, gtol, ftol); ``rtol``: :func:`escape_time`'s (reference = ℓ(δ_u));
-    ``generator``: the certificate's random directions. ``start_ulp`` k ≥ 0: the probe starts from
-    the uniform start δ_u moved k units in the last place (:func:`nudge_ulps`; 0: δ_u itself), a
-    deliberately perturbed start. ``replica_ulps``: for each k in it, the whole probe again (descent,
-    certificate with the same directions, PGA) from δ_u moved ``start_ulp`` + k ulps:
-    rounding-level perturbations of the trajectories, from which the claims measure a statistic's
-    numerical margin (:attr:`EscapeProbe.replicas`). The perturbation enters before the descent
-    because the descent is where rounding is amplified: measured on the default, a 1-ulp change of
-    the descent's end point δ* moved 1 of 120 Fig. 2 escape times (by one step) and left T5/T6's
-    statistics unchanged, while rebuilds on another CPU moved median escape times by ~10 steps.
+    ``censor``: keyword arguments of :func:`censoring` (min_rise, tail, tail_rise; defaults
+    :data:`CENSOR_DEFAULTS`); ``generator``: the certificate's random directions. ``start_ulp`` k ≥ 0:
+    the probe starts from the uniform start δ_u moved k units in the last place (:func:`nudge_ulps`;
+    0: δ_u itself), a deliberately perturbed start. ``replica_ulps``: for each k in it, the whole
+    probe again (descent, certificate with the same directions, PGA) from δ_u moved ``start_ulp`` + k
+    ulps: rounding-level perturbations of the trajectories, from which the claims measure a
+    statistic's numerical margin (:attr:`EscapeProbe.replicas`). The perturbation enters before the
+    descent because the descent is where rounding is amplified: measured on the default, a 1-ulp
+    change of the descent's end point δ* moved 1 of 120 Fig. 2 escape times (by one step) and left
+    T5/T6's statistics unchanged, while rebuilds on another CPU moved median escape times by ~10 steps.
     Returns an :class:`EscapeProbe`. Raises ValueError for an empty ``ratios``, a ratio ≤ 0,
-    scale ≤ 0, a negative ``start_ulp`` or replica ulp, or x / y / starts of the wrong shapes.
+    scale ≤ 0, a negative ``start_ulp`` or replica ulp, unknown ``censor`` keys, or x / y / starts of
+    the wrong shapes.
     """
     ratios = [float(r) for r in ratios]
     if not ratios or not all(math.isfinite(r) and r > 0 for r in ratios):
@@ -444,6 +541,9 @@ def probe_escape(
     xb, yb = x.expand(R, N, d), y.expand(R, N)
     with torch.no_grad():
         loss_clean = get_loss(loss)(model(xb), yb)
+    unknown = set(censor or {}) - set(CENSOR_DEFAULTS)
+    if unknown:
+        raise ValueError(f"censor: unknown keys {sorted(unknown)} (expected {sorted(CENSOR_DEFAULTS)})")
     start = eps.unsqueeze(-1) * starts.to(x.dtype)
     g_state = generator.get_state() if generator is not None else None
 
@@ -454,13 +554,26 @@ def probe_escape(
                       **(descent or {}))
         res = ascend(model, xb, yb, des.delta, loss=loss, eps=eps, step_size=step_size, steps=steps,
                      step_rule=step_rule)
-        t, esc, rise = escape_time(res.losses, rtol=rtol, reference=des.loss_ball)
+        half, rose, rise = escape_time(res.losses, rtol=rtol, reference=des.loss_ball)
+        dev = eps.device
+        half, rose, rise = half.to(dev), rose.to(dev), rise.to(dev)
         finite = (torch.isfinite(res.losses).all(0) & torch.isfinite(loss_clean) & torch.isfinite(des.loss_ball)
                   & torch.isfinite(des.loss))
-        flat = ~esc.to(eps.device) & (eps * des.grad_ball <= FLAT_TOL * des.loss_ball.abs()) & finite
+        flat = ~rose & (eps * des.grad_ball <= FLAT_TOL * des.loss_ball.abs()) & finite
+        ratio, share, c_rise, c_late = censoring(res.losses, first_order=(eps * des.grad_ball).to(torch.float64),
+                                                 **{**CENSOR_DEFAULTS, **(censor or {})})
+        ratio, share, c_rise, c_late = ratio.to(dev), share.to(dev), c_rise.to(dev), c_late.to(dev)
+        censored = finite & ~flat & (~rose | c_rise | c_late)
+        escaped = finite & ~flat & ~censored
+        t = torch.where(escaped, half, torch.where(censored, torch.full_like(half, math.inf),
+                                                   torch.full_like(half, math.nan)))
         return EscapeProbe(eps=eps, loss_clean=loss_clean, descent=des, losses=res.losses, grad_norm=res.grad_norm,
-                           escape_time=t, escaped=esc, rise=rise, relative_step=relative_step(step_rule, step_size, eps, res.grad_norm[0]),
-                           relative_step_ball=relative_step(step_rule, step_size, eps, des.grad_ball), flat=flat, finite=finite)
+                           escape_time=t, escaped=escaped, rise=rise,
+                           relative_step=relative_step(step_rule, step_size, eps, res.grad_norm[0]),
+                           relative_step_ball=relative_step(step_rule, step_size, eps, des.grad_ball), flat=flat,
+                           finite=finite, half_rise_step=half, rise_first_order=ratio, tail_share=share,
+                           censored=censored, censored_rise=c_rise & finite & ~flat,
+                           censored_late=c_late & finite & ~flat)
 
     probe = from_start(start_ulp)
     probe.replicas = [from_start(start_ulp + k) for k in replica_ulps]
@@ -487,7 +600,9 @@ def run_rows(probe: EscapeProbe, *, scale: float, ratios: Sequence[float], eta: 
     ``checkpoint`` or ``checkpoint[i]`` per row i of the batch) then input: the order of
     ``probe.losses.reshape(T+1, -1)``'s columns. loss_rise = ℓ_max − ℓ_0 (the total rise of
     :func:`escape_time`); loss_end = ℓ_T; finite = :attr:`EscapeProbe.finite` (the run's losses
-    are all finite; the claims leave the other rows out)."""
+    are all finite; the claims leave the other rows out); escape_time +inf where censored (> T),
+    NaN where flat or non-finite; half_rise_step the raw half-rise step; censored, censored_rise
+    (rule a), censored_late (rule b), rise_first_order and tail_share as :class:`EscapeProbe`."""
     L = probe.losses.to(torch.float64).cpu()
     R, N = L.shape[1:]
     d = probe.descent
@@ -499,6 +614,9 @@ def run_rows(probe: EscapeProbe, *, scale: float, ratios: Sequence[float], eta: 
         "relative_step_ball": probe.relative_step_ball, "descent_converged": d.converged,
         "descent_stationary": d.stationary,
         "descent_mapping": d.mapping, "descent_improving": d.n_improving, "finite": probe.finite,
+        "half_rise_step": probe.half_rise_step, "rise_first_order": probe.rise_first_order,
+        "tail_share": probe.tail_share, "censored": probe.censored, "censored_rise": probe.censored_rise,
+        "censored_late": probe.censored_late,
     }
     cols = {k: v.detach().cpu().tolist() for k, v in cols.items()}
     lab = labels.cpu().tolist()
@@ -546,11 +664,111 @@ def curve_table(rows: Sequence[dict[str, Any]], losses, *, dense: int = 20, poin
     return out
 
 
+SURVIVAL_GROUPS = ["scale", "ratio", "checkpoint"]
+
+
+def survival_table(escape, *, T: int, by: Sequence[str] = tuple(SURVIVAL_GROUPS)):
+    """survival.csv: per group of escape.csv rows (``by``, default scale, ratio, checkpoint), the
+    share of runs not yet escaped by step t (:func:`~adversary_dynamics.stats.kaplan_meier`; with
+    the common budget T it is the empirical share #{escape time > t}/n).
+
+    ``escape``: a DataFrame with the columns of ``by`` and escape_time (+inf where censored), plus
+    finite and flat when present; rows that are non-finite or flat (no escape time defined) are
+    left out of a group. Returns a DataFrame with one row per (group, step) where step runs over 0,
+    every observed escape time of the group and T: columns ``by``, step, survival (S(step) = share
+    of the group's runs with escape time > step), escaped (runs escaped by step), runs (the group's
+    runs), censored (its runs censored at T, i.e. survival at T = censored / runs). A group without
+    runs gives no rows. Raises ValueError for T < 0, an escape time above T, or missing columns.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from adversary_dynamics.stats import kaplan_meier
+
+    if not isinstance(T, (int, np.integer)) or T < 0:
+        raise ValueError(f"T must be an integer >= 0, got {T!r}")
+    by = list(by)
+    missing = [c for c in [*by, "escape_time"] if c not in escape]
+    if missing:
+        raise ValueError(f"escape table lacks the columns {missing}")
+    df = escape
+    keep = np.ones(len(df), dtype=bool)
+    for col in ("finite", "flat"):
+        if col in df:
+            v = df[col].astype(str).str.lower().isin(["true", "1", "1.0"]).to_numpy()
+            keep &= v if col == "finite" else ~v
+    df = df[keep]
+    t_all = pd.to_numeric(df["escape_time"], errors="coerce").to_numpy(float)
+    if np.isfinite(t_all).any() and np.nanmax(np.where(np.isfinite(t_all), t_all, -np.inf)) > T:
+        raise ValueError(f"an observed escape time exceeds the budget T = {T}")
+    rows = []
+    for key, idx in df.groupby(by, sort=True).indices.items():
+        key = key if isinstance(key, tuple) else (key,)
+        t = t_all[idx]
+        cens = ~np.isfinite(t)  # +inf (> T); NaN rows were left out above as flat / non-finite
+        km = kaplan_meier(np.where(cens, np.inf, t), cens)
+        n = len(t)
+        steps = sorted({0, int(T), *(int(v) for v in km["time"])})
+        for st in steps:
+            j = np.searchsorted(km["time"], st, side="right")
+            surv = float(km["survival"][j - 1]) if j > 0 else 1.0
+            rows.append({**dict(zip(by, key)), "step": st, "survival": surv,
+                         "escaped": int((~cens & (t <= st)).sum()), "runs": n, "censored": int(cens.sum())})
+    return pd.DataFrame(rows, columns=[*by, "step", "survival", "escaped", "runs", "censored"])
+
+
+def _bools(col) -> "Any":
+    import numpy as np
+
+    if getattr(col, "dtype", None) == bool:
+        return col.to_numpy()
+    return col.astype(str).str.strip().str.lower().isin(["true", "1", "1.0"]).to_numpy(dtype=bool)
+
+
+def escape_summary(escape, by: Sequence[str]):
+    """The figures' per-group summary of escape.csv rows (Figs. 2(c), 3(b, c) heat maps).
+
+    ``escape``: a DataFrame with the columns of ``by``, escape_time, escaped and flat (censored,
+    censored_rise, censored_late where present; a table without ``censored`` takes every finite
+    run that neither escaped nor is flat as censored). Per group: runs; flat (share of runs on a
+    flat landscape); censored, censored_rise, censored_late (shares among the non-flat runs);
+    median_escape = the median escape time over the non-flat runs with censored runs at +inf
+    (+inf, i.e. "> T", when the median is censored; pandas' median, the mean of the two middle
+    values for an even count; NaN when every run is flat); relative_step and relative_step_ball
+    (medians), loss_start, loss_end and descent_converged (means) where the table has them.
+    Returns a DataFrame with one row per group."""
+    import numpy as np
+    import pandas as pd
+
+    d = escape.copy()
+    for c in ("escaped", "flat"):
+        d[c] = _bools(d[c])
+    d["censored"] = _bools(d["censored"]) if "censored" in d else (~d["escaped"] & ~d["flat"])
+    for c in ("censored_rise", "censored_late"):
+        d[c] = _bools(d[c]) if c in d else np.zeros(len(d), dtype=bool)
+    t = pd.to_numeric(d["escape_time"], errors="coerce").where(d["escaped"], np.inf).where(~d["flat"])
+    live = ~d["flat"]
+    d = d.assign(t=t, c_all=d["censored"].where(live), c_a=d["censored_rise"].where(live),
+                 c_b=d["censored_late"].where(live))
+    for c in ("c_all", "c_a", "c_b"):
+        d[c] = d[c].astype(float)
+    aggs = dict(median_escape=("t", "median"), censored=("c_all", "mean"), censored_rise=("c_a", "mean"),
+                censored_late=("c_b", "mean"), flat=("flat", "mean"), runs=("t", "size"))
+    for c, how in (("relative_step", "median"), ("relative_step_ball", "median"), ("loss_start", "mean"),
+                   ("loss_end", "mean"), ("descent_converged", "mean")):
+        if c in d:
+            if c == "descent_converged":
+                d[c] = _bools(d[c]).astype(float)
+            aggs[c] = (c, how)
+    return d.groupby(list(by)).agg(**aggs).reset_index()
+
+
 def write_tables(run_dirs: Sequence[str | Path], *, out_dir: str | Path, config: dict | None = None,
                  extra_runs: Sequence[str | Path] = (), dense: int = 20, points: int = 100) -> dict[str, Path]:
     """Aggregate escape runs (folders with escape.csv and curves.npz, written by scripts/escape.py
     run) into a figure's tables: ``out_dir``/escape.csv (all rows), escape_replica.csv (the replica
-    trajectories' rows, column replica_ulps; no rows without replicas), curves.csv (:func:`curve_table`),
+    probes' rows, column replica_ulps; no rows without replicas), curves.csv (:func:`curve_table`),
+    survival.csv (:func:`survival_table` per scale, ratio, checkpoint; T from the trajectories),
     levels.csv when the runs wrote one (concatenated), and provenance.json
     (:func:`adversary_dynamics.figures.tables.write_provenance`: configuration, code version, a record of
     every run in ``run_dirs`` and ``extra_runs``, e.g. the training runs Fig. 3 probed). Returns
@@ -562,20 +780,24 @@ def write_tables(run_dirs: Sequence[str | Path], *, out_dir: str | Path, config:
     from adversary_dynamics.figures import tables as _tables
 
     out_dir = Path(out_dir)
-    esc, curves, levels, replicas = [], [], [], []
+    esc, curves, levels, budgets, replicas = [], [], [], set(), []
     for d in map(Path, run_dirs):
         df = pd.read_csv(d / "escape.csv")
         if (d / "escape_replica.csv").exists():  # runs without replicas (older runs) contribute no rows
             replicas.append(pd.read_csv(d / "escape_replica.csv"))
         with np.load(d / "curves.npz") as z:
             L = z["losses"]
+        budgets.add(int(L.shape[1]) - 1)
         esc.append(df)
         curves.append(curve_table(df.to_dict("records"), L, dense=dense, points=points))
         if (d / "levels.csv").exists():
             levels.append(pd.read_csv(d / "levels.csv"))
+    if len(budgets) > 1:
+        raise ValueError(f"the runs have different step budgets T {sorted(budgets)}; survival.csv needs one")
     tabs = {"escape": pd.concat(esc, ignore_index=True), "curves": pd.concat(curves, ignore_index=True),
             "escape_replica": (pd.concat(replicas, ignore_index=True) if replicas
                                else pd.DataFrame(columns=[*ESCAPE_COLUMNS, "replica_ulps"]))}
+    tabs["survival"] = survival_table(tabs["escape"], T=budgets.pop())
     if levels:
         tabs["levels"] = pd.concat(levels, ignore_index=True)
     paths = {k: out_dir / f"{k}.csv" for k in tabs}

@@ -9,6 +9,8 @@
 * a suptitle naming the configuration and an atomic figure writer (:func:`save_figure`, PDF
   and PNG); :func:`pad_nan_edge` for disk-shaped images; :func:`number_text` for tick labels
   (plain or scientific notation, no SI prefixes);
+* :func:`escape_heatmap` (the escape-time heat maps of Figs. 2–3, censored cells marked) and
+  :func:`survival_steps` (a survival curve of ``survival.csv``, the share not yet escaped);
 * :func:`non_finite_rows` leaves out the rows a table marks non-finite (column ``finite``, where
   present) and counts them, for a note on the figure (:func:`non_finite_note`).
 
@@ -228,3 +230,57 @@ def save_figure(fig, *, pdf: str, png: str, dpi: int = 150) -> None:
     with atomic_path(pdf) as tmp:
         # no creation date: the same figure gives the same PDF bytes on every rebuild
         fig.savefig(tmp, format="pdf", dpi=dpi, bbox_inches=bbox, metadata={"CreationDate": None})
+
+
+# ---- escape figures (paper Figs. 2-3) ------------------------------------------------------
+def escape_heatmap(ax, summ: pd.DataFrame, *, row: str, col: str, T: int, title: str) -> None:
+    """Heat map of the median escape time (log10 colour, 1 … T) of
+    :func:`adversary_dynamics.figures.escape.escape_summary` rows, ``row`` × ``col`` (already
+    text-labelled). Each cell gives the median; a cell whose median is censored shows "> T", is
+    coloured at T and hatched; the share of censored runs (escape time > T: no departure from
+    the start or still rising at the budget; "cens.") and of flat runs are added in brackets; cells
+    where every run is flat are grey and say "flat"; the title gets "hatched / > T: median censored,
+    T = <T> steps" when a cell's median is censored. Uses seaborn's heatmap."""
+    import seaborn as sns
+    from matplotlib.patches import Rectangle
+
+    piv = summ.pivot(index=row, columns=col, values="median_escape")
+    cens = summ.pivot(index=row, columns=col, values="censored")
+    fl = summ.pivot(index=row, columns=col, values="flat")
+
+    def med_text(v):
+        return "" if np.isnan(v) else ("> T" if np.isinf(v) else f"{v:g}")  # an even count's median can be x.5
+
+    ann = piv.map(med_text)
+    ann = ann + cens.map(lambda v: f"\n({100 * v:.0f}% cens.)" if v > 1e-9 else "")
+    ann = ann + fl.map(lambda v: f"\n({100 * v:.0f}% flat)" if 1e-9 < v < 1 - 1e-9 else "")
+    colour = np.log10(piv.where(~np.isinf(piv), float(T)).clip(lower=1))
+    sns.heatmap(colour, annot=ann, fmt="", cmap="magma_r", vmin=0, vmax=np.log10(max(T, 10)), ax=ax,
+                cbar_kws={"label": "log10 median escape time (steps)"}, annot_kws={"fontsize": 7.5},
+                linewidths=0.5, linecolor="white")
+    ax.set_facecolor("0.85")  # grey: every run flat (no gradient in the ball); seaborn leaves such cells unlabelled
+    for i in range(piv.shape[0]):
+        for j in range(piv.shape[1]):
+            v = piv.iat[i, j]
+            if np.isnan(v):
+                ax.text(j + 0.5, i + 0.5, "flat" if fl.iat[i, j] > 0 else "no runs", ha="center", va="center",
+                        fontsize=7.5, color="0.2")
+            elif np.isinf(v):  # the median is censored: hatch the cell
+                ax.add_patch(Rectangle((j, i), 1, 1, fill=False, hatch="///", edgecolor="0.55", linewidth=0))
+    if np.isinf(piv.to_numpy()).any():
+        title += f"\nhatched, > T: median censored (T = {T} steps); cens. = share censored"
+    ax.set_title(title)
+
+
+def survival_steps(ax, surv: pd.DataFrame, *, T: int, x0: float = 0.8, **kws):
+    """Draw one group of ``survival.csv`` (columns step, survival) as a right-continuous step
+    function of the PGA step on a log axis: S(t) = share of runs not yet escaped by step t, from
+    S = 1 at ``x0`` (standing in for step 0) to its value at T, where the curve ends (its height
+    there is the share censored at T). ``kws`` go to ``ax.step``. Returns the line."""
+    d = surv.sort_values("step")
+    x = np.maximum(d["step"].to_numpy(float), x0)
+    y = d["survival"].to_numpy(float)
+    x = np.concatenate([[x0], x, [float(T)]])
+    y = np.concatenate([[1.0], y, [y[-1] if len(y) else 1.0]])
+    (line,) = ax.step(x, y, where="post", **kws)
+    return line

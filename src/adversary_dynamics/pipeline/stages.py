@@ -407,7 +407,8 @@ def _escape_run_args(fig: str) -> Args:
                 "step_size": e["step_size"], "descent_steps": d["steps"], "descent_step_size": d["step_size"],
                 "descent_stages": d["stages"], "check_directions": k["directions"], "check_radius": k["radius"],
                 "check_mapping_step": k["mapping_step"], "check_gtol": k["gtol"], "check_ftol": k["ftol"],
-                "rtol": e["escape_rtol"], "start_ulp": e["start_ulp"], "step_rule": e["step_rule"],
+                "rtol": e["escape_rtol"], "censor_min_rise": e["censor_min_rise"], "censor_tail": e["censor_tail"],
+                "censor_tail_rise": e["censor_tail_rise"], "start_ulp": e["start_ulp"], "step_rule": e["step_rule"],
                 "replica_ulps": [int(k) for k in e["replica_ulps"]], **extra, **_device_args(c)}
     return args
 
@@ -478,7 +479,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           what="Fig. 2 escape probes of the CNN at initialisation"),
     Stage("paper_fig2_escape_by_scale_tables", reads=(), script="scripts/escape.py", args=lambda c: {},
           consumes=("paper_fig2_escape_run",), figure="paper_fig2_escape_by_scale",
-          tables=("escape", "curves", "levels", "escape_replica"),
+          tables=("escape", "curves", "survival", "levels", "escape_replica"),
           what="the tables of paper_fig2_escape_by_scale"),
     Stage("paper_fig3_train", reads=(*DATASET, "cnn", "paper_escape.architecture", "paper_escape.loss",
                                      "paper_escape.seeds", "paper_fig3.train", "paper_fig3.checkpoints", *DEVICE),
@@ -489,7 +490,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           what="Fig. 3 escape probes of the adversarially trained CNNs"),
     Stage("paper_fig3_escape_during_training_tables", reads=(), script="scripts/escape.py", args=lambda c: {},
           consumes=("paper_fig3_escape_run", "paper_fig3_train"), figure="paper_fig3_escape_during_training",
-          tables=("escape", "curves", "escape_replica"),
+          tables=("escape", "curves", "survival", "escape_replica"),
           what="the tables of paper_fig3_escape_during_training"),
 )}
 
