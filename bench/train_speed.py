@@ -343,19 +343,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stack-batch", type=int, default=None, help="its digits minibatch size (default 100, quick 16)")
     ap.add_argument("--stack-classic-batch", type=int, default=None, help="its classic-CNN minibatch size "
                     "(default 8, quick 2)")
-    ap.add_argument("--stack-minibatches", type=int, default=None, help="its minibatches per timing (default 2, "
-                    "quick 1)")
+    ap.add_argument("--stack-minibatches", type=int, default=1, help="its minibatches per timing (default "
+                    "%(default)s)")
     ap.add_argument("--stack-optimizer", choices=("sgd", "adam"), default="adam", help="its optimiser (default "
                     "%(default)s, Fig. 3's)")
     ap.add_argument("--stack-only", action="store_true", help="run the stacked-CNN comparison alone")
     args = ap.parse_args(argv)
-    args.stack_batch = args.stack_batch or (16 if args.quick else 100)
-    args.stack_classic_batch = args.stack_classic_batch or (2 if args.quick else 8)
+    if args.stack_batch is None:
+        args.stack_batch = 16 if args.quick else 100
+    if args.stack_classic_batch is None:
+        args.stack_classic_batch = 2 if args.quick else 8
     if args.stack_ks is None:
         args.stack_ks = "3" if args.quick else "3,9,18"
     if args.stack_batch < 1 or args.stack_classic_batch < 1 or args.stack_minibatches < 1:
         ap.error("--stack-batch, --stack-classic-batch and --stack-minibatches must be >= 1")
-    args.stack_minibatches = args.stack_minibatches or (1 if args.quick else 2)
     if args.stack_only:
         repeats = args.repeats or (1 if args.quick else 3)
         torch.set_num_threads(args.threads)
