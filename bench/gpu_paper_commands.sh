@@ -47,7 +47,7 @@ paper_fig3_train=(
   --attack-init uniform_ball
   --attack-step-size 0.1
   --attack-steps 40
-  --batch-seeds false
+  --batch-seeds auto
   --batch-size 128
   --checkpoints 0,10,100
   --cnn-channels 32,64

@@ -39,12 +39,34 @@ for two shapes:
 Ratio sequential/batched > 1 means batching the seeds is faster.
 
 CNN (``--cnn-images``, default 1000, quick 128; 0 skips it), one epoch of ``adversarial_train``
-(the one training loop; a CNN trains seed by seed, autograd PGA on flat inputs):
+(the one training loop, one model; autograd PGA on flat inputs):
 
 * ``cnn-digits-default``: the default configuration's CNN (channels 16, 32; 5×5; hidden 128) on
   digits at scale 1 (all 1 438 training images), the digits attack and evaluation above;
 * ``cnn-mnist-shape``: the classic MNIST CNN (channels 32, 64; 5×5; hidden 1024) on the first
   ``--cnn-images`` synthetic MNIST-shaped images, the attack above, a tiny evaluation.
+
+Stacked CNNs (``--stack-ks``, default 3,9,18; empty skips it; ``--stack-only`` runs this section
+alone): the training inner loop (minibatch, PGA attack of 10 raw l2 steps from a uniform-ball
+start, clean loss, forward + backward + optimiser step; Fig. 3's Adam by default) of K CNNs, one
+after another (K ``_SingleModel.step`` calls per minibatch, as ``adversarial_train`` per model) against
+the same K as one ``CNNEnsemble`` (one ``_Ensemble.step`` call, as ``adversarial_train_seeds``), for
+the K = ratios × seeds models of Fig. 3 (ε = ratio × scale cycling over ratios 0.1, 1, 10; seeds
+0, 1, ...), two families:
+
+* ``digits-cnn``: the default configuration's CNN (channels 16, 32; 5×5; hidden 128) on digits (8×8);
+* ``classic-cnn``: the classic MNIST CNN (channels 32, 64; 5×5; hidden 1024) on synthetic 28×28 images.
+
+Per case: seconds for ``--stack-minibatches`` minibatches of ``--stack-batch`` images (digits;
+default 100, Fig. 3's minibatch, the least favourable realistic size for stacking, whose gain is
+per-operation overhead saved) or ``--stack-classic-batch`` images (classic; default 8, to keep the
+run within minutes on a small CPU: the most favourable size for stacking, so a loss there is a
+loss at any larger size) (medians of ``--repeats`` interleaved rounds, after one warm-up minibatch that also creates the optimiser
+state), the ratio sequential/stacked (> 1: stacking is faster), which path scripts/train.py's
+``--batch-seeds auto`` picks on this device (``use_batched``) and that path's ratio (1 when it
+picks one after another), and the deterministic GPU proxy: tensor operations and host
+synchronisations per minibatch (``adversary_dynamics.learning.opcount.OpCounter``), both paths.
+
 The last line of output is one JSON object with every number.
 """
 
@@ -165,6 +187,138 @@ def gemm_floor(n: int, batch: int, steps: int, device: torch.device, gen_seed: i
     return run
 
 
+STACK_RATIOS = (0.1, 1.0, 10.0)
+
+
+def _train_script():
+    """scripts/train.py as a module (its ``use_batched`` is the auto rule being measured)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+    spec = importlib.util.spec_from_file_location("train_script_for_bench", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def stacked_cnn_cases(ks: list[int], batches: dict[str, int], minibatches: int, optimizer: str,
+                      device: torch.device, seed: int) -> dict[str, dict]:
+    """The stacked-CNN cases: per (family, K) a setup returning (sequential, stacked) callables that
+    each run ``minibatches`` training minibatches, and the per-minibatch op counts."""
+    from adversary_dynamics.learning.models import CNNEnsemble
+
+    digits = load_digits(seed=0).to(device)
+    g = torch.Generator().manual_seed(seed + 11)
+    n_syn = max(batches["classic-cnn"] * minibatches, 64)
+    xs, ys = torch.rand(n_syn, D, generator=g).to(device), torch.randint(0, K, (n_syn,), generator=g).to(device)
+    families = {
+        "digits-cnn": (digits, dict(input_shape=(1, 8, 8), channels=(16, 32), kernel_size=5, hidden=128)),
+        "classic-cnn": (Dataset("synthetic-mnist-shape", xs, ys, xs[:16], ys[:16], K, image_shape=(1, 28, 28)),
+                        dict(input_shape=(1, 28, 28))),
+    }
+    fn = get_loss(LOSS)
+    cases = {}
+    for fam, (data, arch) in families.items():
+        for k_models in ks:
+            def setup(data=data, arch=arch, k_models=k_models, batch=batches[fam]):
+                members = [(s // len(STACK_RATIOS), STACK_RATIOS[s % len(STACK_RATIOS)]) for s in range(k_models)]
+                attacks = [AttackSpec(eps=r, steps=10, step_size=0.25 * r, norm="l2", gradient="raw",
+                                      init="uniform_ball") for _, r in members]
+
+                def mk(s):
+                    return CNN(**arch, generator=torch.Generator().manual_seed(s), device=device)
+
+                seeds = [s for s, _ in members]
+                seq = [training._SingleModel(mk(s), s, device) for s in seeds]
+                opts = [training._make_optimizer(m.model, optimizer, LR, 0.0) for m in seq]
+                ens = training._Ensemble(CNNEnsemble([mk(s) for s in seeds]), seeds, device)
+                eopt = training._make_optimizer(ens.model, optimizer, LR, 0.0)
+                n = data.x_train.shape[0]
+                idx_seq = [m.permutation(n, {0}, device) for m in seq]
+                idx_ens = ens.permutation(n, set(range(k_models)), device)
+                live = list(range(k_models))
+
+                def run_seq(mb=minibatches):
+                    for b in range(mb):
+                        for m, o, i, a in zip(seq, opts, idx_seq, attacks):
+                            m.step(o, fn, data, i[b * batch:(b + 1) * batch], [0], attack=[a], loss=LOSS)
+                    sync(device)
+
+                def run_ens(mb=minibatches):
+                    for b in range(mb):
+                        ens.step(eopt, fn, data, idx_ens[..., b * batch:(b + 1) * batch], live, attack=attacks,
+                                 loss=LOSS)
+                    sync(device)
+
+                return run_seq, run_ens
+
+            cases[f"{fam}_K{k_models}"] = dict(family=fam, K=k_models, setup=setup, data=data, arch=arch,
+                                               batch=batches[fam])
+    return cases
+
+
+def count_case(run_seq, run_ens) -> dict:
+    """Tensor operations and host synchronisations of one minibatch, both paths (deterministic)."""
+    from adversary_dynamics.learning.opcount import OpCounter
+
+    with OpCounter() as cs:
+        run_seq(1)
+    with OpCounter() as ce:
+        run_ens(1)
+    return {"sequential_ops": cs.ops, "stacked_ops": ce.ops, "sequential_syncs": cs.syncs, "stacked_syncs": ce.syncs,
+            "ops_ratio": round(cs.ops / ce.ops, 2)}
+
+
+def run_stacked_section(args, device: torch.device, repeats: int) -> list[dict]:
+    ks = [int(k) for k in args.stack_ks.split(",") if k.strip()]
+    if not ks:
+        return []
+    script = _train_script()
+    cases = stacked_cnn_cases(ks, {"digits-cnn": args.stack_batch, "classic-cnn": args.stack_classic_batch},
+                              args.stack_minibatches, args.stack_optimizer, device, args.seed)
+    fns, counts = {}, {}
+    for name, c in cases.items():
+        run_seq, run_ens = c["setup"]()
+        run_seq(1)  # warm-up; creates the optimiser state
+        run_ens(1)
+        counts[name] = count_case(run_seq, run_ens)
+        fns[f"{name}_sequential"], fns[f"{name}_stacked"] = run_seq, run_ens
+    names = list(fns)
+    times: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(repeats):
+        k0 = r % len(names)
+        for k in names[k0:] + names[:k0]:
+            sync(device)
+            t0 = time.perf_counter()
+            fns[k]()
+            times[k].append(time.perf_counter() - t0)
+    rows = []
+    print(f"\nStacked CNNs: the training inner loop of K models, one after another vs one CNNEnsemble "
+          f"({args.stack_minibatches} minibatch(es) of {args.stack_batch} digits / {args.stack_classic_batch} "
+          f"classic images, 10 PGA steps, {args.stack_optimizer}; "
+          f"medians of {repeats}); ops and syncs per minibatch (counted)")
+    print(f"{'case':18s} {'seq s':>8} {'stacked s':>10} {'seq/stk':>8} {'auto':>10} {'auto ratio':>10} "
+          f"{'ops seq':>8} {'ops stk':>8} {'ops x':>6} {'syncs':>6}")
+    for name, c in cases.items():
+        seq, stk = statistics.median(times[f"{name}_sequential"]), statistics.median(times[f"{name}_stacked"])
+        ratio = seq / stk
+        pick = script.use_batched("auto", device, c["K"], "cnn", c["data"].image_shape)
+        row = {"case": name, "family": c["family"], "K": c["K"], "image_shape": list(c["data"].image_shape),
+               "batch": c["batch"], "minibatches": args.stack_minibatches, "optimizer": args.stack_optimizer,
+               "sequential_s": round(seq, 4), "stacked_s": round(stk, 4),
+               "sequential_min_max": [round(min(times[f"{name}_sequential"]), 4),
+                                      round(max(times[f"{name}_sequential"]), 4)],
+               "stacked_min_max": [round(min(times[f"{name}_stacked"]), 4), round(max(times[f"{name}_stacked"]), 4)],
+               "sequential_over_stacked": round(ratio, 3), "auto_stacks": pick,
+               "auto_over_sequential": round(ratio if pick else 1.0, 3), **counts[name]}
+        rows.append(row)
+        print(f"{name:18s} {seq:>8.3f} {stk:>10.3f} {ratio:>8.2f} {'stacked' if pick else 'sequential':>10} "
+              f"{row['auto_over_sequential']:>10.2f} {row['sequential_ops']:>8} {row['stacked_ops']:>8} "
+              f"{row['ops_ratio']:>6.1f} {row['sequential_syncs']:>3}/{row['stacked_syncs']:<2}")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -184,7 +338,41 @@ def main(argv: list[str] | None = None) -> int:
                     "6000, quick 1000; capped at --images)")
     ap.add_argument("--cnn-images", type=int, default=None, help="training images of the MNIST-shaped CNN epoch "
                     "(default 1000, quick 128; capped at --images; 0 skips both CNN rows)")
+    ap.add_argument("--stack-ks", type=str, default=None, help="K of the stacked-CNN comparison, "
+                    "comma-separated (default 3,9,18, quick 3; empty skips it)")
+    ap.add_argument("--stack-batch", type=int, default=None, help="its digits minibatch size (default 100, quick 16)")
+    ap.add_argument("--stack-classic-batch", type=int, default=None, help="its classic-CNN minibatch size "
+                    "(default 8, quick 2)")
+    ap.add_argument("--stack-minibatches", type=int, default=1, help="its minibatches per timing (default "
+                    "%(default)s)")
+    ap.add_argument("--stack-optimizer", choices=("sgd", "adam"), default="adam", help="its optimiser (default "
+                    "%(default)s, Fig. 3's)")
+    ap.add_argument("--stack-only", action="store_true", help="run the stacked-CNN comparison alone")
     args = ap.parse_args(argv)
+    if args.stack_batch is None:
+        args.stack_batch = 16 if args.quick else 100
+    if args.stack_classic_batch is None:
+        args.stack_classic_batch = 2 if args.quick else 8
+    if args.stack_ks is None:
+        args.stack_ks = "3" if args.quick else "3,9,18"
+    if args.stack_batch < 1 or args.stack_classic_batch < 1 or args.stack_minibatches < 1:
+        ap.error("--stack-batch, --stack-classic-batch and --stack-minibatches must be >= 1")
+    if args.stack_only:
+        repeats = args.repeats or (1 if args.quick else 3)
+        torch.set_num_threads(args.threads)
+        device = resolve_device(args.device)
+        env = environment(device=str(device), device_name=torch.cuda.get_device_name(device)
+                          if device.type == "cuda" else platform.processor() or platform.machine())
+        print(f"# train_speed --stack-only: torch {env['torch']} on {device}, {env['threads']} threads; "
+              f"load average {env['loadavg_start']}")
+        t_start = time.perf_counter()
+        rows = run_stacked_section(args, device, repeats)
+        env["loadavg_end"] = loadavg()
+        wall = time.perf_counter() - t_start
+        print(f"wall time {wall:.1f} s; load average at the end {env['loadavg_end']}")
+        print(json.dumps({"bench": "train_speed", "section": "stacked_cnns", "quick": args.quick, "env": env,
+                          "repeats": repeats, "stacked_cnns": rows, "wall_s": round(wall, 2)}))
+        return 0
     n = args.images or (6000 if args.quick else 60000)
     repeats = args.repeats or (1 if args.quick else 3)
     if n < 1 or repeats < 1 or args.batch < 1 or args.threads < 1:
@@ -353,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{shape:20s} {row['images']:>7} {'x'.join(map(str, dc.image_shape)):>10} "
                   f"{','.join(map(str, m.channels)):>9} {m.hidden_units:>7} {sec[k]:>9.3f} "
                   f"{row['ms_per_minibatch']:>9.1f}")
+    stacked_rows = run_stacked_section(args, device, repeats)
     wall = time.perf_counter() - t_start
     env["loadavg_end"] = loadavg()
     print(f"wall time {wall:.1f} s; load average at the end {env['loadavg_end']}")
@@ -366,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
         "attack_floor_over_attack_only": round(floor_of["attack_only"] / sec["attack_only"], 4),
         "attack_share": round(share, 4), "floor_gemms_per_epoch": gemms, "floor_gflops": round(floor_gflops, 1),
         "seeds_comparison": {"seeds": len(seeds), "epochs": 1, "shapes": seeds_summary},
-        "cnn_epoch": cnn_summary,
+        "cnn_epoch": cnn_summary, "stacked_cnns": stacked_rows,
         "wall_s": round(wall, 2)}))
     return 0
 

@@ -8,9 +8,9 @@ with the training set's factor; eps = ratio * s.
 Writes to --out-root/seed~<k>/ for every seed: steps.csv, epochs.csv, status.json,
 provenance.json, checkpoints/epoch_XXXX.pt and state.pt (resume state). Seeds run one after
 another in one process (one interpreter start per scale), or, with --batch-seeds, all together
-as one batched program (two-layer networks only: one ensemble network; equal to one after
-another up to floating-point rounding; the group's resume state is then
---out-root/state-batched.pt instead of the seeds' state.pt). Rerunning after an interruption
+as one batched program (one ensemble network: an ensemble TwoLayerNet, or a CNNEnsemble of the
+seeds' CNNs; equal to one after another up to floating-point rounding; the group's resume state
+is then --out-root/state-batched.pt instead of the seeds' state.pt). Rerunning after an interruption
 resumes from the resume state; on SIGTERM the resume state is written and the process exits
 with 143 (during training at the next minibatch boundary; before or between trainings at once,
 any file being written is dropped whole by the atomic writes).
@@ -31,8 +31,12 @@ BATCH_SEEDS = ("auto", "true", "false")
 GROUP_STATE = "state-batched.pt"  # the batched seeds' resume state, in --out-root
 # auto on CPU: bench/train_speed.py measured batching 3 seeds not reliably faster there (speed-up over
 # one after another, default config: 0.75-0.84 at 1 thread, the workflow default; 0.6-1.24 at 2 threads,
-# within the noise; MNIST shape 0.91-0.95), so auto batches on CUDA only
+# within the noise; MNIST shape 0.91-0.95), so auto batches two-layer nets on CUDA only
 CPU_BATCHED = False
+# CNNs on CPU: stacking pays where per-operation overhead matters, i.e. small images (bench/train_speed.py,
+# "stacked CNNs": digits 8x8 CNNs faster stacked for K = 3, 9, 18; classic 28x28 CNNs not reliably), so auto
+# stacks CNNs on CPU when H*W is at most this many pixels
+CPU_STACK_MAX_PIXELS = 64
 
 
 def get_args(argv=None) -> argparse.Namespace:
@@ -68,26 +72,33 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--progress", type=cli.bool_arg, default=True)
     p.add_argument("--batch-seeds", type=str.lower, choices=BATCH_SEEDS, default="auto",
-                   help="train the seeds together as one batched program: true, false, or auto (batched with "
-                        "two or more seeds on CUDA; on CPU not, where it measured no faster: see use_batched); "
-                        "two-layer networks only (a CNN trains seed by seed)")
+                   help="train the seeds together as one batched program (an ensemble network): true, false, or "
+                        "auto (batched with two or more seeds on CUDA; on CPU for CNNs on small images only, where "
+                        "bench/train_speed.py measured it faster: see use_batched)")
     return cli.parse_args(p, argv)
 
 
-def use_batched(option: str, device, n_seeds: int, architecture: str = "two_layer") -> bool:
+def use_batched(option: str, device, n_seeds: int, architecture: str = "two_layer",
+                image_shape: tuple[int, ...] | None = None) -> bool:
     """Whether --batch-seeds ``option`` trains the seeds as one batched program on ``device``.
 
     ``auto``: with two or more seeds on CUDA (one sequence of kernel launches for all seeds instead
-    of one per seed keeps the GPU busy); on CPU only if CPU_BATCHED (bench/train_speed.py's
-    measurement: not faster there, so off). Never for a CNN (no ensemble form: seed by seed).
+    of one per seed keeps the GPU busy; the operation count per minibatch falls about S-fold); on
+    CPU, two-layer nets only if CPU_BATCHED (bench/train_speed.py's measurement: not faster there,
+    so off), CNNs when their images have at most CPU_STACK_MAX_PIXELS pixels (H·W of
+    ``image_shape`` (C, H, W)), where bench/train_speed.py measured stacking faster.
     """
     if option not in BATCH_SEEDS:
         raise ValueError(f"--batch-seeds {option!r} is not allowed: choose one of {BATCH_SEEDS}")
-    if architecture != "two_layer":
-        return False
     if option != "auto":
         return option == "true"
-    return n_seeds >= 2 and (device.type == "cuda" or CPU_BATCHED)
+    if n_seeds < 2:
+        return False
+    if device.type == "cuda":
+        return True
+    if architecture == "two_layer":
+        return CPU_BATCHED
+    return image_shape is not None and image_shape[-1] * image_shape[-2] <= CPU_STACK_MAX_PIXELS
 
 
 def _exit_143(signum, frame):
@@ -132,7 +143,7 @@ def _main(argv=None) -> int:
     fingerprint = {k: v for k, v in cfg.items()
                    if k not in ("out_root", "seeds", "progress", "device", "threads", "batch_seeds")}
     fingerprint["code"] = runio.code_version()["source_sha256"]
-    batched = use_batched(args.batch_seeds, device, len(args.seeds), args.architecture)
+    batched = use_batched(args.batch_seeds, device, len(args.seeds), args.architecture, ds.image_shape)
     outs = [args.out_root / f"seed~{seed}" for seed in args.seeds]
 
     def write_outputs(seed: int, out: Path, res, seed_started: float) -> None:
@@ -153,7 +164,7 @@ def _main(argv=None) -> int:
                   for seed in args.seeds]
         try:
             results = training.adversarial_train_seeds(
-                training.ensemble_of(models), ds, seeds=args.seeds, run_dirs=outs,
+                training.stack_models(models), ds, seeds=args.seeds, run_dirs=outs,
                 state_file=args.out_root / GROUP_STATE, loss=args.loss, attack=attack, eval_attack=eval_attack,
                 optimizer=args.optimizer, lr=lr, momentum=args.momentum, epochs=args.epochs,
                 batch_size=args.batch_size, checkpoint_epochs=tuple(args.checkpoints),

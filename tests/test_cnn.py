@@ -236,9 +236,11 @@ def test_checkpoints_deleted_before_a_rerun_come_back_from_the_resume_state(digi
             assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a), (d.name, k)
 
 
-def test_cnn_cannot_be_trained_as_a_seed_ensemble(digits_tiny):
+def test_a_plain_cnn_is_not_a_seed_ensemble(digits_tiny):
+    """Several CNNs train as one program through a CNNEnsemble (tests/test_stacked_training.py); a
+    plain CNN given to adversarial_train_seeds is refused, naming what to pass."""
     model = CNN(**SMALL, generator=_gen(0))
-    with pytest.raises(ValueError, match="seed by seed"):
+    with pytest.raises(ValueError, match="CNNEnsemble"):
         training.adversarial_train_seeds(model, digits_tiny, seeds=[0], attack=ATTACK, eval_attack=EVAL_ATTACK,
                                          lr=0.1, epochs=1, batch_size=16)
 

@@ -453,12 +453,17 @@ def _csv(path):
     return [{k: int(v) if k in ("step", "epoch") else float(v) for k, v in row.items()} for row in runio.read_csv(path)]
 
 
-def test_train_script_batch_seeds_true_writes_the_same_files_as_false(tmp_path):
+@pytest.mark.parametrize("model", ["two_layer", "cnn"])
+def test_train_script_batch_seeds_true_writes_the_same_files_as_false(tmp_path, model):
+    """Two-layer nets and (since issue 20) CNNs: --batch-seeds true trains the seeds as one ensemble
+    network and writes every seed's files as seed-by-seed training does, equal up to rounding."""
     import json
 
     script = _train_script()
+    arch = (["--width", "16"] if model == "two_layer" else
+            ["--architecture", "cnn", "--cnn-channels", "4,8", "--cnn-kernel-size", "3", "--cnn-hidden", "16"])
     common = ["--scale", "1", "--seeds", "0,1", "--dataset", "digits", "--n-train", "60", "--n-test", "40",
-              "--ratio", "0.5", "--width", "16", "--epochs", "2", "--batch-size", "16", "--lr", "0.05",
+              "--ratio", "0.5", *arch, "--epochs", "2", "--batch-size", "16", "--lr", "0.05",
               "--attack-steps", "3", "--attack-step-size", "0.25", "--eval-steps", "3", "--checkpoints", "0,2",
               "--threads", "1", "--progress", "false", "--device", "cpu"]
     for mode in ("false", "true"):
@@ -483,10 +488,13 @@ def test_train_script_batch_seeds_true_writes_the_same_files_as_false(tmp_path):
             assert ma.keys() == mb.keys()
             for k in ma:
                 torch.testing.assert_close(mb[k], ma[k], rtol=1e-5, atol=1e-6)
-    # auto: batched on CUDA only (measured no faster on CPU), and never for a single seed
+    # auto: two-layer nets batched on CUDA only (measured no faster on CPU), and never for a single seed
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert script.use_batched("auto", cuda, 2) and not script.use_batched("auto", cpu, 3)
     assert not script.use_batched("auto", cuda, 1) and script.use_batched("true", cpu, 1)
     assert not script.use_batched("false", cuda, 3)
-    # a CNN has no ensemble form: it trains seed by seed whatever the option says
-    assert not script.use_batched("true", cpu, 3, "cnn") and not script.use_batched("auto", cuda, 3, "cnn")
+    # CNNs (a CNNEnsemble): on CUDA, and on CPU for small images only (bench/train_speed.py)
+    assert script.use_batched("true", cpu, 3, "cnn") and script.use_batched("auto", cuda, 3, "cnn", (1, 28, 28))
+    assert script.use_batched("auto", cpu, 3, "cnn", (1, 8, 8)) and not script.use_batched("auto", cpu, 3, "cnn",
+                                                                                            (1, 28, 28))
+    assert not script.use_batched("false", cuda, 3, "cnn")

@@ -118,13 +118,17 @@ def _broadcasts_to(shape, batch) -> bool:
     except RuntimeError:
         return False
 
-def _per_example(name: str, value, batch: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+def _per_example(name: str, value, batch: tuple[int, ...], like: torch.Tensor, *,
+                 check_values: bool = True) -> torch.Tensor:
     """A positive, finite per-example quantity (ε or η) as a tensor of shape (*batch, 1) in like's
     dtype and device. A number is checked on the host (no device synchronisation); a tensor (or
-    array) must broadcast against ``batch``."""
+    array) must broadcast against ``batch``, and its values are checked (finite, > 0; a host
+    synchronisation) unless ``check_values`` is False."""
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         v = _check_real(name, value, strict=True)
-        return torch.tensor(v, dtype=like.dtype, device=like.device).reshape(1).expand(*batch, 1)
+        # a fill on the device (the same rounding of v to the dtype as torch.tensor(v, dtype)), not a
+        # host-to-device copy, which would wait for the device
+        return torch.full((1,), v, dtype=like.dtype, device=like.device).expand(*batch, 1)
     if isinstance(value, bool) or value is None:
         raise ValueError(f"{name} must be a positive number or a tensor broadcasting against the batch shape "
                          f"{tuple(batch)}, got {value!r}")
@@ -138,7 +142,7 @@ def _per_example(name: str, value, batch: tuple[int, ...], like: torch.Tensor) -
     if not _broadcasts_to(t.shape, batch):
         raise ValueError(f"{name} of shape {tuple(t.shape)} does not broadcast to the batch shape {tuple(batch)} "
                          f"(one value per example; x's event dims are not part of it)")
-    if t.numel() and not bool(torch.all(torch.isfinite(t) & (t > 0))):
+    if check_values and t.numel() and not bool(torch.all(torch.isfinite(t) & (t > 0))):
         raise ValueError(f"{name} must be finite and > 0 for every example, got values in "
                          f"[{float(t.min()):g}, {float(t.max()):g}] (shape {tuple(t.shape)})")
     t = t.to(dtype=like.dtype, device=like.device)
@@ -250,8 +254,9 @@ def _check_generator(generator) -> None:
         raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
 
-def _check_clamp(clamp, x: torch.Tensor) -> tuple[float, float] | None:
-    """(lo, hi) with lo < hi and x inside [lo, hi] (otherwise no feasible point exists near x)."""
+def _check_clamp(clamp, x: torch.Tensor, *, check_values: bool = True) -> tuple[float, float] | None:
+    """(lo, hi) with lo < hi and x inside [lo, hi] (otherwise no feasible point exists near x; the
+    latter read from x's values, skipped when ``check_values`` is False)."""
     if clamp is None:
         return None
     try:
@@ -262,7 +267,7 @@ def _check_clamp(clamp, x: torch.Tensor) -> tuple[float, float] | None:
     hi = _check_real("clamp[1] (hi)", hi, minimum=-math.inf, finite=False)
     if not lo < hi:
         raise ValueError(f"clamp=(lo, hi) needs lo < hi, got clamp={clamp!r}")
-    if x.numel():
+    if check_values and x.numel():
         xmin, xmax = (float(v) for v in torch.aminmax(x))
         if xmin < lo or xmax > hi:
             raise ValueError(

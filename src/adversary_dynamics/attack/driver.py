@@ -202,6 +202,7 @@ def pga(
     event_dims: int = 1,
     record: bool | int | Callable[[PGAState], Optional[bool]] | None = None,
     step_schedule: Callable[[int, PGAState], object] | None = None,
+    check_values: bool = True,
 ) -> PGAResult:
     """Projected gradient ascent on δ for max_{δ ∈ S} ℓ(F(x + δ), y) (see the module docstring;
     the paper's inner maximisation, Sec. 3, and its PGA, Sec. 4).
@@ -245,6 +246,15 @@ def pga(
     > 0 needs gradient="normalized"); clamp not a pair lo < hi, or x outside [lo, hi]; delta0 not
     shaped like x, not floating point or not finite; init="uniform_sphere" with linf; record not
     None, a bool, an int ≥ 1 or a callable; step_schedule not None or a callable.
+
+    ``check_values=False`` skips the checks that read tensor *values* (x and delta0 finite, the
+    label values against the model's outputs, which also costs one probing forward pass, tensor ε
+    and η finite and > 0, x inside ``clamp``): each of them synchronises the host with the device.
+    The caller vouches for those values, e.g. adversarial training, which checks its data once per
+    stage and then calls pga once per minibatch (:mod:`~adversary_dynamics.learning.training`).
+    Types, shapes, dtypes and devices are still checked (on the host, no synchronisation), and the
+    arithmetic is the same bit for bit. With it and without ``tol`` or callable hooks, a call makes
+    no host synchronisation at all (``tests/test_stacked_training.py`` counts them).
     """
     # ---- validation, once, before any step
     _check_model(model)
@@ -265,20 +275,24 @@ def pga(
                          f"got gradient={gradient!r}")
     if norm == "linf" and init == "uniform_sphere" and delta0 is None:
         raise ValueError("init='uniform_sphere' is defined for norm='l2' only; use 'uniform_ball' for linf")
+    if not isinstance(check_values, bool):
+        raise ValueError(f"check_values must be True or False, got {check_values!r}")
     _check_tensor("x", x)
     batch, event = _split_event("x", x.shape, event_dims)
-    _check_finite("x", x)
+    if check_values:
+        _check_finite("x", x)
     y = _check_labels(y, batch, x, event_dims)
-    e = _per_example("eps", eps, batch, x)
-    eta = _per_example("step_size", step_size, batch, x)
+    e = _per_example("eps", eps, batch, x, check_values=check_values)
+    eta = _per_example("step_size", step_size, batch, x, check_values=check_values)
     if delta0 is not None:
         _check_tensor("delta0", delta0)
         if delta0.shape != x.shape:
             raise ValueError(f"delta0 must have x's shape {tuple(x.shape)}, got {tuple(delta0.shape)}")
         if delta0.device != x.device:
             raise ValueError(f"delta0 is on device {delta0.device} but x is on {x.device}")
-        _check_finite("delta0", delta0)
-    clamp = _check_clamp(clamp, x)
+        if check_values:
+            _check_finite("delta0", delta0)
+    clamp = _check_clamp(clamp, x, check_values=check_values)
     record_every = observe = None
     if record is True:
         record_every = 1
@@ -293,7 +307,8 @@ def pga(
     _check_model_dtype(model, x)
     with _deterministic(model):
         model_f, x_f = _flat_model(model, event), _flat(x, batch)
-        _check_label_values(model_f, x_f, y, loss, x_shape=x.shape, event_dims=event_dims)
+        if check_values:
+            _check_label_values(model_f, x_f, y, loss, x_shape=x.shape, event_dims=event_dims)
         res = _pga_flat(
             model_f, x_f, y, loss=loss, e=e, eta=eta, norm=norm, steps=steps,
             step_size=step_size, gradient=gradient, init=init, clamp=clamp, generator=generator, tol=tol,
@@ -305,6 +320,20 @@ def pga(
         if res.iterates is not None:
             res.iterates = res.iterates.reshape(res.iterates.shape[0], *x.shape)
     return res
+
+
+_NUMPY_FLOATS = {torch.float16: "float16", torch.float32: "float32", torch.float64: "float64"}
+
+
+def _round_to_dtype(v, dtype: torch.dtype) -> float:
+    """The Python float ``v`` rounded to ``dtype`` (as ``float(torch.tensor(v, dtype=dtype))``), on the
+    host without a tensor (no ``.item()``: nothing a synchronisation counter has to see)."""
+    name = _NUMPY_FLOATS.get(dtype)
+    if name is None:
+        return float(torch.tensor(v, dtype=dtype))
+    import numpy as np
+
+    return float(np.asarray(v, dtype=name))
 
 
 def _pga_flat(model, x, y, *, loss, e, eta, norm, steps, step_size, gradient, init, clamp, generator, tol,
@@ -362,7 +391,7 @@ def _pga_flat(model, x, y, *, loss, e, eta, norm, steps, step_size, gradient, in
         dn2 = torch.sum(delta * delta, -1, keepdim=True, out=dn2_rows[0]) if l2 else None
         e2 = e * e if algebraic else None
         # a scalar step, rounded to x's dtype as η is (on the host: no device synchronisation)
-        a_float = (float(torch.tensor(step_size, dtype=x.dtype)) if scalar_step and gradient != "normalized"
+        a_float = (_round_to_dtype(step_size, x.dtype) if scalar_step and gradient != "normalized"
                    else None)
         zero = x.new_zeros(())
         shape = tuple(x.shape) if shape is None else shape

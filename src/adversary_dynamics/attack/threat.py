@@ -52,20 +52,39 @@ def project(delta: torch.Tensor, *, eps, norm: str = "l2", event_dims: int = 1) 
     return _project_flat(_flat(delta, batch), e, norm).reshape(delta.shape)
 
 
+def _init_draws(shape: tuple[int, ...], norm: str, init: str, generator, device, dtype) -> tuple[torch.Tensor, ...]:
+    """The random numbers δ₀ is made of, in the order random_init draws them (shape (*batch, d)):
+    () for zero; (u,) U[0, 1) of ``shape`` for linf; (z,) N(0, 1) of ``shape`` for uniform_sphere;
+    (z, r) with r U[0, 1) of shape (*batch, 1) for the l2 uniform_ball."""
+    if init == "zero":
+        return ()
+    if norm == "linf":
+        return (torch.rand(shape, generator=generator, device=device, dtype=dtype),)
+    z = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    if init == "uniform_sphere":
+        return (z,)
+    return z, torch.rand((*shape[:-1], 1), generator=generator, device=device, dtype=dtype)
+
+
+def _init_from_draws(draws: tuple[torch.Tensor, ...], e: torch.Tensor, norm: str, init: str) -> torch.Tensor:
+    """δ₀ from :func:`_init_draws`' numbers (stacked along any batch dims, elementwise and row-wise
+    maths only: the same bits per row however many rows); e is ε broadcasting to (*batch, 1)."""
+    if norm == "linf":
+        return (2.0 * draws[0] - 1.0) * e
+    z = draws[0]
+    z = z / torch.linalg.vector_norm(z, dim=-1, keepdim=True).clamp_min(1e-30)
+    if init == "uniform_sphere":
+        return z * e
+    r = draws[1] ** (1.0 / z.shape[-1])
+    return z * (r * e)
+
+
 def _random_init_flat(shape: tuple[int, ...], e: torch.Tensor, norm: str, init: str, generator,
                       device, dtype) -> torch.Tensor:
     """δ₀ of shape (*batch, d) (see random_init); e is ε shaped (*batch, 1)."""
     if init == "zero":
         return torch.zeros(shape, device=device, dtype=dtype)
-    if norm == "linf":
-        u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
-        return (2.0 * u - 1.0) * e
-    z = torch.randn(shape, generator=generator, device=device, dtype=dtype)
-    z = z / torch.linalg.vector_norm(z, dim=-1, keepdim=True).clamp_min(1e-30)
-    if init == "uniform_sphere":
-        return z * e
-    r = torch.rand((*shape[:-1], 1), generator=generator, device=device, dtype=dtype) ** (1.0 / shape[-1])
-    return z * (r * e)
+    return _init_from_draws(_init_draws(shape, norm, init, generator, device, dtype), e, norm, init)
 
 
 def random_init(

@@ -36,7 +36,7 @@ ACTIVATIONS = ("relu", "softplus", "tanh")
 
 ARCHITECTURES = ("two_layer", "cnn")
 
-__all__ = ["ACTIVATIONS", "ARCHITECTURES", "TwoLayerNet", "CNN", "StackedCNN", "build_model",
+__all__ = ["ACTIVATIONS", "ARCHITECTURES", "TwoLayerNet", "CNN", "StackedCNN", "CNNEnsemble", "build_model",
            "activation_and_derivative"]
 
 
@@ -291,6 +291,93 @@ class StackedCNN(nn.Module):
         h = torch.relu(torch.baddbmm(self.c1, h, self.f1))
         out = torch.baddbmm(self.c2, h, self.f2)
         return out.reshape(M, *batch, out.shape[-1])
+
+
+_CNN_PARAMS = ("conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc1.weight", "fc1.bias", "fc2.weight",
+               "fc2.bias")  # a CNN's state-dict keys, in its order
+
+
+class CNNEnsemble(nn.Module):
+    r"""S :class:`CNN` of one architecture as one *trainable* network, an ensemble in the sense of
+    :class:`TwoLayerNet`'s ``ensemble=(S,)``: S independent models evaluated (and trained) as one
+    tensor program. Used to train many CNNs at once (paper Fig. 3's models of one scale;
+    :func:`~adversary_dynamics.learning.training.adversarial_train_seeds`).
+
+    Parameters (nn.Parameter, member k is row k): every CNN parameter with a leading member
+    dimension, ``conv1_weight`` (S, c₁, C, k, k), ``conv1_bias`` (S, c₁), ``conv2_weight``
+    (S, c₂, c₁, k, k), ``conv2_bias`` (S, c₂), ``fc1_weight`` (S, hidden, c₂·H/4·W/4), ``fc1_bias``
+    (S, hidden), ``fc2_weight`` (S, K, hidden), ``fc2_bias`` (S, K). They are disjoint, so the
+    gradient of Σ_k L_k(θ_k) with respect to θ_k is member k's own gradient ∂L_k/∂θ_k.
+
+    Shapes, as an ensemble TwoLayerNet: ``x`` (*pre, S, n, C·H·W) (member k sees x[..., k, :, :]),
+    or anything broadcasting to it ((n, C·H·W): every member sees the same inputs); output
+    (*pre, S, n, K). ``CNNEnsemble(models)(x)[..., k, :, :]`` equals ``models[k](x[..., k, :, :])``
+    up to floating-point rounding.
+
+    The math is :class:`StackedCNN`'s: each convolution is one grouped convolution with
+    ``groups = S`` (member k's channels are block k), ReLU and max-pooling act per channel, and
+    the dense layers are batched matrix products over k, ``baddbmm(c, h, Vᵀ)[k] = h[k] V⁽ᵏ⁾ᵀ + c⁽ᵏ⁾``.
+
+    ``models``: a non-empty list of CNNs of one architecture, dtype and device; their weights are
+    copied (later changes to them do not reach the ensemble). Raises ValueError otherwise, and
+    (in ``forward``) for inputs whose member dimension is neither S nor 1 or whose last is not C·H·W.
+    """
+
+    def __init__(self, models: Sequence[nn.Module]) -> None:
+        super().__init__()
+        models = list(models)
+        if not models or not all(isinstance(m, CNN) for m in models):
+            raise ValueError(f"models must be a non-empty list of CNN, got {[type(m).__name__ for m in models]}")
+        arch = {(m.input_shape, m.channels, m.kernel_size, m.hidden_units, m.n_outputs, m.conv1.weight.dtype,
+                 m.conv1.weight.device) for m in models}
+        if len(arch) != 1:
+            raise ValueError(f"models must share one architecture, dtype and device, got {sorted(map(str, arch))}")
+        m0 = models[0]
+        self.S = len(models)
+        self.ensemble = (self.S,)
+        self.input_shape, self.channels, self.kernel_size = m0.input_shape, m0.channels, m0.kernel_size
+        self.hidden_units, self.n_outputs, self.input_dim = m0.hidden_units, m0.n_outputs, m0.input_dim
+        for key in _CNN_PARAMS:
+            stacked = torch.stack([m.state_dict()[key].detach() for m in models]).clone()
+            self.register_parameter(key.replace(".", "_"), nn.Parameter(stacked))
+
+    def member_state_dict(self, k: int) -> "dict[str, torch.Tensor]":
+        """Member k's weights as a :class:`CNN` state dict (its keys, in its order; copies): it
+        loads into ``CNN(...)`` of the same architecture."""
+        from collections import OrderedDict
+
+        return OrderedDict((key, getattr(self, key.replace(".", "_")).detach()[k].clone()) for key in _CNN_PARAMS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x) of shape (*pre, S, n, K) for x (*pre, S, n, C·H·W) (or broadcasting to it)."""
+        S, (C, H, W) = self.S, self.input_shape
+        if x.dim() < 2 or x.shape[-1] != C * H * W or (x.dim() >= 3 and x.shape[-3] not in (1, S)):
+            raise ValueError(f"x must have shape (*pre, {S}, n, {C * H * W}) or broadcast to it, "
+                             f"got {tuple(x.shape)}")
+        if x.dim() == 2:
+            x = x.unsqueeze(0)
+        pre, n = x.shape[:-3], x.shape[-2]
+        P = math.prod(pre)
+        x = x.expand(*pre, S, n, C * H * W)
+        N = P * n
+        # (*pre, S, n, d) -> (S, N, d) -> (N, S·C, H, W): member k's channels are block k
+        h = x.reshape(P, S, n, C * H * W).transpose(0, 1).reshape(S, N, C, H, W).transpose(0, 1)
+        h = h.reshape(N, S * C, H, W)
+        pad = self.kernel_size // 2
+        w1, w2 = self.conv1_weight, self.conv2_weight
+        h = nn.functional.max_pool2d(torch.relu(nn.functional.conv2d(
+            h, w1.reshape(S * w1.shape[1], *w1.shape[2:]), self.conv1_bias.reshape(-1), padding=pad, groups=S)), 2)
+        h = nn.functional.max_pool2d(torch.relu(nn.functional.conv2d(
+            h, w2.reshape(S * w2.shape[1], *w2.shape[2:]), self.conv2_bias.reshape(-1), padding=pad, groups=S)), 2)
+        h = h.reshape(N, S, -1).transpose(0, 1)  # (S, N, c2·H/4·W/4), each member's flattening as CNN's
+        h = torch.relu(torch.baddbmm(self.fc1_bias.unsqueeze(1), h, self.fc1_weight.transpose(1, 2)))
+        out = torch.baddbmm(self.fc2_bias.unsqueeze(1), h, self.fc2_weight.transpose(1, 2))  # (S, N, K)
+        out = out.reshape(S, P, n, self.n_outputs).transpose(0, 1)
+        return out.reshape(*pre, S, n, self.n_outputs)
+
+    def extra_repr(self) -> str:
+        return (f"S={self.S}, input_shape={self.input_shape}, channels={self.channels}, "
+                f"kernel_size={self.kernel_size}, hidden={self.hidden_units}, K={self.n_outputs}")
 
 
 _TWO_LAYER_KEYS = ("width", "activation", "bias", "train_output_layer")

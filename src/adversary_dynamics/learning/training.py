@@ -19,11 +19,16 @@ stops training cleanly with ``status = "diverged"`` and the first non-finite ste
 One training loop (:func:`_train_loop`) serves every model family: a single network of any kind
 (:class:`~adversary_dynamics.learning.models.TwoLayerNet`, :class:`~adversary_dynamics.learning.models.CNN`, any
 ``nn.Module`` on flat inputs; :func:`adversarial_train`), or S seeds of a two-layer network as one
-ensemble network (:func:`adversarial_train_seeds`: one batched program per minibatch instead of
-one per seed, the same per-seed random streams and updates, so its results equal per-seed
-:func:`adversarial_train` up to the rounding of the batched matrix products). What differs between
-the two is only how a minibatch step, the evaluation and a member's checkpoint are computed
-(:class:`_SingleModel`, :class:`_SeedEnsemble`); a CNN trains seed by seed.
+ensemble network, or S CNNs as one :class:`~adversary_dynamics.learning.models.CNNEnsemble`
+(:func:`adversarial_train_seeds`: one batched program per minibatch instead of one per model, each
+model with its own seed's random streams, its own ε and its own updates, so its results equal
+per-model :func:`adversarial_train` up to the rounding of the batched products). What differs
+between the two is only how a minibatch step, the evaluation and a member's checkpoint are
+computed (:class:`_SingleModel`, :class:`_Ensemble`).
+
+No host synchronisation in the inner loop: the data are checked once per call (labels against the
+model's outputs, inputs finite), and every minibatch's pga call then runs with
+``check_values=False``; the losses are kept as device tensors and read once per epoch.
 """
 
 from __future__ import annotations
@@ -42,16 +47,19 @@ from torch import nn
 
 from adversary_dynamics.pipeline.devices import resolve_device  # noqa: F401  (re-exported: training.resolve_device)
 from adversary_dynamics.storage.runio import checkpoint_path  # noqa: F401  (re-exported: training.checkpoint_path)
-from adversary_dynamics.attack import pga, random_init
+from adversary_dynamics.attack import pga
+from adversary_dynamics.attack.threat import _init_draws, _init_from_draws
+from adversary_dynamics.attack.checks import _check_finite, _deterministic
 from adversary_dynamics.learning.data import Dataset
 from adversary_dynamics.learning.losses import LossLike, check_labels, get_loss
-from adversary_dynamics.learning.models import TwoLayerNet
+from adversary_dynamics.learning.models import CNN, CNNEnsemble, TwoLayerNet
 from adversary_dynamics.storage.runio import link_or_copy_atomic, save_torch_atomic
 
 OPTIMIZERS = ("sgd", "adam")
 
 __all__ = ["OPTIMIZERS", "AttackSpec", "TrainResult", "Terminated", "adversarial_train", "adversarial_train_seeds",
-           "ensemble_of", "member_state_dict", "evaluate", "resolve_device", "checkpoint_path", "train_step"]
+           "ensemble_of", "stack_models", "member_state_dict", "evaluate", "resolve_device", "checkpoint_path",
+           "train_step"]
 
 
 class Terminated(Exception):
@@ -103,9 +111,9 @@ def _resume_copy_path(run_dir, epoch: int) -> Path:
     return Path(run_dir) / "resume" / f"epoch_{epoch:04d}.pt"
 
 
-def _attack(model, x, y, spec: AttackSpec, loss, generator):
+def _attack(model, x, y, spec: AttackSpec, loss, generator, *, check_values: bool = True):
     return pga(model, x, y, loss=loss, eps=spec.eps, norm=spec.norm, steps=spec.steps, step_size=spec.step_size,
-               gradient=spec.gradient, init=spec.init, generator=generator)
+               gradient=spec.gradient, init=spec.init, generator=generator, check_values=check_values)
 
 
 def _predict(out: torch.Tensor) -> torch.Tensor:
@@ -166,12 +174,13 @@ def _epoch_row(epoch: int, step: int, steps: list[dict[str, Any]], ev: dict[str,
 
 
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, fn, xb: torch.Tensor, yb: torch.Tensor, *,
-               attack: AttackSpec, loss: LossLike, generator: torch.Generator | None
+               attack: AttackSpec, loss: LossLike, generator: torch.Generator | None, check_values: bool = True
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """One step of adversarial training on the minibatch (xb, yb): δ from PGA (weights fixed),
     then one optimiser step on (1/B) Σ ℓ(F(x_i + δ_i), y_i). Returns the adversarial and the clean
-    minibatch loss before the update (detached tensors: no device synchronisation)."""
-    res = _attack(model, xb, yb, attack, loss, generator)
+    minibatch loss before the update (detached tensors: no device synchronisation).
+    ``check_values=False``: pga skips its value checks (the caller checked the data; see pga)."""
+    res = _attack(model, xb, yb, attack, loss, generator, check_values=check_values)
     with torch.no_grad():
         clean = fn(model(xb), yb).mean()
     opt.zero_grad(set_to_none=True)
@@ -195,14 +204,14 @@ class _SingleModel:
     def permutation(self, n: int, live: set[int], device) -> torch.Tensor:
         return torch.randperm(n, generator=self.g_shuffle[0]).to(device)  # (n,)
 
-    def step(self, opt, fn, data: Dataset, idx: torch.Tensor, live: list[int], *, attack: AttackSpec,
+    def step(self, opt, fn, data: Dataset, idx: torch.Tensor, live: list[int], *, attack: Sequence[AttackSpec],
              loss: LossLike) -> tuple[torch.Tensor, torch.Tensor]:
-        adv, clean = train_step(self.model, opt, fn, data.x_train[idx], data.y_train[idx], attack=attack, loss=loss,
-                                generator=self.g_attack[0])
+        adv, clean = train_step(self.model, opt, fn, data.x_train[idx], data.y_train[idx], attack=attack[0],
+                                loss=loss, generator=self.g_attack[0], check_values=False)
         return adv.reshape(1), clean.reshape(1)
 
-    def evaluate(self, x, y, *, loss: LossLike, attack: AttackSpec, active: list[int]) -> list[dict | None]:
-        return [evaluate(self.model, x, y, loss=loss, attack=attack, generator=self.g_eval[0]) if active else None]
+    def evaluate(self, x, y, *, loss: LossLike, attack: Sequence[AttackSpec], active: list[int]) -> list[dict | None]:
+        return [evaluate(self.model, x, y, loss=loss, attack=attack[0], generator=self.g_eval[0]) if active else None]
 
     def member_state(self, k: int):
         return self.model.state_dict()
@@ -211,14 +220,15 @@ class _SingleModel:
         return [all(bool(torch.isfinite(p).all()) for p in self.model.parameters())]
 
 
-class _SeedEnsemble:
-    """S seeds of a two-layer network as one ensemble :class:`TwoLayerNet` (``ensemble=(S,)``): each
-    seed's minibatch from its own permutation, its PGA start drawn by the call pga makes for it
-    alone, one batched pga call and one backward pass of Σ_k L_k (see :func:`adversarial_train_seeds`)."""
+class _Ensemble:
+    """S models as one ensemble network (an ensemble :class:`TwoLayerNet` or a :class:`CNNEnsemble`,
+    ``ensemble=(S,)``): each member's minibatch from its own permutation, its PGA start drawn by the
+    call pga makes for it alone (with its own ε), one batched pga call (ε and η per member) and one
+    backward pass of Σ_k L_k (see :func:`adversarial_train_seeds`)."""
 
     batched = True
 
-    def __init__(self, model: TwoLayerNet, seeds: list[int], device) -> None:
+    def __init__(self, model: "TwoLayerNet | CNNEnsemble", seeds: list[int], device) -> None:
         self.model, self.S = model, len(seeds)
         self.g_shuffle, self.g_attack, self.g_eval = (list(g) for g in zip(*(_seed_generators(s, device)
                                                                                for s in seeds)))
@@ -227,12 +237,14 @@ class _SeedEnsemble:
         return torch.stack([torch.randperm(n, generator=self.g_shuffle[k]) if k in live else torch.arange(n)
                             for k in range(self.S)]).to(device)  # (S, n)
 
-    def step(self, opt, fn, data: Dataset, idx: torch.Tensor, live: list[int], *, attack: AttackSpec,
+    def step(self, opt, fn, data: Dataset, idx: torch.Tensor, live: list[int], *, attack: Sequence[AttackSpec],
              loss: LossLike) -> tuple[torch.Tensor, torch.Tensor]:
         xb, yb = data.x_train[idx], data.y_train[idx]  # (S, B, d): each seed its own minibatch
         delta0 = _member_starts(tuple(xb.shape[1:]), attack, self.g_attack, set(live), xb, dim=0)
-        res = pga(self.model, xb, yb, loss=loss, eps=attack.eps, norm=attack.norm, steps=attack.steps,
-                  step_size=attack.step_size, gradient=attack.gradient, init=attack.init, delta0=delta0)
+        eps, eta = _member_radii(attack, xb, dim=0)
+        a = attack[0]
+        res = pga(self.model, xb, yb, loss=loss, eps=eps, norm=a.norm, steps=a.steps, step_size=eta,
+                  gradient=a.gradient, init=a.init, delta0=delta0, check_values=False)
         with torch.no_grad():
             clean = fn(self.model(xb), yb).mean(-1)  # (S,)
         opt.zero_grad(set_to_none=True)
@@ -241,8 +253,8 @@ class _SeedEnsemble:
         opt.step()
         return adv.detach(), clean
 
-    def evaluate(self, x, y, *, loss: LossLike, attack: AttackSpec, active: list[int]) -> list[dict | None]:
-        return _evaluate_members(self.model, x, y, loss=loss, attack=attack, generators=self.g_eval, active=active)
+    def evaluate(self, x, y, *, loss: LossLike, attack: Sequence[AttackSpec], active: list[int]) -> list[dict | None]:
+        return _evaluate_members(self.model, x, y, loss=loss, attacks=attack, generators=self.g_eval, active=active)
 
     def member_state(self, k: int):
         return member_state_dict(self.model, k)
@@ -254,15 +266,15 @@ class _SeedEnsemble:
 
 
 def _train_loop(
-    group: "_SingleModel | _SeedEnsemble",
+    group: "_SingleModel | _Ensemble",
     data: Dataset,
     *,
     seeds: list[int],
     run_dirs: Sequence[str | Path] | None,
     state_file: Path | None,
     loss: LossLike,
-    attack: AttackSpec,
-    eval_attack: AttackSpec,
+    attack: list[AttackSpec],
+    eval_attack: list[AttackSpec],
     optimizer: str,
     lr: float,
     momentum: float,
@@ -277,12 +289,21 @@ def _train_loop(
     """The training loop of :func:`adversarial_train` and :func:`adversarial_train_seeds`: resume
     state, SIGTERM, epochs of minibatch steps (``group.step``), logs, divergence per member,
     evaluations (``group.evaluate``) and checkpoints (``group.member_state``). Returns one
-    :class:`TrainResult` per member (seed)."""
+    :class:`TrainResult` per member (seed); ``attack`` and ``eval_attack`` hold one spec per member.
+
+    The data are checked here, once (inputs finite, labels usable by the loss for the model's
+    outputs); the minibatch steps then call pga without its value checks (no host
+    synchronisation per minibatch)."""
     model, S = group.model, group.S
     device = data.x_train.device
     fn = get_loss(loss)
+    _check_finite("data.x_train", data.x_train)
+    _check_finite("data.x_test", data.x_test)
     k = getattr(model, "n_outputs", None)
-    if k is not None:  # before any step: labels the loss cannot use fail here, naming the split
+    if k is None and data.x_train.shape[0]:  # any other module: K from one forward pass (eval mode, no gradient)
+        with torch.no_grad(), _deterministic(model):
+            k = model(data.x_train[:1]).shape[-1]
+    if k is not None and not callable(loss):  # before any step: labels the loss cannot use fail here, naming the split
         check_labels(loss, data.y_train, n_outputs=k, name="data.y_train")
         check_labels(loss, data.y_test, n_outputs=k, name="data.y_test")
     opt = _make_optimizer(model, optimizer, lr, momentum)
@@ -472,8 +493,8 @@ def adversarial_train(
     return _train_loop(
         _SingleModel(model, int(seed), data.x_train.device), data, seeds=[int(seed)],
         run_dirs=[run_dir] if run_dir is not None else None,
-        state_file=Path(run_dir) / "state.pt" if run_dir is not None else None, loss=loss, attack=attack,
-        eval_attack=eval_attack, optimizer=optimizer, lr=lr, momentum=momentum, epochs=epochs,
+        state_file=Path(run_dir) / "state.pt" if run_dir is not None else None, loss=loss, attack=[attack],
+        eval_attack=[eval_attack], optimizer=optimizer, lr=lr, momentum=momentum, epochs=epochs,
         batch_size=batch_size, checkpoint_epochs=checkpoint_epochs, fingerprint=fingerprint, progress=progress,
         handle_sigterm=handle_sigterm, stop_after_epoch=stop_after_epoch)[0]
 
@@ -510,10 +531,13 @@ def ensemble_of(models: Sequence[TwoLayerNet]) -> TwoLayerNet:
     return ens
 
 
-def member_state_dict(model: TwoLayerNet, k: int) -> "OrderedDict[str, torch.Tensor]":
+def member_state_dict(model: "TwoLayerNet | CNNEnsemble", k: int) -> "OrderedDict[str, torch.Tensor]":
     """The state dict of member ``k`` of an ensemble TwoLayerNet in exactly the plain network's
     format (keys ``W``, ``A`` and ``b`` when present, without the ensemble dimension; copies, so
-    saving one does not save the whole ensemble's storage): it loads into ``TwoLayerNet(...)``."""
+    saving one does not save the whole ensemble's storage): it loads into ``TwoLayerNet(...)``.
+    For a :class:`CNNEnsemble`, member k's :class:`CNN` state dict (``CNNEnsemble.member_state_dict``)."""
+    if isinstance(model, CNNEnsemble):
+        return model.member_state_dict(k)
     sd = model.state_dict()
     out = OrderedDict((name, t[k].clone()) for name, t in sd.items())
     meta = getattr(sd, "_metadata", None)
@@ -522,26 +546,57 @@ def member_state_dict(model: TwoLayerNet, k: int) -> "OrderedDict[str, torch.Ten
     return out
 
 
-def _member_starts(shape: tuple[int, ...], attack: AttackSpec, generators: Sequence[torch.Generator],
+def _member_starts(shape: tuple[int, ...], attacks: Sequence[AttackSpec], generators: Sequence[torch.Generator],
                    active, like: torch.Tensor, *, dim: int) -> torch.Tensor:
-    """Every member's PGA start, stacked along ``dim``: member k's drawn with ``generators[k]`` by the
-    very ``random_init(shape, ...)`` call pga makes for a single network; zeros (nothing drawn) for
-    members not in ``active``."""
+    """Every member's PGA start, stacked along ``dim``: member k's random numbers drawn with
+    ``generators[k]`` exactly as the ``random_init(shape, ...)`` call pga makes for a single network
+    draws them, then turned into δ₀ at its own ε (``attacks[k].eps``) by the same elementwise and
+    row-wise maths, once for all members (so bit for bit member k's single-network start); zeros
+    (nothing drawn) for members not in ``active``. ``shape`` is one member's (*batch, d)."""
+    a0 = attacks[0]  # norm and init are shared (_member_specs)
     kw = dict(device=like.device, dtype=like.dtype)
-    return torch.stack([
-        random_init(shape, eps=attack.eps, norm=attack.norm, init=attack.init, generator=g, **kw) if k in active
-        else torch.zeros(shape, **kw) for k, g in enumerate(generators)], dim=dim)
+    if a0.init == "zero":
+        return torch.zeros((*shape[:dim], len(attacks), *shape[dim:]), **kw)
+    idle = None
+    draws = []
+    for k, g in enumerate(generators):
+        if k in active:
+            draws.append(_init_draws(shape, a0.norm, a0.init, g, kw["device"], kw["dtype"]))
+        else:  # numbers that make δ₀ exactly 0: u = ½ (linf), z = 0 (l2)
+            if idle is None:
+                shapes = ((shape,) if a0.norm == "linf" or a0.init == "uniform_sphere"
+                          else (shape, (*shape[:-1], 1)))
+                idle = tuple(torch.full(sh, 0.5 if a0.norm == "linf" else 0.0, **kw) for sh in shapes)
+            draws.append(idle)
+    stacked = tuple(torch.stack(ts, dim=dim) for ts in zip(*draws))
+    e = _member_radii(attacks, stacked[0], dim=dim, force=True)[0]
+    return _init_from_draws(stacked, e.unsqueeze(-1), a0.norm, a0.init)
 
 
-def _evaluate_members(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, *, loss: LossLike, attack: AttackSpec,
-                      generators: Sequence[torch.Generator], active: Sequence[int],
+def _member_radii(attacks: Sequence[AttackSpec], like: torch.Tensor, *, dim: int, force: bool = False):
+    """(ε, η) for one batched pga call over the members (member axis ``dim`` of ``like``'s batch
+    shape, ``like`` being (*batch, d)): the numbers themselves when every member has the same (the
+    single network's call) and not ``force``, else tensors of one value per member, shaped to
+    broadcast against the batch (one host-to-device copy of S numbers, no synchronisation)."""
+    eps, eta = [a.eps for a in attacks], [a.step_size for a in attacks]
+    if not force and len(set(eps)) == 1 and len(set(eta)) == 1:
+        return eps[0], eta[0]
+    shape = [1] * (like.dim() - 1 - dim)
+    shape[0] = len(attacks)
+    both = torch.tensor([eps, eta], dtype=like.dtype).to(like.device, non_blocking=True)
+    return both[0].reshape(shape), both[1].reshape(shape)
+
+
+def _evaluate_members(model: "TwoLayerNet | CNNEnsemble", x: torch.Tensor, y: torch.Tensor, *, loss: LossLike,
+                      attacks: Sequence[AttackSpec], generators: Sequence[torch.Generator], active: Sequence[int],
                       chunk: int = 2048) -> list[dict[str, float] | None]:
     """:func:`evaluate` for every member of an ensemble at once (None for members not in ``active``).
 
     Member k's random starts are drawn with ``generators[k]`` by the call pga makes on its own,
-    ``random_init((restarts, n_chunk, d), ...)``, and passed to pga as ``delta0``; inactive
-    members start from 0 and draw nothing.
+    ``random_init((restarts, n_chunk, d), ...)`` at its ε (``attacks[k]``), and passed to pga as
+    ``delta0``; inactive members start from 0 and draw nothing.
     """
+    attack = attacks[0]
     fn = get_loss(loss)
     S = len(generators)
     act = set(active)
@@ -552,10 +607,11 @@ def _evaluate_members(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, *, l
             out = model(xb)  # (S, n, K)
             correct = (_predict(out) == yb).sum(-1).tolist()
             closs = fn(out, yb).sum(-1).tolist()
-            delta0 = _member_starts((attack.restarts, *xb.shape), attack, generators, act, xb, dim=1)
+            delta0 = _member_starts((attack.restarts, *xb.shape), attacks, generators, act, xb, dim=1)
             xr = xb.expand(attack.restarts, S, *xb.shape)  # (R, S, n, d): broadcasts against W (S, m, d)
-            res = pga(model, xr, yb, loss=loss, eps=attack.eps, norm=attack.norm, steps=attack.steps,
-                      step_size=attack.step_size, gradient=attack.gradient, init=attack.init, delta0=delta0)
+            eps, eta = _member_radii(attacks, xr, dim=1)
+            res = pga(model, xr, yb, loss=loss, eps=eps, norm=attack.norm, steps=attack.steps,
+                      step_size=eta, gradient=attack.gradient, init=attack.init, delta0=delta0)
             out_adv = model(xr + res.delta)  # (R, S, n, K)
             robust = (_predict(out_adv) == yb).all(0).sum(-1).tolist()
             rloss = fn(out_adv, yb).max(0).values.sum(-1).tolist()
@@ -568,15 +624,15 @@ def _evaluate_members(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, *, l
 
 
 def adversarial_train_seeds(
-    model: TwoLayerNet,
+    model: "TwoLayerNet | CNNEnsemble",
     data: Dataset,
     *,
     seeds: Sequence[int],
     run_dirs: Sequence[str | Path] | None = None,
     state_file: str | Path | None = None,
     loss: LossLike = "quadratic",
-    attack: AttackSpec,
-    eval_attack: AttackSpec,
+    attack: AttackSpec | Sequence[AttackSpec],
+    eval_attack: AttackSpec | Sequence[AttackSpec],
     optimizer: str = "sgd",
     lr: float,
     momentum: float = 0.0,
@@ -588,10 +644,18 @@ def adversarial_train_seeds(
     handle_sigterm: bool = True,
     stop_after_epoch: int | None = None,
 ) -> list[TrainResult]:
-    r"""Adversarially train S = len(seeds) seeds together, as one ensemble network.
+    r"""Adversarially train S = len(seeds) models together, as one ensemble network ("many models,
+    one program").
 
-    ``model`` is an ensemble :class:`TwoLayerNet` with ``ensemble=(S,)`` (see :func:`ensemble_of`);
-    member k, θ_k = (W[k], A[k], b[k]), is seed ``seeds[k]``'s network. Per minibatch, each seed
+    ``model`` is an ensemble :class:`TwoLayerNet` with ``ensemble=(S,)`` (see :func:`ensemble_of`;
+    member k, θ_k = (W[k], A[k], b[k]), is seed ``seeds[k]``'s network) or a
+    :class:`~adversary_dynamics.learning.models.CNNEnsemble` of S CNNs (member k's CNN weights).
+    ``attack`` and ``eval_attack`` are one spec for all members, or one per member: members may
+    differ in ``eps`` and ``step_size`` (paper Fig. 3: one model per ratio, ε = ratio × scale),
+    the other fields must agree (one pga call serves them all; ε and η then go to it as tensors
+    of one value per member, which changes only rounding). The seeds need not be distinct when
+    the specs differ (Fig. 3's ratios share the seed list); each member owns its generators
+    regardless. Per minibatch, each member
     draws exactly what :func:`adversarial_train` draws for it: its own minibatch I_k from its own
     permutation (generator ``seed*1000 + 1``, CPU), its PGA start δ⁰_k from its attack generator
     (``seed*1000 + 2``) by the same ``random_init`` call pga makes, and its evaluation starts from
@@ -608,10 +672,12 @@ def adversarial_train_seeds(
     :func:`adversarial_train` run per seed from the same initial weights **up to floating-point
     rounding** of the batched products (not bitwise; rounding differences can grow along training,
     as between two thread counts). Runs of this function are bit-identical among themselves
-    (same machine, same thread count), also across a resume.
+    (same machine, same thread count), also across a resume. The optimisers act elementwise: plain
+    SGD, SGD with momentum and Adam (whose step counter is shared; it is equal for all members still
+    training), so stacking changes no member's update rule.
 
-    Per seed, ``run_dirs[k]`` receives checkpoints ``checkpoints/epoch_XXXX.pt`` in the plain
-    network's format (:func:`member_state_dict`: they load into a plain TwoLayerNet). The group's
+    Per member, ``run_dirs[k]`` receives checkpoints ``checkpoints/epoch_XXXX.pt`` in the plain
+    network's format (:func:`member_state_dict`: they load into a plain TwoLayerNet or CNN). The group's
     resume state (ensemble weights, optimiser, every seed's three generators, logs) goes to
     ``state_file``, written atomically after every epoch and, on SIGTERM, at the next minibatch
     boundary (then :class:`Terminated` is raised); an existing state is resumed if its
@@ -623,21 +689,46 @@ def adversarial_train_seeds(
     _check_schedule(optimizer, epochs, batch_size, checkpoint_epochs)
     seeds = [int(s) for s in seeds]
     S = len(seeds)
-    if S < 1 or len(set(seeds)) != S:
-        raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
-    if not isinstance(model, TwoLayerNet) or model.ensemble != (S,):
-        raise ValueError(f"model must be a TwoLayerNet with ensemble=({S},), one member per seed (a CNN trains "
-                         f"seed by seed with adversarial_train); got "
+    attacks = _member_specs("attack", attack, S)
+    eval_attacks = _member_specs("eval_attack", eval_attack, S)
+    if S < 1 or len(set(zip(seeds, [a.eps for a in attacks]))) != S:
+        raise ValueError(f"seeds must be a non-empty list of integers, distinct among members of the same attack "
+                         f"eps, got seeds {seeds} with eps {[a.eps for a in attacks]}")
+    if not isinstance(model, (TwoLayerNet, CNNEnsemble)) or getattr(model, "ensemble", None) != (S,):
+        raise ValueError(f"model must be a TwoLayerNet with ensemble=({S},) (ensemble_of) or a CNNEnsemble of {S} "
+                         f"CNNs, one member per seed; got "
                          f"{type(model).__name__}" + (f" with ensemble={model.ensemble}"
-                                                      if isinstance(model, TwoLayerNet) else ""))
+                                                      if isinstance(model, (TwoLayerNet, CNNEnsemble)) else ""))
     if run_dirs is not None and len(run_dirs) != S:
         raise ValueError(f"run_dirs must name one folder per seed: {len(run_dirs)} folders for {S} seeds")
     return _train_loop(
-        _SeedEnsemble(model, seeds, data.x_train.device), data, seeds=seeds, run_dirs=run_dirs,
-        state_file=Path(state_file) if state_file is not None else None, loss=loss, attack=attack,
-        eval_attack=eval_attack, optimizer=optimizer, lr=lr, momentum=momentum, epochs=epochs,
+        _Ensemble(model, seeds, data.x_train.device), data, seeds=seeds, run_dirs=run_dirs,
+        state_file=Path(state_file) if state_file is not None else None, loss=loss, attack=attacks,
+        eval_attack=eval_attacks, optimizer=optimizer, lr=lr, momentum=momentum, epochs=epochs,
         batch_size=batch_size, checkpoint_epochs=checkpoint_epochs, fingerprint=fingerprint, progress=progress,
         handle_sigterm=handle_sigterm, stop_after_epoch=stop_after_epoch)
+
+
+def _member_specs(name: str, spec, S: int) -> list[AttackSpec]:
+    """One AttackSpec per member: ``spec`` repeated, or the S given; they may differ in ``eps`` and
+    ``step_size`` only (one batched pga call serves them all). ValueError naming ``name`` otherwise."""
+    specs = [spec] * S if isinstance(spec, AttackSpec) else list(spec)
+    if len(specs) != S or not all(isinstance(a, AttackSpec) for a in specs):
+        raise ValueError(f"{name} must be an AttackSpec or a sequence of {S} AttackSpecs (one per member), "
+                         f"got {spec!r}")
+    shared = {(a.norm, a.steps, a.gradient, a.init, a.restarts) for a in specs}
+    if len(shared) != 1:
+        raise ValueError(f"{name}: the members' specs may differ in eps and step_size only; got (norm, steps, "
+                         f"gradient, init, restarts) = {sorted(shared)}")
+    return specs
+
+
+def stack_models(models: Sequence[nn.Module]) -> "TwoLayerNet | CNNEnsemble":
+    """S plain networks of one architecture as one ensemble network for :func:`adversarial_train_seeds`:
+    :func:`ensemble_of` for TwoLayerNets, :class:`CNNEnsemble` for CNNs (weights copied)."""
+    if models and all(isinstance(m, CNN) for m in models):
+        return CNNEnsemble(models)
+    return ensemble_of(models)
 
 
 def spec_dict(spec: AttackSpec) -> dict:

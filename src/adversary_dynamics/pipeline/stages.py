@@ -421,7 +421,8 @@ def _fig3_train_args(c: Declared) -> dict:
             "optimizer": t["optimizer"], "lr": t["lr"], "lr_scale_power": 0.0, "momentum": 0.0,
             "attack_steps": t["attack_steps"], "attack_step_size": t["attack_step_size"], "attack_gradient": "raw",
             "attack_init": "uniform_ball", "eval_steps": t["eval_steps"], "eval_restarts": t["eval_restarts"],
-            "checkpoints": sorted(int(e) for e in c["paper_fig3.checkpoints"]), "batch_seeds": "false",
+            "checkpoints": sorted(int(e) for e in c["paper_fig3.checkpoints"]),
+            "batch_seeds": str(t.get("batch_seeds", "auto")).lower(),
             "progress": True, **_device_args(c)}
 
 
