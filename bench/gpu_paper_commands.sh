@@ -6,9 +6,6 @@
 paper_fig2_escape_run=(
   scripts/escape.py run
   --architecture cnn
-  --censor-min-rise 0.1
-  --censor-tail 0.1
-  --censor-tail-rise 0.25
   --check-directions 32
   --check-ftol 0.0001
   --check-gtol 0.05
@@ -31,10 +28,13 @@ paper_fig2_escape_run=(
   --n-train none
   --norm l2
   --ratios 0.001,0.01,0.1,1.0,10.0
+  --replica-ulps 1
   --rtol 1e-06
   --scales 0.1,10.0,1000.0
   --seeds 0,1,2
   --split-seed 0
+  --start-ulp 0
+  --step-rule absolute
   --step-size 1.0
   --steps 1000
   --threads 4
@@ -47,7 +47,7 @@ paper_fig3_train=(
   --attack-init uniform_ball
   --attack-step-size 0.1
   --attack-steps 40
-  --batch-seeds auto
+  --batch-seeds false
   --batch-size 128
   --checkpoints 0,10,100
   --cnn-channels 32,64
