@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,15 +45,23 @@ def config_name(configfile: str | None) -> str:
     return str(cfg["name"])
 
 
-def rebuild(name: str, extra: list[str], configfile: str | None, cores: int) -> dict:
+def rebuild(name: str | None, extra: list[str], configfile: str | None, cores: int) -> dict:
+    """Run ``snakemake claims`` (``name``: the variant's configuration name; None: the configuration
+    as written) and return its claims.json, found where the run's first line says its figures go."""
     cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores), "claims"]
     if configfile:
         cmd += ["--configfile", configfile]
-    cmd += ["--config", f"name={name}", *extra]
+    if name is not None or extra:
+        cmd += ["--config", *([f"name={name}"] if name else []), *extra]
     print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
-    subprocess.run(cmd, cwd=ROOT, check=True)
-    folder = "figures" if name == "default" else f"figures/{name}"
-    return json.loads((ROOT / folder / "claims.json").read_text(encoding="utf-8"))
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    sys.stderr.write(res.stdout[-2000:] + res.stderr[-4000:])
+    if res.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed (exit {res.returncode})")
+    m = re.search(r"figures in (\S+?)/?,", res.stdout + res.stderr)
+    if not m:
+        raise SystemExit("could not find where the run filed its figures (the 'Configuration ...' line)")
+    return json.loads((ROOT / m.group(1) / "claims.json").read_text(encoding="utf-8"))
 
 
 def spread(xs) -> float | None:
@@ -67,7 +76,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=None, help="write the matrix as JSON here")
     args = p.parse_args(argv)
     base = config_name(args.configfile)
-    reports = {v: rebuild(base if v == "base" else f"{base}-{v}", extra, args.configfile, args.cores)
+    reports = {v: rebuild(None if v == "base" else f"{base}-{v}", extra, args.configfile, args.cores)
                for v, extra in VARIANTS.items()}
     rows, same = [], True
     for c in reports["base"]["claims"]:

@@ -186,3 +186,30 @@ def test_step_rules_set_the_step_the_issue_names():
     assert torch.isfinite(pr.losses).all() and (pr.relative_step <= 0.5 + 1e-6).all()
     with pytest.raises(ValueError, match="step_rule"):
         _tiny_probe(step_rule="relative")
+
+
+def test_the_rebuild_matrix_reports_a_verdict_that_differs_between_rebuilds(monkeypatch, tmp_path, capsys):
+    """bench/verdict_matrix.py on three synthetic rebuilds: identical verdicts exit 0, one flip exits 1."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("verdict_matrix", ROOT / "bench" / "verdict_matrix.py")
+    vm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(vm)
+
+    def report(v6, verdict6):
+        return {"claims": [{"id": "T5", "verdict": SUPPORTED, "value": 0.5, "interval": [0.4, 0.6],
+                            "numerical_margin": {"value": 0.01, "interval": 0.02}},
+                           {"id": "T6", "verdict": verdict6, "value": v6, "interval": [v6 - 0.1, v6 + 0.1],
+                            "numerical_margin": None}]}
+
+    runs = iter([report(-0.4, NOT_SUPPORTED), report(-0.3, NOT_SUPPORTED), report(-0.45, NOT_SUPPORTED)])
+    monkeypatch.setattr(vm, "rebuild", lambda *a, **k: next(runs))
+    monkeypatch.setattr(vm, "config_name", lambda f: "default")
+    assert vm.main(["--out", str(tmp_path / "m.json")]) == 0
+    m = json.loads((tmp_path / "m.json").read_text())
+    t6 = next(r for r in m["claims"] if r["id"] == "T6")
+    assert m["identical"] and t6["spread_value"] == pytest.approx(0.15)
+    runs = iter([report(-0.4, NOT_SUPPORTED), report(-0.3, INCONCLUSIVE), report(-0.45, NOT_SUPPORTED)])
+    assert vm.main([]) == 1
+    assert "every verdict identical: False" in capsys.readouterr().out
