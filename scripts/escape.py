@@ -64,6 +64,7 @@ def get_args(argv=None) -> argparse.Namespace:
                    help="fig2: none (plain CNN) or scale (the CNN sees x / s)")
     r.add_argument("--device", type=str, default="auto")
     r.add_argument("--threads", type=int, default=1)
+    cli.add_precision_arg(r)
     t = sub.add_parser("tables", help="aggregate runs into a figure's tables")
     t.add_argument("--runs", nargs="+", type=Path, required=True)
     t.add_argument("--out-dir", type=Path, required=True)
@@ -89,7 +90,7 @@ def run(args) -> int:
         raise SystemExit("--train-root is required with --figure fig3")
     if args.figure == "fig3" and args.input_normalization != "none":
         raise SystemExit("--input-normalization scale is for fig2 only (the trained CNN has no such layer)")
-    device = cli.setup_device(args.device)
+    device = cli.setup_device(args.device, args.precision)
     ds = data.load_dataset(args.dataset, root=args.root, n_train=args.n_train, n_test=args.n_test,
                            seed=args.split_seed, dim=args.dim)
     if args.n_inputs > ds.x_test.shape[0]:

@@ -60,6 +60,7 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cos-threshold", type=float, default=0.99)
     p.add_argument("--device", type=str, default="auto")
     p.add_argument("--threads", type=int, default=1)
+    cli.add_precision_arg(p)
     return cli.parse_args(p, argv)
 
 
@@ -153,7 +154,7 @@ def main(argv=None) -> int:
     cli.setup_threads(args.threads)
     from adversary_dynamics.learning import data
 
-    device = cli.setup_device(args.device)
+    device = cli.setup_device(args.device, args.precision)
     ds = data.load_dataset(args.dataset, root=args.root, n_train=args.n_train, n_test=args.n_test,
                            seed=args.split_seed, dim=args.dim)
     idx = data.stratified_indices(ds.y_test.numpy(), min(args.n_inputs, len(ds.y_test)), seed=args.split_seed)

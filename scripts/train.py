@@ -66,6 +66,7 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument("--checkpoints", type=cli.int_list, default=[], help="comma-separated epochs to save")
     p.add_argument("--device", type=str, default="auto")
     p.add_argument("--threads", type=int, default=1)
+    cli.add_precision_arg(p)
     p.add_argument("--progress", type=cli.bool_arg, default=True)
     p.add_argument("--batch-seeds", type=str.lower, choices=BATCH_SEEDS, default="auto",
                    help="train the seeds together as one batched program: true, false, or auto (batched with "
@@ -117,7 +118,7 @@ def _main(argv=None) -> int:
     from adversary_dynamics.learning import data, training
     from adversary_dynamics.storage import runio
 
-    device = cli.setup_device(args.device)
+    device = cli.setup_device(args.device, args.precision)
     ds = data.load_dataset(args.dataset, root=args.root, n_train=args.n_train, n_test=args.n_test,
                            seed=args.split_seed, dim=args.dim, download=args.download)
     ds = data.rescale_dataset(ds, scale=args.scale, norm=args.norm).to(device)

@@ -37,14 +37,26 @@ def setup_threads(threads: int) -> None:
     torch.set_num_threads(max(1, int(threads)))
 
 
-def setup_device(name: str):
+def setup_device(name: str, precision: str = "fp32"):
     """The torch.device for a ``--device`` value (``devices.resolve_device``: auto, cpu, cuda),
-    with :func:`setup_determinism` applied: what every script that computes on a device calls."""
-    from adversary_dynamics.pipeline.devices import resolve_device
+    with :func:`setup_determinism` and the ``--precision`` (config key ``precision``: fp32, tf32,
+    bf16; ``devices.apply_precision``) applied: what every script that computes on a device calls.
+    For bf16 the rest of the job runs inside ``devices.precision_context`` (bfloat16 autocast:
+    ``devices.enter_precision``)."""
+    from adversary_dynamics.pipeline.devices import apply_precision, enter_precision, resolve_device
 
     device = resolve_device(name)
     setup_determinism(device)
+    apply_precision(precision)
+    enter_precision(device, precision)
     return device
+
+
+def add_precision_arg(p: argparse.ArgumentParser) -> None:
+    """``--precision fp32|tf32|bf16`` (config key ``precision``; default fp32)."""
+    p.add_argument("--precision", choices=("fp32", "tf32", "bf16"), default="fp32",
+                   help="precision: fp32 (IEEE float32 everywhere) | tf32 (TF32 CUDA matmuls and convolutions) | "
+                        "bf16 (bfloat16 autocast)")
 
 
 def setup_determinism(device) -> None:

@@ -345,7 +345,9 @@ class Stage:
 
 DATASET = ("dataset.name", "dataset.n_train", "dataset.n_test", "dataset.dim", "dataset.split_seed")
 MODEL = ("model", "cnn", "loss")
-DEVICE = ("device", "threads")
+#: the keys of every stage that runs torch: where, on how many threads and in which precision (fp32, tf32,
+#: bf16: it changes results, so it enters the key)
+DEVICE = ("device", "threads", "precision")
 
 
 def _dataset_args(c: Declared, *, n_train: Any = "config", n_test: Any = "config") -> dict:
@@ -363,7 +365,7 @@ def _model_args(c: Declared) -> dict:
 
 
 def _device_args(c: Declared) -> dict:
-    return {"device": c["device"], "threads": c["threads"]}
+    return {"device": c["device"], "threads": c["threads"], "precision": c["precision"]}
 
 
 def _train_args(c: Declared) -> dict:
@@ -437,7 +439,7 @@ def _fig1_args(c: Declared) -> dict:
     keys = ("scales", "ratios", "width", "seed", "n_points", "data_seed", "label_rule", "example", "grid", "steps",
             "step_size", "init_seed", "maxima_ratios", "maxima_examples", "restarts", "maxima_steps",
             "maxima_step_fraction", "maxima_phases", "cos_threshold", "circle_points")
-    return {**{k: p[k] for k in keys}, "threads": 1}
+    return {**{k: p[k] for k in keys}, "threads": 1, "precision": c["precision"]}
 
 
 def _claims_args(c: Declared) -> dict:
@@ -470,7 +472,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           tables=("grid", "circle", "traj", "regularity"), what="the tables of ext_landscape_statistics"),
     Stage("theory", reads=("theory", *DEVICE), script="scripts/theory.py", args=_theory_args, figure="ext_theory",
           tables=("pga", "hessian", "maxima"), what="Theorem 3.1 setting: PGA to the sphere, Hessians, restart counts (T1-T4)"),
-    Stage("paper_fig1_landscapes_tables", reads=("paper_fig1",), script="scripts/paper_fig1.py", args=_fig1_args,
+    Stage("paper_fig1_landscapes_tables", reads=("paper_fig1", "precision"), script="scripts/paper_fig1.py", args=_fig1_args,
           figure="paper_fig1_landscapes", tables=("grid", "traj", "panels", "rim", "maxima"), what="Fig. 1 landscapes, trajectories and maxima on simulated 2-D data"),
     Stage("paper_fig2_escape_run", reads=(*DATASET, "cnn", "paper_escape", "paper_fig2", *DEVICE),
           script="scripts/escape.py", args=_escape_run_args("paper_fig2"), data=True,
