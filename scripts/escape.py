@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from adversary_dynamics.pipeline import cli
+from adversary_dynamics.storage import datasets
 
 
 def _fmt(x: float) -> str:
@@ -172,6 +173,7 @@ def tables(args) -> int:
 
 def main(argv=None) -> int:
     args = get_args(argv)
+    datasets.refuse_placeholder_or_exit(args.stage, root=getattr(args, "root", None))  # a dry run's key: no results
     return run(args) if args.command == "run" else tables(args)
 
 

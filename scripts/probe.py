@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from adversary_dynamics.pipeline import cli
+from adversary_dynamics.storage import datasets
 
 
 def get_args(argv=None) -> argparse.Namespace:
@@ -150,6 +151,7 @@ def probe_seed(args, cfg, *, model, x, y, eps: float, eta: float, device, seed: 
 
 def main(argv=None) -> int:
     args = get_args(argv)
+    datasets.refuse_placeholder_or_exit(args.stage, root=getattr(args, "root", None))  # a dry run's key: no results
     cfg = cli.print_config(args)
     cli.setup_threads(args.threads)
     from adversary_dynamics.learning import data

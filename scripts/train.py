@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from adversary_dynamics.pipeline import cli
+from adversary_dynamics.storage import datasets
 
 BATCH_SEEDS = ("auto", "true", "false")
 GROUP_STATE = "state-batched.pt"  # the batched seeds' resume state, in --out-root
@@ -110,6 +111,7 @@ def main(argv=None) -> int:
 
 def _main(argv=None) -> int:
     args = get_args(argv)
+    datasets.refuse_placeholder_or_exit(args.stage, root=getattr(args, "root", None))  # a dry run's key: no results
     started = time.time()
     cfg = cli.print_config(args)
     cli.setup_threads(args.threads)
