@@ -27,6 +27,7 @@ paper_fig2_escape_run=(
   --n-test none
   --n-train none
   --norm l2
+  --precision fp32
   --ratios 0.001,0.01,0.1,1.0,10.0
   --rtol 1e-06
   --scales 0.1,10.0,1000.0
@@ -64,6 +65,7 @@ paper_fig3_train=(
   --n-train none
   --norm l2
   --optimizer adam
+  --precision fp32
   --progress true
   --seeds 0,1,2
   --split-seed 0

@@ -257,3 +257,55 @@ def resources(stage: str, config: Mapping[str, Any], *, kind: str | None = None)
     return {"runtime": lambda wildcards, attempt: runtime_minutes(stage, config, kind=kind, attempt=attempt),
             "mem_mb": lambda wildcards, attempt: mem_mb(stage, config, attempt=attempt),
             "gpu": gpu(stage, config, kind=kind)}
+
+
+def plan(config: Mapping[str, Any], *, kind: str | None = None) -> list[dict[str, Any]]:
+    """The jobs a configuration plans, rule by rule, with their requests at the first attempt:
+    ``{"rule", "jobs", "runtime_min" (per job), "total_min", "mem_mb", "gpu", "estimate_s" (per job,
+    without SAFETY; None for the light rules, whose requests come from what they read:
+    workflow/rules/common.smk light_runtime, 5 min and up)}``. Every job of the configuration, whether
+    or not its results exist already (Snakemake's dry run says which ones would run)."""
+    from adversary_dynamics.pipeline.stages import FIGURES, STAGES
+
+    kind = kind or device_kind(config)
+    jobs = {"train": len(config["scales"]), "probe": len(config["scales"]), "theory": 1,
+            "paper_fig1_landscapes_tables": 1, "paper_fig2_escape_run": 1,
+            "paper_fig3_train": len(config["paper_fig3"]["scales"]) * len(config["paper_fig3"]["ratios"]),
+            "paper_fig3_escape_run": 1}
+    rows = []
+    for stage in STAGES:
+        if stage in jobs:
+            rt = runtime_minutes(stage, config, kind=kind)
+            rows.append({"rule": stage, "jobs": jobs[stage], "runtime_min": rt, "total_min": rt * jobs[stage],
+                         "mem_mb": mem_mb(stage, config), "gpu": gpu(stage, config, kind=kind),
+                         "estimate_s": round(estimate_s(stage, config, kind=kind), 1)})
+        else:  # a tables stage
+            rows.append({"rule": stage, "jobs": 1, "runtime_min": 5, "total_min": 5, "mem_mb": 1000, "gpu": 0,
+                         "estimate_s": None})
+    for fig in FIGURES:
+        rows.append({"rule": f"{fig}_notebook", "jobs": 1, "runtime_min": 5, "total_min": 5, "mem_mb": 1000,
+                     "gpu": 0, "estimate_s": None})
+    rows.append({"rule": "claims", "jobs": 1, "runtime_min": 5, "total_min": 5, "mem_mb": 1000, "gpu": 0,
+                 "estimate_s": None})
+    return rows
+
+
+def format_plan(rows: list[dict[str, Any]], *, kind: str, name: str = "") -> str:
+    """:func:`plan`'s rows as a Markdown table, with the totals (job-minutes, and GPU-hours)."""
+    def hm(minutes: float) -> str:
+        return f"{minutes / 60:.1f} h" if minutes >= 120 else f"{minutes:.3g} min"
+
+    lines = [f"Planned jobs{f' of {name}' if name else ''} (device kind {kind}; requests at the first attempt, "
+             f"{SAFETY}x the cost model's estimate, at least {MIN_MINUTES} min: adversary_dynamics.pipeline.costs)",
+             "", "| rule | jobs | estimate per job | runtime per job | total | mem_mb | gpu |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        est = "light" if r["estimate_s"] is None else hm(r["estimate_s"] / 60) if r["estimate_s"] >= 60 \
+            else f"{r['estimate_s']:.3g} s"
+        lines.append(f"| {r['rule']} | {r['jobs']} | {est} | {hm(r['runtime_min'])} | {hm(r['total_min'])} | "
+                     f"{r['mem_mb']} | {r['gpu']} |")
+    total = sum(r["total_min"] for r in rows)
+    gpu_total = sum(r["total_min"] for r in rows if r["gpu"])
+    lines += ["", f"{sum(r['jobs'] for r in rows)} jobs, {hm(total)} requested in all"
+              + (f" ({hm(gpu_total)} of it on GPUs)" if gpu_total else "")]
+    return "\n".join(lines)
