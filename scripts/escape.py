@@ -163,7 +163,7 @@ def run(args) -> int:
 
 
 def tables(args) -> int:
-    from adversary_dynamics.figures import escape
+    from adversary_dynamics.figures import escape_tables as escape  # no torch
 
     paths = escape.write_tables(args.runs, out_dir=args.out_dir, points=args.points, extra_runs=args.extra_runs,
                                 config=cli.run_record(args) if args.stage else (json.loads(args.config_json) if args.config_json else None))

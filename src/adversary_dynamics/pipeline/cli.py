@@ -87,22 +87,47 @@ def print_config(args: argparse.Namespace) -> dict[str, Any]:
     return cfg
 
 
+class _LazyChoices:
+    """The choices of a model argument, read from the model code (which imports torch) only when an
+    argument is checked (its metavar is given, so argparse does not list them when the parser is built):
+    a parser that also has sub-commands without a model
+    (``scripts/escape.py tables``) then starts without torch."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def _values(self) -> tuple:
+        from adversary_dynamics.learning.losses import LOSSES
+        from adversary_dynamics.learning.models import ACTIVATIONS, ARCHITECTURES
+
+        return tuple({"LOSSES": LOSSES, "ACTIVATIONS": ACTIVATIONS, "ARCHITECTURES": ARCHITECTURES}[self.name])
+
+    def __contains__(self, value) -> bool:
+        return value in self._values()
+
+    def __iter__(self):
+        return iter(self._values())
+
+    def __len__(self) -> int:
+        return len(self._values())
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """The model and loss arguments shared by scripts/train.py and scripts/probe.py (the config's
     ``model``, ``cnn`` and ``loss`` keys): --architecture, --width, --activation, --bias,
     --train-output-layer, --cnn-channels, --cnn-kernel-size, --cnn-hidden, --loss."""
-    from adversary_dynamics.learning.losses import LOSSES
-    from adversary_dynamics.learning.models import ACTIVATIONS, ARCHITECTURES
-
-    p.add_argument("--architecture", choices=ARCHITECTURES, default="two_layer", help="model.architecture")
+    ARCHITECTURES, ACTIVATIONS, LOSSES = (_LazyChoices(n) for n in ("ARCHITECTURES", "ACTIVATIONS", "LOSSES"))
+    p.add_argument("--architecture", choices=ARCHITECTURES, default="two_layer", metavar="ARCHITECTURE",
+                   help="model.architecture (models.ARCHITECTURES: two_layer, cnn)")
     p.add_argument("--width", type=int, default=None, help="hidden width m (two_layer; required there)")
-    p.add_argument("--activation", choices=ACTIVATIONS, default="relu")
+    p.add_argument("--activation", choices=ACTIVATIONS, default="relu", metavar="ACTIVATION",
+                   help="model.activation (models.ACTIVATIONS)")
     p.add_argument("--bias", type=bool_arg, default=False)
     p.add_argument("--train-output-layer", type=bool_arg, default=False)
     p.add_argument("--cnn-channels", type=int_list, default=[32, 64], help="cnn.channels, comma-separated c1,c2")
     p.add_argument("--cnn-kernel-size", type=int, default=5, help="cnn.kernel_size")
     p.add_argument("--cnn-hidden", type=int, default=1024, help="cnn.hidden")
-    p.add_argument("--loss", choices=LOSSES, default="quadratic")
+    p.add_argument("--loss", choices=LOSSES, default="quadratic", metavar="LOSS", help="loss (losses.LOSSES)")
 
 
 def model_spec(args: argparse.Namespace) -> dict[str, Any]:
