@@ -178,10 +178,10 @@ _SHORT_FLAGS = re.compile(r"-[nprqkFfT]*n[nprqkFfT]*$")  # -n in a cluster of Sn
 
 
 def is_dry_run(argv: Sequence[str]) -> bool:
-    """Whether Snakemake's arguments ask for a dry run (``-n``, ``--dry-run``, ``-np``): the workflow
-    then plans without the dataset files (their fingerprint is a placeholder), so the launcher does not
-    require them either."""
-    return any(a in _DRY_RUN or _SHORT_FLAGS.match(a) for a in argv)
+    """Whether the arguments ask for a dry run (``-n``, ``--dry-run``, ``-np``) or the launcher's
+    ``--plan``: the workflow then plans without the dataset files (their fingerprint is a placeholder),
+    so the launcher does not require them either."""
+    return any(a in _DRY_RUN or _SHORT_FLAGS.match(a) or a == "--plan" or a.startswith("--plan=") for a in argv)
 
 
 def plan_text(argv: Sequence[str]) -> str:
