@@ -67,6 +67,14 @@ def test_unknown_precision_is_refused_naming_the_key(value, restore_flags):
         devices.apply_precision(value)
 
 
+def test_bf16_is_refused_until_the_model_code_applies_it():
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    with pytest.raises(Exception, match="config key 'precision' has value 'bf16'"):
+        validate_config({**cfg, "precision": "bf16"}, ROOT / "workflow/schemas/config.schema.yaml")
+
+
 def test_schema_refuses_unknown_precision_naming_the_key():
     import yaml
 

@@ -16,7 +16,10 @@ torch declares it and it enters their keys):
   CPU kernels.
 * ``bf16``: the flags of ``fp32`` plus :func:`precision_context`, which autocasts the model's matrix
   products and convolutions to bfloat16 (``torch.autocast(device.type, dtype=torch.bfloat16)``);
-  what runs outside the context (optimizer updates, projections, reductions) stays float32.
+  what runs outside the context (optimizer updates, projections, reductions) stays float32. NOT YET
+  APPLIED by the training and probe code (a process-wide autocast breaks the attack's analytic
+  two-layer path, whose ``torch.addmm(..., out=...)`` buffers are float32): the configuration refuses
+  ``bf16`` (``config.validate_config``) until the model calls run inside :func:`precision_context`.
 
 :func:`apply_precision` sets the flags (one place: ``cli.setup_device`` calls it for every job that
 computes on a device); :func:`precision_record` reads them back from torch, for every run's
@@ -92,17 +95,3 @@ def precision_context(device: torch.device | str, precision: str = DEFAULT_PRECI
         return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
-
-_PROCESS_CONTEXT = contextlib.ExitStack()
-
-
-def enter_precision(device: torch.device | str, precision: str = DEFAULT_PRECISION) -> None:
-    """Enter :func:`precision_context` for the rest of the process (a job's script calls it once,
-    after :func:`apply_precision`: the bf16 autocast then covers every model call of the job; closed
-    at exit). A no-op for fp32 and tf32."""
-    import atexit
-
-    if check_precision(precision) == "bf16":
-        if not _PROCESS_CONTEXT._exit_callbacks:  # once per process
-            atexit.register(_PROCESS_CONTEXT.close)
-        _PROCESS_CONTEXT.enter_context(precision_context(device, precision))
