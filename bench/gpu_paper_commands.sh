@@ -6,6 +6,9 @@
 paper_fig2_escape_run=(
   scripts/escape.py run
   --architecture cnn
+  --censor-min-rise 0.1
+  --censor-tail 0.1
+  --censor-tail-rise 0.25
   --check-directions 32
   --check-ftol 0.0001
   --check-gtol 0.05
@@ -27,6 +30,7 @@ paper_fig2_escape_run=(
   --n-test none
   --n-train none
   --norm l2
+  --precision fp32
   --ratios 0.001,0.01,0.1,1.0,10.0
   --replica-ulps 1
   --rtol 1e-06
@@ -47,7 +51,7 @@ paper_fig3_train=(
   --attack-init uniform_ball
   --attack-step-size 0.1
   --attack-steps 40
-  --batch-seeds false
+  --batch-seeds auto
   --batch-size 128
   --checkpoints 0,10,100
   --cnn-channels 32,64
@@ -67,6 +71,7 @@ paper_fig3_train=(
   --n-train none
   --norm l2
   --optimizer adam
+  --precision fp32
   --progress true
   --seeds 0,1,2
   --split-seed 0

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from adversary_dynamics.pipeline import cli
+from adversary_dynamics.storage import datasets
 
 
 def _fmt(x: float) -> str:
@@ -76,6 +77,7 @@ def get_args(argv=None) -> argparse.Namespace:
                    help="fig2: none (plain CNN) or scale (the CNN sees x / s)")
     r.add_argument("--device", type=str, default="auto")
     r.add_argument("--threads", type=int, default=1)
+    cli.add_precision_arg(r)
     t = sub.add_parser("tables", help="aggregate runs into a figure's tables")
     t.add_argument("--runs", nargs="+", type=Path, required=True)
     t.add_argument("--out-dir", type=Path, required=True)
@@ -101,7 +103,7 @@ def run(args) -> int:
         raise SystemExit("--train-root is required with --figure fig3")
     if args.figure == "fig3" and args.input_normalization != "none":
         raise SystemExit("--input-normalization scale is for fig2 only (the trained CNN has no such layer)")
-    device = cli.setup_device(args.device)
+    device = cli.setup_device(args.device, args.precision)
     ds = data.load_dataset(args.dataset, root=args.root, n_train=args.n_train, n_test=args.n_test,
                            seed=args.split_seed, dim=args.dim)
     if args.n_inputs > ds.x_test.shape[0]:
@@ -182,7 +184,7 @@ def run(args) -> int:
 
 
 def tables(args) -> int:
-    from adversary_dynamics.figures import escape
+    from adversary_dynamics.figures import escape_tables as escape  # no torch
 
     paths = escape.write_tables(args.runs, out_dir=args.out_dir, points=args.points, extra_runs=args.extra_runs,
                                 config=cli.run_record(args) if args.stage else (json.loads(args.config_json) if args.config_json else None))
@@ -192,6 +194,7 @@ def tables(args) -> int:
 
 def main(argv=None) -> int:
     args = get_args(argv)
+    datasets.refuse_placeholder_or_exit(args.stage, root=getattr(args, "root", None))  # a dry run's key: no results
     return run(args) if args.command == "run" else tables(args)
 
 

@@ -44,6 +44,7 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument("--circle-points", type=int, required=True, help="angles on the circle |delta| = eps")
     p.add_argument("--config-json", type=str, default=None, help="the workflow configuration, as JSON")
     p.add_argument("--threads", type=int, default=1)
+    cli.add_precision_arg(p)
     return cli.parse_args(p, argv)
 
 
@@ -52,6 +53,7 @@ def main(argv=None) -> int:
     args = get_args(argv)
     cfg = cli.print_config(args)
     cli.setup_threads(args.threads)
+    cli.setup_device("cpu", args.precision)
     from adversary_dynamics.figures import simulated
     from adversary_dynamics.storage import runio
 

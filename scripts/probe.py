@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from adversary_dynamics.pipeline import cli
+from adversary_dynamics.storage import datasets
 
 
 def get_args(argv=None) -> argparse.Namespace:
@@ -60,6 +61,7 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cos-threshold", type=float, default=0.99)
     p.add_argument("--device", type=str, default="auto")
     p.add_argument("--threads", type=int, default=1)
+    cli.add_precision_arg(p)
     return cli.parse_args(p, argv)
 
 
@@ -149,11 +151,12 @@ def probe_seed(args, cfg, *, model, x, y, eps: float, eta: float, device, seed: 
 
 def main(argv=None) -> int:
     args = get_args(argv)
+    datasets.refuse_placeholder_or_exit(args.stage, root=getattr(args, "root", None))  # a dry run's key: no results
     cfg = cli.print_config(args)
     cli.setup_threads(args.threads)
     from adversary_dynamics.learning import data
 
-    device = cli.setup_device(args.device)
+    device = cli.setup_device(args.device, args.precision)
     ds = data.load_dataset(args.dataset, root=args.root, n_train=args.n_train, n_test=args.n_test,
                            seed=args.split_seed, dim=args.dim)
     idx = data.stratified_indices(ds.y_test.numpy(), min(args.n_inputs, len(ds.y_test)), seed=args.split_seed)

@@ -45,6 +45,7 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", type=str, default="cpu", help="cpu | cuda | auto (= cpu)")
     p.add_argument("--threads", type=int, default=1)
+    cli.add_precision_arg(p)
     return cli.parse_args(p, argv)
 
 
@@ -52,16 +53,15 @@ def main(argv=None) -> int:
     args = get_args(argv)
     cfg = cli.print_config(args)
     cli.setup_threads(args.threads)
-    import torch
 
     from adversary_dynamics.figures import theory
     from adversary_dynamics.storage import runio
 
     if args.device == "auto":  # small lock-step programs: the CPU unless CUDA is asked for
         args.device = "cpu"
-    device = torch.device(args.device)
+    device = cli.setup_device(args.device, args.precision)
     t0 = time.time()
-    kw = {k: v for k, v in vars(args).items() if k not in ("out", "device", "threads", "stage")}
+    kw = {k: v for k, v in vars(args).items() if k not in ("out", "device", "threads", "precision", "stage")}
     tables = theory.theory_run(**kw, device=device)
     for name, rows in tables.items():
         runio.write_csv_atomic(args.out / f"{name}.csv", rows)

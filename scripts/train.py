@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from adversary_dynamics.pipeline import cli
+from adversary_dynamics.storage import datasets
 
 BATCH_SEEDS = ("auto", "true", "false")
 GROUP_STATE = "state-batched.pt"  # the batched seeds' resume state, in --out-root
@@ -70,6 +71,7 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument("--checkpoints", type=cli.int_list, default=[], help="comma-separated epochs to save")
     p.add_argument("--device", type=str, default="auto")
     p.add_argument("--threads", type=int, default=1)
+    cli.add_precision_arg(p)
     p.add_argument("--progress", type=cli.bool_arg, default=True)
     p.add_argument("--batch-seeds", type=str.lower, choices=BATCH_SEEDS, default="auto",
                    help="train the seeds together as one batched program (an ensemble network): true, false, or "
@@ -120,6 +122,7 @@ def main(argv=None) -> int:
 
 def _main(argv=None) -> int:
     args = get_args(argv)
+    datasets.refuse_placeholder_or_exit(args.stage, root=getattr(args, "root", None))  # a dry run's key: no results
     started = time.time()
     cfg = cli.print_config(args)
     cli.setup_threads(args.threads)
@@ -128,7 +131,7 @@ def _main(argv=None) -> int:
     from adversary_dynamics.learning import data, training
     from adversary_dynamics.storage import runio
 
-    device = cli.setup_device(args.device)
+    device = cli.setup_device(args.device, args.precision)
     ds = data.load_dataset(args.dataset, root=args.root, n_train=args.n_train, n_test=args.n_test,
                            seed=args.split_seed, dim=args.dim, download=args.download)
     ds = data.rescale_dataset(ds, scale=args.scale, norm=args.norm).to(device)

@@ -24,7 +24,9 @@ from adversary_dynamics.storage.runio import input_size_mb  # resource functions
 
 check_config_files(workflow.configfiles)
 check_config_args(workflow.config_settings.config_args)  # --config train='{lr: 0.1, lr: 0.2}' too
-validate_config(config, SCHEMA)
+# a dry run (-n) plans without the dataset files (Snakemake's output settings know it while the workflow is read)
+DRYRUN = bool(getattr(workflow.output_settings, "dryrun", False)) or workflow.dryrun
+validate_config(config, SCHEMA, check_files=not DRYRUN)
 
 # ---- where this configuration's results go (content-keyed; docs: README "Configurations") ----
 # A committed config file (config/*.yaml, tests/workflow/*.yaml) run as it is keeps its plain
@@ -63,7 +65,22 @@ KEYED = stage_registry.resolve(
     root=workflow.basedir,
     data_cache=Path(".snakemake/adversary-dynamics/data-fingerprints.json"),
     code_cache=Path(".snakemake/adversary-dynamics/code-fingerprints.json"),
+    missing_data_ok=True,
 )
+# Without the dataset files the data-reading stages are keyed with a placeholder fingerprint (data files
+# "missing"), so that a dry run (snakemake -n) and the launcher's --plan still list the jobs; anything
+# that would run jobs stops here with the data error (the files expected, the folders searched, how to
+# get them), and every data-reading script refuses such a key too (datasets.refuse_placeholder).
+DATA_MISSING = any(stage_registry.is_placeholder(k.data) for k in KEYED.values())
+if DATA_MISSING:
+    if DRYRUN:
+        print(
+            f"Dry run without the {config['dataset']['name']} files: the data-reading stages' keys use a "
+            "placeholder (data files 'missing'); a real run needs the files (docs/datasets.md).",
+            file=sys.stderr,
+        )
+    else:
+        stage_registry.data_fingerprint(config["dataset"])  # raises the data error
 
 
 def record_config():
@@ -155,12 +172,6 @@ SCALES = [fmt(s) for s in config["scales"]]
 SEEDS = [str(s) for s in config["seeds"]]
 
 
-def use_gpu():
-    """1 when the training/probe jobs will run on a GPU (device cuda, or auto on a CUDA host)."""
-    dev = config["device"]
-    return 1 if dev == "cuda" or (dev == "auto" and shutil.which("nvidia-smi")) else 0
-
-
 # ---- a stage's folders and parameters -------------------------------------------------------
 def stage_dir(name):
     """results/stages/<stage>/<key>: the folder of stage `name`'s results for this configuration."""
@@ -235,64 +246,18 @@ def scale_root_of_input(wildcards, input):
     return str(Path(input.status[0]).parents[1])
 
 
-# ---- resource estimates (from the configuration's size, not constants) --------------------
-def _input_dim():
-    return {"digits": 64, "gaussian": config["dataset"]["dim"], "cifar10": 3072}.get(
-        config["dataset"]["name"], 784
-    )
+# ---- resources: from a cost model of each stage's work (adversary_dynamics.pipeline.costs) ---------
+# runtime = SAFETY x (start-up + FLOPs / measured rate + model calls x per-call cost), on the device kind
+# the jobs run on (h200 when they run on a GPU, else one CPU core); mem_mb: torch plus the dataset;
+# gpu: 1 on a GPU. The rates, and where each was measured: costs.RATES.
+from adversary_dynamics.pipeline import costs
+
+DEVICE_KIND = costs.device_kind(config)
 
 
-def _n_train():
-    full = {"digits": 1438, "gaussian": 1000, "cifar10": 50000}.get(
-        config["dataset"]["name"], 60000
-    )
-    return config["dataset"]["n_train"] or full
-
-
-GFLOPS = 5.0  # a pessimistic CPU rate per thread (GFLOP/s) for the estimates below
-
-
-def train_flops():
-    """All seeds of one scale: epochs x examples x (attack steps + update) x 2 GEMMs."""
-    t, a, w, d = (
-        config["train"],
-        config["attack"],
-        config["model"]["width"],
-        _input_dim(),
-    )
-    per_seed = t["epochs"] * _n_train() * (a["steps"] + 3) * 4.0 * w * d
-    return len(SEEDS) * per_seed
-
-
-def probe_flops():
-    p, w, d = config["probe"], config["model"]["width"], _input_dim()
-    per_seed = (
-        len(p["checkpoints"])
-        * p["n_inputs"]
-        * (p["restarts"] * (p["max_steps"] + 40) + 300)
-        * 4.0
-        * w
-        * d
-    )
-    return len(SEEDS) * per_seed
-
-
-def runtime_min(flops):
-    """Wall-time request in minutes: 3x the estimate at GFLOPS per thread, at least 10."""
-    return max(10, int(3 * flops / (GFLOPS * 1e9 * config["threads"]) / 60) + 1)
-
-
-def train_runtime(wildcards, attempt):
-    return runtime_min(train_flops()) * attempt
-
-
-def probe_runtime(wildcards, attempt):
-    return runtime_min(probe_flops()) * attempt
-
-
-def data_mem_mb(wildcards, attempt):
-    """Dataset held in memory (float32, train + test) plus torch and a margin."""
-    return int((1500 + 4 * 1.3 * _n_train() * _input_dim() / 2**20) * attempt)
+def stage_resources(stage):
+    """A compute rule's `resources:` (runtime, mem_mb, gpu) from costs.resources."""
+    return costs.resources(stage, config, kind=DEVICE_KIND)
 
 
 def light_mem_mb(wildcards, input, attempt):
@@ -382,17 +347,6 @@ def run_dir_of_input(wildcards, input):
 TH = config["theory"]
 
 
-def theory_job_minutes(wildcards, attempt):
-    """Wall-time request: the default sweep takes ~10 s of CPU; scale by the largest d·m·trials·steps."""
-    big = (
-        max(d**3.5 for d in TH["dims"])
-        * TH["trials"]
-        * len(TH["eta_fractions"])
-        * TH["max_steps"]
-    )
-    return max(10, int(big * len(TH["scales"]) * 40 / 5e9 / 60) + 1) * attempt
-
-
 # ---- paper Figs. 2-3 (paper_escape.smk) ----
 ESC, FIG2, FIG3 = config["paper_escape"], config["paper_fig2"], config["paper_fig3"]
 
@@ -415,24 +369,3 @@ def fig3_train_root_of_input(wildcards, input):
     """The root of the Fig. 3 training runs (the stage's folder), from a checkpoint
     <root>/scale~s/ratio~r/seed~k/checkpoints/epoch_NNNN.pt of the job's input."""
     return str(Path(input.checkpoints[0]).parents[4])
-
-
-def escape_runtime(fig):
-    """Minutes for a probe job: 3x (models x ratios x inputs x steps) at 100 us per example-step
-    and a 1 ms per-step floor per model call, at least 10."""
-    f = FIG2 if fig == "fig2" else FIG3
-    steps = ESC["steps"] + ESC["descent"]["steps"]
-    calls = (
-        len(f["scales"])
-        * len(ESC_SEEDS)
-        * (1 if fig == "fig2" else len(f["ratios"]) * len(f["checkpoints"]))
-    )
-    ex = (
-        len(f["scales"])
-        * len(f["ratios"])
-        * len(ESC_SEEDS)
-        * ESC["n_inputs"]
-        * (1 if fig == "fig2" else len(f["checkpoints"]))
-    )
-    sec = steps * (ex * 1e-4 + calls * 1e-3) / config["threads"]
-    return lambda wildcards, attempt: max(10, int(3 * sec / 60) + 1) * attempt

@@ -84,7 +84,8 @@ for _fig in FIGURES:
         log:
             f"{LOGS}/figures/{_fig}.log",
         benchmark:
-            f"{BENCH}/figures/{_fig}.tsv"
+            # keyed by the figure's stage key: publishing another version of the figure keeps this one's
+            f"{BENCH}/figures/{_fig}/{KEYED[_fig].key}.tsv"
         conda:
             CONDA_ENV
         message:

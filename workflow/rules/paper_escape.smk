@@ -8,7 +8,7 @@
 # adversary_dynamics.figures.escape; scripts/escape.py is its command line. Parameters: the stages of
 # adversary_dynamics.pipeline.stages (--params).
 
-# the sections, fig3_train_dir, fig3_checkpoint and escape_runtime: common.smk
+# the sections, fig3_train_dir, fig3_checkpoint: common.smk; resources: adversary_dynamics.pipeline.costs
 
 
 rule paper_fig2_escape_run:
@@ -26,9 +26,7 @@ rule paper_fig2_escape_run:
         CONDA_ENV
     threads: config["threads"]
     resources:
-        gpu=use_gpu(),
-        mem_mb=data_mem_mb,
-        runtime=escape_runtime("fig2"),
+        **stage_resources("paper_fig2_escape_run"),
     params:
         out=lambda wildcards, output: str(Path(output.escape).parent),
         doc=stage_params("paper_fig2_escape_run"),
@@ -60,9 +58,7 @@ rule paper_fig3_train:
         CONDA_ENV
     threads: config["threads"]
     resources:
-        gpu=use_gpu(),
-        mem_mb=data_mem_mb,
-        runtime=lambda wildcards, attempt: 30 * attempt,
+        **stage_resources("paper_fig3_train"),
     params:
         out_root=lambda wildcards, output: str(Path(output.status[0]).parents[1]),
         doc=stage_params("paper_fig3_train"),
@@ -99,9 +95,7 @@ rule paper_fig3_escape_run:
         CONDA_ENV
     threads: config["threads"]
     resources:
-        gpu=use_gpu(),
-        mem_mb=data_mem_mb,
-        runtime=escape_runtime("fig3"),
+        **stage_resources("paper_fig3_escape_run"),
     params:
         out=lambda wildcards, output: str(Path(output.escape).parent),
         train_root=fig3_train_root_of_input,

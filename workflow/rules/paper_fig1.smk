@@ -43,8 +43,7 @@ rule paper_fig1_landscapes_tables:
         CONDA_ENV
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 1500 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **stage_resources("paper_fig1_landscapes_tables"),
     params:
         out=tables_dir_of_output,
         doc=stage_params(f"{P1_FIG}_tables"),

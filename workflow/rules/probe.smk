@@ -21,9 +21,7 @@ rule probe:
         CONDA_ENV
     threads: config["threads"]
     resources:
-        gpu=use_gpu(),
-        mem_mb=data_mem_mb,
-        runtime=probe_runtime,
+        **stage_resources("probe"),
     params:
         train_root=scale_root_of_input,
         out_root=scale_root_of_output,

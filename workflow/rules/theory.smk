@@ -14,8 +14,7 @@ rule theory:
         CONDA_ENV
     threads: config["threads"]
     resources:
-        mem_mb=lambda wildcards, attempt: 1500 * attempt,
-        runtime=theory_job_minutes,
+        **stage_resources("theory"),
     params:
         out=tables_dir_of_output,
         doc=stage_params("theory"),

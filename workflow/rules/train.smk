@@ -19,9 +19,7 @@ rule train:
         CONDA_ENV
     threads: config["threads"]
     resources:
-        gpu=use_gpu(),
-        mem_mb=data_mem_mb,
-        runtime=train_runtime,
+        **stage_resources("train"),
     params:
         out_root=scale_root_of_output,
         doc=stage_params("train"),

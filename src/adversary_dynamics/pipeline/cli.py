@@ -37,14 +37,25 @@ def setup_threads(threads: int) -> None:
     torch.set_num_threads(max(1, int(threads)))
 
 
-def setup_device(name: str):
+def setup_device(name: str, precision: str = "fp32"):
     """The torch.device for a ``--device`` value (``devices.resolve_device``: auto, cpu, cuda),
-    with :func:`setup_determinism` applied: what every script that computes on a device calls."""
-    from adversary_dynamics.pipeline.devices import resolve_device
+    with :func:`setup_determinism` and the ``--precision`` (config key ``precision``: fp32, tf32,
+    bf16; ``devices.apply_precision``) applied: what every script that computes on a device calls.
+    bf16 also needs the model calls inside ``devices.precision_context(device, precision)`` (not yet
+    done by the training and probe code: the configuration refuses bf16 for now)."""
+    from adversary_dynamics.pipeline.devices import apply_precision, resolve_device
 
     device = resolve_device(name)
     setup_determinism(device)
+    apply_precision(precision)
     return device
+
+
+def add_precision_arg(p: argparse.ArgumentParser) -> None:
+    """``--precision fp32|tf32|bf16`` (config key ``precision``; default fp32)."""
+    p.add_argument("--precision", choices=("fp32", "tf32", "bf16"), default="fp32",
+                   help="precision: fp32 (IEEE float32 everywhere) | tf32 (TF32 CUDA matmuls and convolutions) | "
+                        "bf16 (bfloat16 autocast)")
 
 
 def setup_determinism(device) -> None:
@@ -75,22 +86,47 @@ def print_config(args: argparse.Namespace) -> dict[str, Any]:
     return cfg
 
 
+class _LazyChoices:
+    """The choices of a model argument, read from the model code (which imports torch) only when an
+    argument is checked (its metavar is given, so argparse does not list them when the parser is built):
+    a parser that also has sub-commands without a model
+    (``scripts/escape.py tables``) then starts without torch."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def _values(self) -> tuple:
+        from adversary_dynamics.learning.losses import LOSSES
+        from adversary_dynamics.learning.models import ACTIVATIONS, ARCHITECTURES
+
+        return tuple({"LOSSES": LOSSES, "ACTIVATIONS": ACTIVATIONS, "ARCHITECTURES": ARCHITECTURES}[self.name])
+
+    def __contains__(self, value) -> bool:
+        return value in self._values()
+
+    def __iter__(self):
+        return iter(self._values())
+
+    def __len__(self) -> int:
+        return len(self._values())
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """The model and loss arguments shared by scripts/train.py and scripts/probe.py (the config's
     ``model``, ``cnn`` and ``loss`` keys): --architecture, --width, --activation, --bias,
     --train-output-layer, --cnn-channels, --cnn-kernel-size, --cnn-hidden, --loss."""
-    from adversary_dynamics.learning.losses import LOSSES
-    from adversary_dynamics.learning.models import ACTIVATIONS, ARCHITECTURES
-
-    p.add_argument("--architecture", choices=ARCHITECTURES, default="two_layer", help="model.architecture")
+    ARCHITECTURES, ACTIVATIONS, LOSSES = (_LazyChoices(n) for n in ("ARCHITECTURES", "ACTIVATIONS", "LOSSES"))
+    p.add_argument("--architecture", choices=ARCHITECTURES, default="two_layer", metavar="ARCHITECTURE",
+                   help="model.architecture (models.ARCHITECTURES: two_layer, cnn)")
     p.add_argument("--width", type=int, default=None, help="hidden width m (two_layer; required there)")
-    p.add_argument("--activation", choices=ACTIVATIONS, default="relu")
+    p.add_argument("--activation", choices=ACTIVATIONS, default="relu", metavar="ACTIVATION",
+                   help="model.activation (models.ACTIVATIONS)")
     p.add_argument("--bias", type=bool_arg, default=False)
     p.add_argument("--train-output-layer", type=bool_arg, default=False)
     p.add_argument("--cnn-channels", type=int_list, default=[32, 64], help="cnn.channels, comma-separated c1,c2")
     p.add_argument("--cnn-kernel-size", type=int, default=5, help="cnn.kernel_size")
     p.add_argument("--cnn-hidden", type=int, default=1024, help="cnn.hidden")
-    p.add_argument("--loss", choices=LOSSES, default="quadratic")
+    p.add_argument("--loss", choices=LOSSES, default="quadratic", metavar="LOSS", help="loss (losses.LOSSES)")
 
 
 def model_spec(args: argparse.Namespace) -> dict[str, Any]:

@@ -418,6 +418,10 @@ def validate_config(config: dict, schema_path: str | Path, *, check_files: bool 
         if not cuda_available:
             msgs.append("config key 'device' has value 'cuda' but CUDA is not available on this machine; "
                         "allowed here: auto or cpu")
+    if ok("precision") and config["precision"] == "bf16":
+        msgs.append("config key 'precision' has value 'bf16', which the training and probe code do not apply yet "
+                    "(adversary_dynamics.pipeline.devices.precision_context is the context their model calls need); "
+                    "allowed now: fp32 (the default) or tf32")
     if ok("threat.norm", "attack.init") and config["threat"]["norm"] == "linf" and (
             config["attack"]["init"] == "uniform_sphere"):
         msgs.append("config key 'attack.init' has value 'uniform_sphere', which is defined for the l2 "

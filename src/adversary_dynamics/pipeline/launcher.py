@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["HELP", "LauncherError", "main", "rewrite_dotted_keys", "snakemake_argv"]
+__all__ = ["HELP", "LauncherError", "is_dry_run", "main", "plan_text", "rewrite_dotted_keys", "snakemake_argv"]
 
 PROG = "adversary-dynamics"
 _IDENTIFIER = re.compile(r"[a-zA-Z_][\w-]*\w$|[a-zA-Z_]$")
@@ -169,12 +169,50 @@ def snakemake_argv(argv: Sequence[str], *, check: bool = True) -> list[str]:
         else:
             out += vals
     if check and (files or entries):
-        _validate(base, files, entries, replace="--replace-workflow-config" in argv)
+        _validate(base, files, entries, replace="--replace-workflow-config" in argv, check_files=not is_dry_run(out))
     return out
 
 
-def _validate(base: Path, files: list[tuple[str, dict]], entries: list[str], *, replace: bool) -> None:
-    """The configuration Snakemake will build, validated as common.smk validates it."""
+_DRY_RUN = ("-n", "--dry-run", "--dryrun", "--dry_run")
+_SHORT_FLAGS = re.compile(r"-[nprqkFfT]*n[nprqkFfT]*$")  # -n in a cluster of Snakemake's short flags (-np)
+
+
+def is_dry_run(argv: Sequence[str]) -> bool:
+    """Whether the arguments ask for a dry run (``-n``, ``--dry-run``, ``-np``) or the launcher's
+    ``--plan``: the workflow then plans without the dataset files (their fingerprint is a placeholder),
+    so the launcher does not require them either."""
+    return any(a in _DRY_RUN or _SHORT_FLAGS.match(a) or a == "--plan" or a.startswith("--plan=") for a in argv)
+
+
+def plan_text(argv: Sequence[str]) -> str:
+    """``--plan[=KIND]``: the merged configuration's jobs and their requests (:func:`costs.plan`), for
+    device kind KIND (cpu-core | h200; default: this host's, ``costs.device_kind``). Needs no data files."""
+    from adversary_dynamics.pipeline import costs
+
+    kind = None
+    rest = []
+    for a in argv:
+        if a == "--plan" or a.startswith("--plan="):
+            kind = a.partition("=")[2] or None
+        else:
+            rest.append(a)
+    if kind is not None and kind not in costs.RATES:
+        raise LauncherError(f"--plan={kind}: unknown device kind; known: {', '.join(costs.RATES)}")
+    groups = _split(rest)
+    directory = Path(next((v[0] for o, v in groups if o in _DIRECTORY and v), "."))
+    files = [(v, _load_mapping(Path(v), v, directory)) for o, vals in groups if o in _CONFIGFILE for v in vals]
+    entries = [e for o, vals in groups if o in _CONFIG for e in rewrite_dotted_keys(vals)]
+    config = _validate(directory, files, entries, replace="--replace-workflow-config" in rest, check_files=False)
+    if config is None:
+        raise LauncherError("--plan: run it in the folder of the workflow's Snakefile (no config/config.yaml here)")
+    kind = kind or costs.device_kind(config)
+    return costs.format_plan(costs.plan(config, kind=kind), kind=kind, name=config["name"])
+
+
+def _validate(base: Path, files: list[tuple[str, dict]], entries: list[str], *, replace: bool,
+              check_files: bool = True) -> dict | None:
+    """The configuration Snakemake will build, validated as common.smk validates it (``check_files``:
+    the dataset files must be there; not for a dry run); None outside the workflow's folder."""
     from snakemake.cli import parse_config
     from snakemake.utils import update_config
 
@@ -183,7 +221,7 @@ def _validate(base: Path, files: list[tuple[str, dict]], entries: list[str], *, 
     schema = base / "workflow" / "schemas" / "config.schema.yaml"
     default = base / "config" / "config.yaml"
     if not schema.exists() or not default.exists():
-        return  # not this workflow's folder: Snakemake will say what is missing
+        return None  # not this workflow's folder: Snakemake will say what is missing
     from adversary_dynamics.pipeline.config import _load_yaml
 
     try:
@@ -198,7 +236,7 @@ def _validate(base: Path, files: list[tuple[str, dict]], entries: list[str], *, 
         raise LauncherError(f"--config: {exc}") from None
     name_as_typed(config, entries)  # `--config name=007`: the text as typed, as common.smk does
     try:
-        validate_config(json.loads(json.dumps(config)), schema)
+        return validate_config(json.loads(json.dumps(config)), schema, check_files=check_files)
     except ConfigError as exc:
         raise LauncherError(str(exc)) from None
 
@@ -219,7 +257,10 @@ Common commands:
   {PROG} --cores 2 claims
       the claims report only (figures/claims.md, claims.json)
   {PROG} -n --cores 8
-      dry run: list the jobs that would run, run nothing
+      dry run: list the jobs that would run, run nothing (works without the dataset files)
+  {PROG} --plan --configfile config/paper.yaml
+      the configuration's jobs and their resource requests (runtime, mem_mb, gpu) from the
+      cost model, rule by rule; --plan=h200 or --plan=cpu-core for that device kind
   {PROG} --cores 8 --configfile config/paper.yaml
       another configuration
   {PROG} --cores 8 --config train.lr=0.02 probe.restarts=8
@@ -260,6 +301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_help(Path(".")), end="")
         return 0
     try:
+        if any(a == "--plan" or a.startswith("--plan=") for a in args):
+            print(plan_text(args))
+            return 0
         new = snakemake_argv(args)
     except LauncherError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

@@ -130,7 +130,13 @@ def _file_hash(path: Path, cache: dict | None) -> str:
     return digest
 
 
-def data_fingerprint(dataset: Mapping[str, Any], *, cache_file: str | os.PathLike | None = None) -> dict:
+#: the ``files`` entry of a data fingerprint computed without the files (:func:`data_fingerprint` with
+#: ``missing_ok``): a key that only plans (a dry run); no job runs under it (``datasets.refuse_placeholder``)
+MISSING = "missing"  # = datasets.PLACEHOLDER (not imported here: the registry loads without numpy)
+
+
+def data_fingerprint(dataset: Mapping[str, Any], *, cache_file: str | os.PathLike | None = None,
+                     missing_ok: bool = False) -> dict:
     """What identifies the data a stage reads, by content (not by where it lies).
 
     Returns ``{"name": ..., "files": {role: sha256}}`` for the file datasets (MNIST, Fashion-MNIST,
@@ -140,7 +146,9 @@ def data_fingerprint(dataset: Mapping[str, Any], *, cache_file: str | os.PathLik
     give ``{"name": ..., "files": "to be downloaded"}`` (the key changes once they are there).
     File hashes are remembered in ``cache_file`` (JSON) by path, size and modification time, so that an
     unchanged 50 MB file is read once. Raises ``datasets.DataError`` when files are missing and
-    ``download`` is false (the message names the folders searched and how to get them)."""
+    ``download`` is false (the message names the folders searched and how to get them), unless
+    ``missing_ok``: then ``{"name": ..., "files": MISSING}``, a placeholder that lets a dry run plan the
+    jobs (``snakemake -n``) and that no job may run under (``datasets.refuse_placeholder``)."""
     from adversary_dynamics.storage import datasets
 
     name = dataset["name"]
@@ -165,9 +173,11 @@ def data_fingerprint(dataset: Mapping[str, Any], *, cache_file: str | os.PathLik
         try:
             files = datasets.find_files(name, dataset.get("root"))
         except datasets.DataError:
-            if not dataset.get("download"):
-                raise
-            return {"name": name, "files": "to be downloaded"}
+            if dataset.get("download"):
+                return {"name": name, "files": "to be downloaded"}
+            if missing_ok:
+                return {"name": name, "files": MISSING}
+            raise
         out = {"name": name, "files": {role: _file_hash(Path(p), cache) for role, p in sorted(files.items())}}
     if cache_file is not None and cache != before:
         from adversary_dynamics.storage.runio import write_json_atomic
@@ -175,6 +185,16 @@ def data_fingerprint(dataset: Mapping[str, Any], *, cache_file: str | os.PathLik
         Path(cache_file).parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(cache_file, cache)
     return out
+
+
+def is_placeholder(data: Mapping[str, Any] | None) -> bool:
+    """Whether a data fingerprint (or a stage record's ``data``) is the dry-run placeholder."""
+    return isinstance(data, Mapping) and data.get("files") == MISSING
+
+
+def is_placeholder(data: Mapping[str, Any] | None) -> bool:
+    """Whether a data fingerprint is the dry-run placeholder (:data:`MISSING`)."""
+    return isinstance(data, Mapping) and data.get("files") == MISSING
 
 
 def _code_text(path: Path) -> str:
@@ -345,7 +365,9 @@ class Stage:
 
 DATASET = ("dataset.name", "dataset.n_train", "dataset.n_test", "dataset.dim", "dataset.split_seed")
 MODEL = ("model", "cnn", "loss")
-DEVICE = ("device", "threads")
+#: the keys of every stage that runs torch: where, on how many threads and in which precision (fp32, tf32,
+#: bf16: it changes results, so it enters the key)
+DEVICE = ("device", "threads", "precision")
 
 
 def _dataset_args(c: Declared, *, n_train: Any = "config", n_test: Any = "config") -> dict:
@@ -363,7 +385,7 @@ def _model_args(c: Declared) -> dict:
 
 
 def _device_args(c: Declared) -> dict:
-    return {"device": c["device"], "threads": c["threads"]}
+    return {"device": c["device"], "threads": c["threads"], "precision": c["precision"]}
 
 
 def _train_args(c: Declared) -> dict:
@@ -440,7 +462,7 @@ def _fig1_args(c: Declared) -> dict:
     keys = ("scales", "ratios", "width", "seed", "n_points", "data_seed", "label_rule", "example", "grid", "steps",
             "step_size", "init_seed", "maxima_ratios", "maxima_examples", "restarts", "maxima_steps",
             "maxima_step_fraction", "maxima_phases", "cos_threshold", "circle_points")
-    return {**{k: p[k] for k in keys}, "threads": 1}
+    return {**{k: p[k] for k in keys}, "threads": 1, "precision": c["precision"]}
 
 
 def _claims_args(c: Declared) -> dict:
@@ -473,7 +495,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           tables=("grid", "circle", "traj", "regularity"), what="the tables of ext_landscape_statistics"),
     Stage("theory", reads=("theory", *DEVICE), script="scripts/theory.py", args=_theory_args, figure="ext_theory",
           tables=("pga", "hessian", "maxima"), what="Theorem 3.1 setting: PGA to the sphere, Hessians, restart counts (T1-T4)"),
-    Stage("paper_fig1_landscapes_tables", reads=("paper_fig1",), script="scripts/paper_fig1.py", args=_fig1_args,
+    Stage("paper_fig1_landscapes_tables", reads=("paper_fig1", "precision"), script="scripts/paper_fig1.py", args=_fig1_args,
           figure="paper_fig1_landscapes", tables=("grid", "traj", "panels", "rim", "maxima"), what="Fig. 1 landscapes, trajectories and maxima on simulated 2-D data"),
     Stage("paper_fig2_escape_run", reads=(*DATASET, "cnn", "paper_escape", "paper_fig2", *DEVICE),
           script="scripts/escape.py", args=_escape_run_args("paper_fig2"), data=True,
@@ -555,13 +577,15 @@ class Keyed:
 def resolve(config: Mapping[str, Any], *, schema: Mapping | None = None, root: str | os.PathLike = ".",
             results: str = "results/stages", only: set[str] | None = None,
             data_cache: str | os.PathLike | None = None,
-            code_cache: str | os.PathLike | None = None) -> dict[str, Keyed]:
+            code_cache: str | os.PathLike | None = None, missing_data_ok: bool = False) -> dict[str, Keyed]:
     """Every stage of :func:`all_stages` keyed against ``config`` (validated): name -> :class:`Keyed`.
 
     ``only``: resolve these stages and what they consume (default: all). The dataset's fingerprint is
     computed once (:func:`data_fingerprint`, cached in ``data_cache``), the code fingerprints once per
     script (each file's syntax tree remembered in ``code_cache``, JSON, by path, size and modification
-    time). Raises :class:`UndeclaredKey` when an ``args`` builder reads an undeclared key."""
+    time). Raises :class:`UndeclaredKey` when an ``args`` builder reads an undeclared key.
+    ``missing_data_ok``: missing dataset files give the placeholder fingerprint (:data:`MISSING`)
+    instead of ``datasets.DataError`` (for planning; ``datasets.refuse_placeholder`` stops a job under it)."""
     global _CODE_CACHE
     if code_cache is not None and _CODE_CACHE is None:
         try:
@@ -582,7 +606,7 @@ def resolve(config: Mapping[str, Any], *, schema: Mapping | None = None, root: s
         upstream = {u: key_of(u).key for u in st.consumes}
         doc = declared_doc(config, st.reads, schema)
         if st.data and data_fp is None:
-            data_fp = data_fingerprint(config["dataset"], cache_file=data_cache)
+            data_fp = data_fingerprint(config["dataset"], cache_file=data_cache, missing_ok=missing_data_ok)
         ident = (st.script, st.extra_code)
         if ident not in scripts:
             files = code_files(st.script, root=root)

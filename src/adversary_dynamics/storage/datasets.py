@@ -150,6 +150,35 @@ def _how_to_get(name: str, *, download_hint: bool = True) -> str:
     return "\n".join(lines)
 
 
+#: the ``files`` of a data fingerprint computed without the files (``stages.data_fingerprint(missing_ok=True)``:
+#: a dry run plans with it; no job runs under it)
+PLACEHOLDER = "missing"
+
+
+def refuse_placeholder(stage: dict | None, *, root: str | os.PathLike | None = None) -> None:
+    """Stop a job whose stage record (``--params``' ``_stage``) has the dry-run placeholder as its data
+    fingerprint: ``DataError`` with :func:`find_files`' message (the files expected, the folders searched,
+    how to get them) while the files are missing; once they are there, a request to start the workflow
+    again (the key must cover their content). A no-op for a real fingerprint or no record, so results
+    are never written under a key computed without the data."""
+    data = (stage or {}).get("data")
+    if not (isinstance(data, dict) and data.get("files") == PLACEHOLDER):
+        return
+    find_files(data["name"], root)  # raises while the files are missing
+    raise DataError(
+        f"{data['name']}: this job's stage key was computed without the data files (a dry run's placeholder, "
+        f"data files {PLACEHOLDER!r}); they are there now: start the workflow again so that the key covers "
+        "their content")
+
+
+def refuse_placeholder_or_exit(stage: dict | None, *, root: str | os.PathLike | None = None) -> None:
+    """:func:`refuse_placeholder` for a job's script: ``SystemExit`` with the message (exit status 1)."""
+    try:
+        refuse_placeholder(stage, root=root)
+    except DataError as exc:
+        raise SystemExit(str(exc)) from None
+
+
 def find_files(name: str, root: str | os.PathLike | None = None) -> dict[str, Path]:
     """The files of ``name`` (expected name → path) from the first folder holding all of them.
 

@@ -230,6 +230,12 @@ def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, Any]:
     return {"cpu_model": model, "cpu_flags": flags, "cpu_capability": capability}
 
 
+def _precision_record() -> dict[str, Any]:
+    from adversary_dynamics.pipeline.devices import precision_record
+
+    return precision_record()
+
+
 def provenance(*, config: Mapping[str, Any] | None = None, device: Any = None, started: float | None = None,
                extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A provenance record for a run: config, code version, package versions, device (on CPU,
@@ -259,6 +265,9 @@ def provenance(*, config: Mapping[str, Any] | None = None, device: Any = None, s
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
         "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        # config key `precision` and the TF32 / matmul / autocast settings in effect, read back from torch
+        # (adversary_dynamics.pipeline.devices.precision_record)
+        "precision": _precision_record(),
         "command": sys.argv,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
