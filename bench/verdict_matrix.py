@@ -8,8 +8,8 @@ changes):
 * ``base``: the configuration as written;
 * ``threads2``: ``threads: 2`` (other reduction orders in torch's kernels: a cheap stand-in for
   another CPU or BLAS; every compute stage reads ``threads``, so every stage reruns);
-* ``start_ulp1``: ``paper_escape.start_ulp: 1`` (the PGA stage of Figs. 2-3 starts from the local
-  minimum moved one unit in the last place; only the escape stages rerun).
+* ``start_ulp1``: ``paper_escape.start_ulp: 1`` (the probes of Figs. 2-3, descent and PGA, start
+  from the uniform start moved one unit in the last place; only the escape stages rerun).
 
 and prints, per claim, the verdict of each rebuild, the value and interval ends, and their spread
 (the largest difference between two rebuilds) next to the numerical margin the base report

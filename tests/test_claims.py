@@ -411,17 +411,17 @@ def test_t4_single_maximum_and_thresholds():
 def test_t5_t6_t7_follow_the_planted_trends():
     up_s = escape_table(lambda s, r, c: 10 * (4 + math.log10(s)))
     down_s = escape_table(lambda s, r, c: 10 * (4 - math.log10(s)))
-    assert claims.claim_t5_escape_by_scale(up_s, RULES)["verdict"] == SUPPORTED
-    e = claims.claim_t5_escape_by_scale(down_s, RULES)
+    assert claims.claim_t5_escape_by_scale(up_s, cfg=RULES)["verdict"] == SUPPORTED
+    e = claims.claim_t5_escape_by_scale(down_s, cfg=RULES)
     assert e["verdict"] == NOT_SUPPORTED and e["value"] < -0.9
     # never escaping at the largest scale ranks last: still supported
     never = escape_table(lambda s, r, c: np.nan if s == 1000 else 10 * (4 + math.log10(s)))
-    assert claims.claim_t5_escape_by_scale(never, RULES)["verdict"] == SUPPORTED
+    assert claims.claim_t5_escape_by_scale(never, cfg=RULES)["verdict"] == SUPPORTED
     harder = escape_table(lambda s, r, c: 10 + c, scales=(0.1, 10.0), checkpoints=(0, 10, 100))
-    e = claims.claim_t6_escape_during_training(harder, RULES)
+    e = claims.claim_t6_escape_during_training(harder, cfg=RULES)
     assert e["verdict"] == SUPPORTED and len(e["details"]["more_so_at_large_scale"]) == 2
     easier = escape_table(lambda s, r, c: 200 - c, scales=(0.1,), checkpoints=(0, 10, 100))
-    assert claims.claim_t6_escape_during_training(easier, RULES)["verdict"] == NOT_SUPPORTED
+    assert claims.claim_t6_escape_during_training(easier, cfg=RULES)["verdict"] == NOT_SUPPORTED
     e = claims.claim_t7_training_vs_scale(fig2_table(lambda s, k: 10 * s + k), RULES)
     assert e["verdict"] == SUPPORTED and "caveat" in e["details"] and e["id"] == "T7"
     assert claims.claim_t7_training_vs_scale(fig2_table(lambda s, k: 100 / s + k), RULES)["verdict"] == NOT_SUPPORTED
@@ -579,7 +579,7 @@ def test_t5_t6_censored_runs_equal_their_times_replaced_by_inf(claim_fn, kw):
                       censored_rise=cens, censored_late=False, flat=False)  # a censored run's raw (early) crossing
     inf = base.assign(escape_time=np.where(cens, np.inf, base["escape_time"]))  # no censored column
     written = raw.assign(escape_time=np.where(cens, np.inf, base["escape_time"]))  # as escape.csv writes it
-    a, b, c = claim_fn(raw, RULES), claim_fn(inf, RULES), claim_fn(written, RULES)
+    a, b, c = claim_fn(raw, cfg=RULES), claim_fn(inf, cfg=RULES), claim_fn(written, cfg=RULES)
     for e in (a, c):
         assert (e["value"], e["interval"], e["verdict"]) == (b["value"], b["interval"], b["verdict"])
         assert [g["value"] for g in e["details"]["groups"]] == [g["value"] for g in b["details"]["groups"]]
@@ -589,5 +589,5 @@ def test_t5_t6_censored_runs_equal_their_times_replaced_by_inf(claim_fn, kw):
     assert sum(g["censored_no_departure"] for g in groups) == int(cens.sum())
     assert "censor" in a["rule"] and "type-I" in a["rule"]
     # treating the raw crossings as escape times gives another answer (the old code's)
-    d = claim_fn(raw.drop(columns=["censored"]), RULES)
+    d = claim_fn(raw.drop(columns=["censored"]), cfg=RULES)
     assert [g["value"] for g in d["details"]["groups"]] != [g["value"] for g in b["details"]["groups"]]

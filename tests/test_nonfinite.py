@@ -292,13 +292,13 @@ def test_escape_claims_leave_out_nonfinite_rows_and_count_them():
     clean = _escape()
     # NaN runs at the smallest scale would rank last (+inf, "never escaped") and flip T5 if counted
     dirty = _with_nonfinite(clean, 8, escaped=False, escape_time=math.nan, loss_end=math.nan, loss_max=math.nan)
-    a, b = claims.claim_t5_escape_by_scale(clean, RULES), claims.claim_t5_escape_by_scale(dirty, RULES)
+    a, b = claims.claim_t5_escape_by_scale(clean, cfg=RULES), claims.claim_t5_escape_by_scale(dirty, cfg=RULES)
     assert a["verdict"] == claims.SUPPORTED
     _same_verdict_numbers(a, b)
     assert b["details"]["nonfinite"] == 8 and a["details"]["nonfinite"] == 0
     clean6 = _escape(scales=(0.1,), checkpoints=(0, 10, 100))
     dirty6 = _with_nonfinite(clean6, 4, escape_time=math.nan, loss_end=math.nan)
-    a, b = claims.claim_t6_escape_during_training(clean6, RULES), claims.claim_t6_escape_during_training(dirty6, RULES)
+    a, b = claims.claim_t6_escape_during_training(clean6, cfg=RULES), claims.claim_t6_escape_during_training(dirty6, cfg=RULES)
     _same_verdict_numbers(a, b)
     assert b["details"]["nonfinite"] == 4
 

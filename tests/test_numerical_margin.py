@@ -213,3 +213,23 @@ def test_the_rebuild_matrix_reports_a_verdict_that_differs_between_rebuilds(monk
     runs = iter([report(-0.4, NOT_SUPPORTED), report(-0.3, INCONCLUSIVE), report(-0.45, NOT_SUPPORTED)])
     assert vm.main([]) == 1
     assert "every verdict identical: False" in capsys.readouterr().out
+
+
+def test_rules_passed_where_the_replica_table_goes_are_refused():
+    """claim_t5(df, RULES) would silently take the rules for a replica table and use the defaults."""
+    times = {1.0: [10, 11, 12, 13], 2.0: [20, 21, 22, 23]}
+    for fn in (statements.claim_t5_escape_by_scale, statements.claim_t6_escape_during_training):
+        with pytest.raises(TypeError, match="cfg="):
+            fn(_table(times), RULES)
+
+
+def test_each_replica_reruns_the_probe_in_the_cost_model():
+    import yaml
+
+    from adversary_dynamics.pipeline import costs
+
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    one = costs.work("paper_fig2_escape_run", {**cfg, "paper_escape": {**cfg["paper_escape"], "replica_ulps": []}})
+    two = costs.work("paper_fig2_escape_run", cfg)
+    assert cfg["paper_escape"]["replica_ulps"] == [1]
+    assert two.passes == 2 * one.passes

@@ -875,6 +875,8 @@ def claim_t5_escape_by_scale(escape: pd.DataFrame | None, replica: pd.DataFrame 
     means slower escape at larger scale, i.e. the paper's claim. ``replica``: the replica
     trajectories' rows (escape_replica.csv, column replica_ulps), from which the verdict's
     numerical margin is measured (:func:`_with_margin`); None or empty: no margin."""
+    if isinstance(replica, Mapping):
+        raise TypeError(f"claim_t5_escape_by_scale: replica must be the escape_replica table (or None); pass the rules as cfg=")
     rules = _rules(cfg)
     stat = "Spearman rho(scale, escape time) per ratio over (scale, seed, input) runs"
     rule = escape_rule(rules, "per ratio", "scale")
@@ -927,6 +929,8 @@ def claim_t6_escape_during_training(escape: pd.DataFrame | None, replica: pd.Dat
     (checkpoint, seed, input) runs, seeds and inputs resampled; positive = escaping gets harder
     with training. With two or more scales, details compare rho at the largest and smallest
     scale ('more so at a large input scale'). ``replica``: as :func:`claim_t5_escape_by_scale`'s."""
+    if isinstance(replica, Mapping):
+        raise TypeError(f"claim_t6_escape_during_training: replica must be the escape_replica table (or None); pass the rules as cfg=")
     rules = _rules(cfg)
     stat = "Spearman rho(training epochs at the checkpoint, escape time) per (scale, ratio)"
     rule = escape_rule(rules, "per (scale, ratio)", "checkpoint")

@@ -197,7 +197,8 @@ def work(stage: str, config: Mapping[str, Any]) -> Work | None:
         steps = e["steps"] + e["descent"]["steps"] + e["check"]["directions"]
         cells = len(f["scales"]) * len(f["ratios"]) * len(e["seeds"]) * ck
         arch = e["architecture"]
-        return Work(cells * e["n_inputs"] * steps, cells * steps, arch, pass_flops(c, arch), cells,
+        reps = 1 + len(e.get("replica_ulps") or [])  # each replica reruns the whole probe (descent, check, PGA)
+        return Work(reps * cells * e["n_inputs"] * steps, reps * cells * steps, arch, pass_flops(c, arch), cells,
                     rate="cnn_probe" if arch == "cnn" else None)
     return None
 
