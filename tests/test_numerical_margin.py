@@ -231,5 +231,5 @@ def test_each_replica_reruns_the_probe_in_the_cost_model():
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     one = costs.work("paper_fig2_escape_run", {**cfg, "paper_escape": {**cfg["paper_escape"], "replica_ulps": []}})
     two = costs.work("paper_fig2_escape_run", cfg)
-    assert cfg["paper_escape"]["replica_ulps"] == [1]
-    assert two.passes == 2 * one.passes
+    k = len(cfg["paper_escape"]["replica_ulps"])
+    assert k >= 1 and two.passes == (1 + k) * one.passes
