@@ -32,7 +32,7 @@ paper_fig2_escape_run=(
   --norm l2
   --precision fp32
   --ratios 0.001,0.01,0.1,1.0,10.0
-  --replica-ulps 1
+  --replica-ulps 1,16,256
   --rtol 1e-06
   --scales 0.1,10.0,1000.0
   --seeds 0,1,2

@@ -296,7 +296,7 @@ def test_script_takes_the_workflows_params_document(tmp_path):
     from adversary_dynamics.pipeline import stages
 
     st = stages.STAGES["paper_fig1_landscapes_tables"]
-    doc = {**st.args(stages.Declared(st.name, {"paper_fig1": TINY})), "_stage": {"stage": st.name, "key": "0" * 12}}
+    doc = {**st.args(stages.Declared(st.name, {"paper_fig1": TINY, "precision": "fp32"})), "_stage": {"stage": st.name, "key": "0" * 12}}
     out = tmp_path / "tables"
     subprocess.run([sys.executable, str(ROOT / "scripts" / "paper_fig1.py"), "--params", json.dumps(doc),
                     "--out-dir", str(out)], check=True, capture_output=True, text=True, cwd=ROOT)
