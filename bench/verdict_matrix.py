@@ -74,10 +74,13 @@ def main(argv=None) -> int:
     p.add_argument("--configfile", default=None)
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--out", type=Path, default=None, help="write the matrix as JSON here")
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                   help="the rebuilds to compare (default: all three; base is always included)")
     args = p.parse_args(argv)
     base = config_name(args.configfile)
+    variants = {v: e for v, e in VARIANTS.items() if v == "base" or v in args.variants}
     reports = {v: rebuild(None if v == "base" else f"{base}-{v}", extra, args.configfile, args.cores)
-               for v, extra in VARIANTS.items()}
+               for v, extra in variants.items()}
     rows, same = [], True
     for c in reports["base"]["claims"]:
         by = {v: next(x for x in r["claims"] if x["id"] == c["id"]) for v, r in reports.items()}
@@ -92,17 +95,17 @@ def main(argv=None) -> int:
         same &= row["identical"]
         rows.append(row)
     fmt = lambda x: "–" if x is None else f"{x:.3g}"  # noqa: E731
-    print(f"\nconfiguration {base}: " + ", ".join(f"{v} ({' '.join(e) or 'as written'})" for v, e in VARIANTS.items()))
-    print("| claim | " + " | ".join(VARIANTS) + " | value spread | interval spread | stated margin (value, ends) |")
-    print("|---|" + "---|" * (len(VARIANTS) + 3))
+    print(f"\nconfiguration {base}: " + ", ".join(f"{v} ({' '.join(e) or 'as written'})" for v, e in variants.items()))
+    print("| claim | " + " | ".join(variants) + " | value spread | interval spread | stated margin (value, ends) |")
+    print("|---|" + "---|" * (len(variants) + 3))
     for r in rows:
         m = r["numerical_margin"]
-        cells = [f"{r['verdicts'][v]} {fmt(r['values'][v])}" for v in VARIANTS]
+        cells = [f"{r['verdicts'][v]} {fmt(r['values'][v])}" for v in variants]
         print(f"| {r['id']} | " + " | ".join(cells) + f" | {fmt(r['spread_value'])} | {fmt(r['spread_interval'])} | "
               + (f"{fmt(m['value'])}, {fmt(m['interval'])}" if m else "–") + " |")
     print(f"\nevery verdict identical: {same}")
     if args.out:
-        args.out.write_text(json.dumps({"configuration": base, "variants": VARIANTS, "claims": rows,
+        args.out.write_text(json.dumps({"configuration": base, "variants": variants, "claims": rows,
                                         "identical": same}, indent=1) + "\n")
     return 0 if same else 1
 

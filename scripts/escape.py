@@ -157,11 +157,11 @@ def run(args) -> int:
                                          generator=torch.Generator(device=device).manual_seed(1000 * seed + 1),
                                          start_ulp=args.start_ulp, replica_ulps=args.replica_ulps,
                                          step_rule=args.step_rule)
-                rows += escape.run_rows(pr, scale=s, ratios=ratios, eta=args.step_size, seed=seed, checkpoint=k,
-                                        labels=y)
+                eta = escape.step_of(args.step_rule, args.step_size, pr.eps)  # column eta: the step each row used
+                rows += escape.run_rows(pr, scale=s, ratios=ratios, eta=eta, seed=seed, checkpoint=k, labels=y)
                 for ulps, rep in zip(args.replica_ulps, pr.replicas):
                     rep_rows += [{**r, "replica_ulps": int(ulps)} for r in escape.run_rows(
-                        rep, scale=s, ratios=ratios, eta=args.step_size, seed=seed, checkpoint=k, labels=y)]
+                        rep, scale=s, ratios=ratios, eta=eta, seed=seed, checkpoint=k, labels=y)]
                 curves.append(pr.losses.reshape(pr.losses.shape[0], -1).t().float().cpu().numpy())
                 conv = float(pr.descent.converged.float().mean())
                 print(f"scale={_fmt(s)} seed={seed} checkpoint={k} ratios={ratios}: {time.time() - t0:.1f} s, "

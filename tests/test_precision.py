@@ -75,6 +75,19 @@ def test_bf16_is_refused_until_the_model_code_applies_it():
         validate_config({**cfg, "precision": "bf16"}, ROOT / "workflow/schemas/config.schema.yaml")
 
 
+def test_scripts_refuse_bf16_before_recording_an_autocast_they_do_not_apply(tmp_path, restore_flags):
+    """A params document written by hand with precision bf16 must not run: the provenance would
+    record a bfloat16 autocast that the model code does not apply."""
+    from adversary_dynamics.pipeline import cli
+
+    before = devices._APPLIED
+    with pytest.raises(ValueError, match="config key 'precision'.*fp32 or tf32"):
+        cli.setup_device("cpu", "bf16")
+    assert devices._APPLIED == before  # refused before any flag was set
+    cli.setup_device("cpu", "fp32")
+    assert devices._APPLIED == "fp32"
+
+
 def test_schema_refuses_unknown_precision_naming_the_key():
     import yaml
 

@@ -908,10 +908,11 @@ def claim_t5_escape_by_scale(escape: pd.DataFrame | None, replica: pd.DataFrame 
     groups, margin = _with_margin(groups, replica, t5_groups, rules)
     return _result("T5", stat, groups, rule, _runs_obj(n, "(seed, input) pairs, each run at every (scale, ratio)", tab),
                    {"resampling": "seeds and inputs, independently with replacement (one seed: over inputs only)",
-                    "caveat": "the absolute step eta is the same at every scale (the paper's update), so the relative "
-                              "step eta*||grad||/eps changes with the scale (medians per scale in the groups); where it "
-                              "falls monotonically with the scale these runs cannot tell a landscape effect from a "
-                              "step-size effect", "nonfinite": nonfinite,
+                    "caveat": "under the paper's update (paper_escape.step_rule: absolute) the step eta is the same at "
+                              "every scale, so the relative step eta*||grad||/eps changes with the scale (medians per "
+                              "scale in the groups; table column eta gives each run's step under the rule it ran); "
+                              "where it falls monotonically with the scale these runs cannot tell a landscape effect "
+                              "from a step-size effect", "nonfinite": nonfinite,
                     "censoring": _censoring_details(df, y)}, rules, margin=margin)
 
 

@@ -588,11 +588,13 @@ def nudge_ulps(delta: torch.Tensor, k: int) -> torch.Tensor:
     return out
 
 
-def run_rows(probe: EscapeProbe, *, scale: float, ratios: Sequence[float], eta: float, seed: int,
+def run_rows(probe: EscapeProbe, *, scale: float, ratios: Sequence[float], eta: float | torch.Tensor, seed: int,
              checkpoint: int | Sequence[int], labels: torch.Tensor) -> list[dict[str, Any]]:
     """escape.csv rows (columns :data:`ESCAPE_COLUMNS`) of one probe, row-major (``ratios[i]``,
     ``checkpoint`` or ``checkpoint[i]`` per row i of the batch) then input: the order of
-    ``probe.losses.reshape(T+1, -1)``'s columns. loss_rise = ℓ_max − ℓ_0 (the total rise of
+    ``probe.losses.reshape(T+1, -1)``'s columns. eta: the PGA step of each run, a number or a tensor
+    shaped like ``probe.eps`` (:func:`step_of`: η under the absolute and proportional rules, the
+    step length c·ε under the normalised one). loss_rise = ℓ_max − ℓ_0 (the total rise of
     :func:`escape_time`); loss_end = ℓ_T; finite = :attr:`EscapeProbe.finite` (the run's losses
     are all finite; the claims leave the other rows out); escape_time +inf where censored (> T),
     NaN where flat or non-finite; half_rise_step the raw half-rise step; censored, censored_rise
@@ -612,6 +614,8 @@ def run_rows(probe: EscapeProbe, *, scale: float, ratios: Sequence[float], eta: 
         "tail_share": probe.tail_share, "censored": probe.censored, "censored_rise": probe.censored_rise,
         "censored_late": probe.censored_late,
     }
+    if isinstance(eta, torch.Tensor):
+        cols["eta"] = eta.expand_as(probe.eps)
     cols = {k: v.detach().cpu().tolist() for k, v in cols.items()}
     lab = labels.cpu().tolist()
     cks = [int(checkpoint)] * R if isinstance(checkpoint, int) else [int(c) for c in checkpoint]
@@ -620,8 +624,9 @@ def run_rows(probe: EscapeProbe, *, scale: float, ratios: Sequence[float], eta: 
     rows = []
     for i in range(R):
         for j in range(N):
-            r = {"scale": float(scale), "ratio": float(ratios[i]), "eta": float(eta), "seed": int(seed),
-                 "input": j, "label": int(lab[j]), "checkpoint": cks[i]}
+            r = {"scale": float(scale), "ratio": float(ratios[i]),
+                 "eta": None if "eta" in cols else float(eta),  # a tensor's values: filled below, in this place
+                 "seed": int(seed), "input": j, "label": int(lab[j]), "checkpoint": cks[i]}
             for k, v in cols.items():
                 val = v[i][j]
                 r[k] = float(val) if isinstance(val, float) else val

@@ -188,12 +188,7 @@ def data_fingerprint(dataset: Mapping[str, Any], *, cache_file: str | os.PathLik
 
 
 def is_placeholder(data: Mapping[str, Any] | None) -> bool:
-    """Whether a data fingerprint (or a stage record's ``data``) is the dry-run placeholder."""
-    return isinstance(data, Mapping) and data.get("files") == MISSING
-
-
-def is_placeholder(data: Mapping[str, Any] | None) -> bool:
-    """Whether a data fingerprint is the dry-run placeholder (:data:`MISSING`)."""
+    """Whether a data fingerprint (or a stage record's ``data``) is the dry-run placeholder (:data:`MISSING`)."""
     return isinstance(data, Mapping) and data.get("files") == MISSING
 
 
