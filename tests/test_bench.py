@@ -103,3 +103,34 @@ def test_benchmark_environment_records_the_cpu(monkeypatch):
     assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert env["device"] == "cpu"
     json.dumps(env)
+
+
+# ---- bench/pipeline_cost.py: a configuration's cost by stage, from Snakemake's benchmark files ----------
+def _pipeline_cost():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pipeline_cost", ROOT / "bench" / "pipeline_cost.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_pipeline_cost_sums_the_last_run_of_each_job_of_the_keys_the_configuration_used(tmp_path):
+    mod = _pipeline_cost()
+    (tmp_path / "results" / "cfg").mkdir(parents=True)
+    (tmp_path / "results" / "cfg" / "stages.json").write_text(json.dumps(
+        {"train": {"key": "aaa", "folder": "results/stages/train/aaa"},
+         "claims": {"folder": "results/stages/claims/ccc"}}))
+    head = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for rel, lines in {"train/aaa/scale~1.tsv": ["9.0\t0\t0\t0\t0\t0\t0\t0\t0\t7.0", "4.0\t0\t0\t0\t0\t0\t0\t0\t0\t3.0"],
+                       "train/aaa/scale~2.tsv": ["5.0\t0\t0\t0\t0\t0\t0\t0\t0\t4.5"],
+                       "train/old/scale~1.tsv": ["99\t0\t0\t0\t0\t0\t0\t0\t0\t99"],  # another key: not counted
+                       "claims/ccc/default.tsv": ["2.0\t0\t0\t0\t0\t0\t0\t0\t0\t1.5"]}.items():
+        f = tmp_path / "benchmarks" / "stages" / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(head + "\n".join(lines) + "\n")
+    rows = {r["stage"]: r for r in mod.stage_costs("cfg", root=tmp_path)}
+    assert rows["train"] == {"stage": "train", "key": "aaa", "jobs": 2, "cpu_s": 7.5, "wall_s": 9.0, "max_wall_s": 5.0}
+    assert rows["claims"]["key"] == "ccc" and rows["claims"]["cpu_s"] == 1.5
+    with pytest.raises(FileNotFoundError):
+        mod.stage_costs("missing", root=tmp_path)
