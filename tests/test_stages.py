@@ -52,11 +52,15 @@ FIG2 = {"paper_fig2_escape_run", "paper_fig2_escape_by_scale_tables", "paper_fig
 FIG3_PROBES = {"paper_fig3_escape_run", "paper_fig3_escape_during_training_tables", "paper_fig3_escape_during_training"}
 EXT_TRAIN = {"train", "probe", "ext_pga_convergence_tables", "ext_pga_convergence", "ext_training_convergence_tables",
              "ext_training_convergence", "ext_landscape_statistics_tables", "ext_landscape_statistics"}
+EXT_STEP = {"ext_step_rule_tables", "ext_step_rule"}
 
 #: the issue's rerun table: a change -> the stages that depend on it (and nothing else)
 RERUN_TABLE = [
     ("claims-threshold", {"claims": {"min_fraction": 0.8}}, {"claims"}),
-    ("escape-inputs", {"paper_escape": {"n_inputs": 16}}, FIG2 | FIG3_PROBES | {"claims"}),
+    ("escape-inputs", {"paper_escape": {"n_inputs": 8}}, FIG2 | FIG3_PROBES | EXT_STEP | {"claims"}),
+    # T5's bootstrap: the claims and T5 under each step rule (ext_step_rule's table)
+    ("claims-bootstrap", {"claims": {"bootstrap": 500}}, EXT_STEP | {"claims"}),
+    ("step-rule-c", {"ext_step_rule": {"normalized_step": 0.02}}, EXT_STEP | {"claims"}),
     ("theory-trials", {"theory": {"trials": 6}}, {"theory", "ext_theory", "claims"}),
     ("fig3-training", {"paper_fig3": {"train": {"lr": 0.02}}}, {"paper_fig3_train"} | FIG3_PROBES | {"claims"}),
     # fewer ratios: the remaining models are the same runs (one training job per (scale, ratio))
@@ -66,7 +70,8 @@ RERUN_TABLE = [
     ("probe-budget", {"probe": {"max_steps": 100}},
      EXT_TRAIN - {"train", "ext_training_convergence_tables", "ext_training_convergence"} | {"claims"}),
     ("name-only", {"name": "renamed"}, set()),
-    ("threads", {"threads": 2}, EXT_TRAIN | FIG2 | FIG3_PROBES | {"paper_fig3_train", "theory", "ext_theory", "claims"}),
+    ("threads", {"threads": 2}, EXT_TRAIN | FIG2 | FIG3_PROBES | EXT_STEP | {"paper_fig3_train", "theory", "ext_theory",
+                                                                           "claims"}),
 ]
 
 
@@ -195,8 +200,7 @@ def _planned(out: str) -> dict[str, int]:
     return rows
 
 
-PUBLISHED = {"paper_fig1_landscapes", "paper_fig2_escape_by_scale", "paper_fig3_escape_during_training",
-             "ext_pga_convergence", "ext_training_convergence", "ext_landscape_statistics", "ext_theory"}
+PUBLISHED = set(stages.FIGURES)  # every registered figure's publishing rule
 
 
 def _compute(plan: dict[str, int]) -> set[str]:
@@ -216,7 +220,7 @@ def tiny_run(tmp_path_factory):
 
 WORKFLOW_TABLE = [
     ("claims-threshold", ["--config", "claims={min_fraction: 0.8}"], {"claims"}),
-    ("escape-inputs", ["--config", "paper_escape={n_inputs: 3}"], FIG2 | FIG3_PROBES | {"claims"}),
+    ("escape-inputs", ["--config", "paper_escape={n_inputs: 3}"], FIG2 | FIG3_PROBES | EXT_STEP | {"claims"}),
     ("theory-trials", ["--config", "theory={trials: 3}"], {"theory", "ext_theory", "claims"}),
     ("fig3-only", ["--config", "paper_fig3={checkpoints: [0, 3]}"],
      {"paper_fig3_train"} | FIG3_PROBES | {"claims"}),

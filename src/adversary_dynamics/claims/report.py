@@ -59,6 +59,14 @@ CLAIMS_JSON_SCHEMA: dict[str, Any] = {
 }
 
 
+#: the heading and first column of a details table whose generic ones would say less (claims.md)
+TABLE_TITLES: dict[str, str] = {
+    "step_rule_sensitivity": "T5 under each step rule (figure ext_step_rule: the same statistic on Fig. 2's probe "
+                             "at its fixed ratios, under each PGA step rule; reported, not part of T5's verdict):",
+}
+TABLE_KEYS: dict[str, str] = {"step_rule_sensitivity": "variant"}
+
+
 def to_jsonable(obj: Any) -> Any:
     """Plain JSON types: numpy scalars unwrapped, NaN and +-inf as null."""
     if isinstance(obj, Mapping):
@@ -142,7 +150,7 @@ def render_markdown(results: list[dict], config_name: str, rules: Mapping[str, A
         groups = d.pop("groups", [])
         extra = {k: d.pop(k) for k in list(d) if isinstance(d[k], list) and d[k] and isinstance(d[k][0], dict)}
         # a mapping of mappings (E2's sensitivity: choice -> value, interval, verdict) is a table too
-        extra.update({k: [{"choice": c, **row} for c, row in d.pop(k).items()] for k in list(d)
+        extra.update({k: [{TABLE_KEYS.get(k, "choice"): c, **row} for c, row in d.pop(k).items()] for k in list(d)
                       if isinstance(d[k], dict) and d[k] and all(isinstance(v, dict) for v in d[k].values())})
         lines += ["", f"## {e['id']} ({e['paper_location']}): {e['claim']}", "",
                   f"- verdict: **{e['verdict']}**",
@@ -167,5 +175,5 @@ def render_markdown(results: list[dict], config_name: str, rules: Mapping[str, A
             lines += ["", f"Groups ({counts}):" if counts else "Groups:", ""]
             lines += _table(groups)
         for k, rows in extra.items():
-            lines += ["", f"{k.replace('_', ' ').capitalize()}:", ""] + _table(rows)
+            lines += ["", TABLE_TITLES.get(k, f"{k.replace('_', ' ').capitalize()}:"), ""] + _table(rows)
     return "\n".join(lines) + "\n"

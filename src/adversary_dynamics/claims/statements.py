@@ -69,6 +69,7 @@ TABLES: dict[str, Table] = {
     "fig1_maxima": Table("paper_fig1_landscapes", "maxima", "T4, optional"),
     "escape_scale": Table("paper_fig2_escape_by_scale", "escape", "T5"),
     "escape_scale_replica": Table("paper_fig2_escape_by_scale", "escape_replica", "T5's numerical margin"),
+    "escape_step_rule": Table("ext_step_rule", "t5_by_variant", "T5 under each step rule, reported beside T5 (optional)"),
     "escape_training": Table("paper_fig3_escape_during_training", "escape", "T6"),
     "escape_training_replica": Table("paper_fig3_escape_during_training", "escape_replica", "T6's numerical margin"),
     "training_runs": Table("ext_training_convergence", "runs", "T7"),
@@ -868,25 +869,57 @@ def _escape_rho_groups(df: pd.DataFrame, y: np.ndarray, rules: Mapping[str, Any]
     return out
 
 
+def _step_rule_sensitivity(t5_by_variant: pd.DataFrame | None) -> dict[str, Any]:
+    """T5 under each PGA step rule (figure ext_step_rule, table ``t5_by_variant``: T5's statistic computed by
+    :func:`claim_t5_escape_by_scale` on the runs of each variant, absolute / proportional / normalized /
+    absolute_scaled_input): ``{"step_rule_sensitivity": {variant: {step_rule, step_size,
+    input_normalization, verdict, value, interval, by_ratio}}}`` with the variant's overall verdict, its
+    headline rho (least favourable ratio) and interval, and "ratio: rho [lo, hi] verdict; ..." per ratio.
+    Reported beside T5, never part of its verdict; {} when the table is missing or empty (a configuration
+    that does not build the figure) or lacks its columns."""
+    need = {"variant", "ratio", "rho", "lo", "hi", "verdict", "variant_verdict", "variant_rho", "variant_lo",
+            "variant_hi"}
+    if _empty(t5_by_variant) or not need <= set(t5_by_variant.columns):
+        return {}
+    out: dict[str, Any] = {}
+    for variant, d in t5_by_variant.groupby("variant", sort=False):
+        first = d.iloc[0]
+        per = "; ".join(f"{float(r['ratio']):g}: {float(r['rho']):.3g} [{float(r['lo']):.3g}, {float(r['hi']):.3g}] "
+                        f"{r['verdict']}" for _, r in d.iterrows() if np.isfinite(float(r["ratio"])))
+        out[str(variant)] = {**{k: _py(first[k]) for k in ("step_rule", "step_size", "input_normalization")
+                                if k in d.columns},
+                             "verdict": str(first["variant_verdict"]), "value": _py(first["variant_rho"]),
+                             "interval": [_py(first["variant_lo"]), _py(first["variant_hi"])], "by_ratio": per}
+    return {"step_rule_sensitivity": out}
+
+
 def claim_t5_escape_by_scale(escape: pd.DataFrame | None, replica: pd.DataFrame | None = None,
+                             step_rule: pd.DataFrame | None = None,
                              cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """T5 (Sec. 5.1.2, Fig. 2): per ratio, Spearman rho(scale, escape time) over (scale, seed,
     input) runs at initialisation, seeds and inputs resampled independently; a positive rho
     means slower escape at larger scale, i.e. the paper's claim. ``replica``: the replica
     trajectories' rows (escape_replica.csv, column replica_ulps), from which the verdict's
-    numerical margin is measured (:func:`_with_margin`); None or empty: no margin."""
-    if isinstance(replica, Mapping):
-        raise TypeError(f"claim_t5_escape_by_scale: replica must be the escape_replica table (or None); pass the rules as cfg=")
+    numerical margin is measured (:func:`_with_margin`); None or empty: no margin.
+    ``step_rule``: the ext_step_rule figure's ``t5_by_variant`` table (this statistic under each PGA
+    step rule), reported in ``details["step_rule_sensitivity"]`` (:func:`_step_rule_sensitivity`) and
+    never part of the verdict; None or empty: no such entry. Raises TypeError when a mapping (the
+    rules) is passed where a table goes."""
+    if isinstance(replica, Mapping) or isinstance(step_rule, Mapping):
+        raise TypeError(f"claim_t5_escape_by_scale: replica and step_rule must be tables (or None); pass the rules as cfg=")
     rules = _rules(cfg)
     stat = "Spearman rho(scale, escape time) per ratio over (scale, seed, input) runs"
     rule = escape_rule(rules, "per ratio", "scale")
     tab = [_path("escape_scale")]
+    sensitivity = _step_rule_sensitivity(step_rule)
     if _empty(escape):
         return _missing_result("T5", stat, rule, tab, f"table {tab[0]} is missing or empty "
-                                                      "(its figure is not built by this configuration)")
+                                                      "(its figure is not built by this configuration)",
+                               details=sensitivity)
     df, nonfinite = _drop_nonfinite(_t5_rows(escape), "escape")
     if _empty(df):
-        return _missing_result("T5", stat, rule, tab, f"every run of {tab[0]} is non-finite", nonfinite=nonfinite)
+        return _missing_result("T5", stat, rule, tab, f"every run of {tab[0]} is non-finite", nonfinite=nonfinite,
+                               details=sensitivity)
     def t5_groups(df):
         df, _ = _drop_nonfinite(_t5_rows(df), "escape")
         return [g for *_, g in _escape_rho_groups(df, _escape_times(df), rules, claim_no=15, by="ratio", x="scale",
@@ -913,7 +946,7 @@ def claim_t5_escape_by_scale(escape: pd.DataFrame | None, replica: pd.DataFrame 
                               "scale in the groups; table column eta gives each run's step under the rule it ran); "
                               "where it falls monotonically with the scale these runs cannot tell a landscape effect "
                               "from a step-size effect", "nonfinite": nonfinite,
-                    "censoring": _censoring_details(df, y)}, rules, margin=margin)
+                    "censoring": _censoring_details(df, y), **sensitivity}, rules, margin=margin)
 
 
 def _t5_rows(escape: pd.DataFrame) -> pd.DataFrame:
@@ -1033,7 +1066,7 @@ CLAIMS: tuple[tuple[str, Any, tuple[str, ...]], ...] = (
     ("T2", claim_t2_interior_ascent, ("theory_runs",)),
     ("T3", claim_t3_no_saddles, ("theory_hessian",)),
     ("T4", claim_t4_single_maximum, ("theory_maxima", "fig1_maxima")),
-    ("T5", claim_t5_escape_by_scale, ("escape_scale", "escape_scale_replica")),
+    ("T5", claim_t5_escape_by_scale, ("escape_scale", "escape_scale_replica", "escape_step_rule")),
     ("T6", claim_t6_escape_during_training, ("escape_training", "escape_training_replica")),
     ("T7", claim_t7_training_vs_scale, ("training_runs",)),
     ("E1", claim_pga_converges, ("pga_final",)),

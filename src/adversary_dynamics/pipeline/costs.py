@@ -90,6 +90,9 @@ RATES: dict[str, dict[str, Any]] = {
     },
 }
 
+#: the variants of ext_step_rule (adversary_dynamics.figures.step_rule.VARIANTS; not imported: no torch here)
+STEP_RULE_VARIANTS = 4
+
 IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 N_TRAIN = {"digits": 1438, "gaussian": 1000, "mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000}
 N_TEST = {"digits": 359, "gaussian": 1000, "mnist": 10000, "fashion_mnist": 10000, "cifar10": 10000}
@@ -200,6 +203,14 @@ def work(stage: str, config: Mapping[str, Any]) -> Work | None:
         reps = 1 + len(e.get("replica_ulps") or [])  # each replica reruns the whole probe (descent, check, PGA)
         return Work(reps * cells * e["n_inputs"] * steps, reps * cells * steps, arch, pass_flops(c, arch), cells,
                     rate="cnn_probe" if arch == "cnn" else None)
+    if stage == "ext_step_rule_tables":
+        # one batched probe (descent, check, PGA) per (scale, seed, variant) on (ratios x inputs) examples; 4 variants
+        e, x = c["paper_escape"], c["ext_step_rule"]
+        steps = e["steps"] + e["descent"]["steps"] + e["check"]["directions"]
+        probes = len(c["paper_fig2"]["scales"]) * len(x["seeds"]) * STEP_RULE_VARIANTS
+        arch = e["architecture"]
+        return Work(probes * len(x["ratios"]) * e["n_inputs"] * steps, probes * steps, arch, pass_flops(c, arch),
+                    probes, rate="cnn_probe" if arch == "cnn" else None)
     return None
 
 
@@ -249,7 +260,7 @@ def gpu(stage: str, config: Mapping[str, Any], *, kind: str) -> int:
 
 #: the compute stages this module prices (the light ones: common.smk's light_runtime, light_mem_mb)
 COMPUTE = ("train", "probe", "theory", "paper_fig1_landscapes_tables", "paper_fig2_escape_run", "paper_fig3_train",
-           "paper_fig3_escape_run")
+           "paper_fig3_escape_run", "ext_step_rule_tables")
 
 
 def resources(stage: str, config: Mapping[str, Any], *, kind: str | None = None) -> dict[str, Any]:
@@ -272,7 +283,7 @@ def plan(config: Mapping[str, Any], *, kind: str | None = None) -> list[dict[str
     jobs = {"train": len(config["scales"]), "probe": len(config["scales"]), "theory": 1,
             "paper_fig1_landscapes_tables": 1, "paper_fig2_escape_run": 1,
             "paper_fig3_train": len(config["paper_fig3"]["scales"]) * len(config["paper_fig3"]["ratios"]),
-            "paper_fig3_escape_run": 1}
+            "paper_fig3_escape_run": 1, "ext_step_rule_tables": 1}
     rows = []
     for stage in STAGES:
         if stage in jobs:

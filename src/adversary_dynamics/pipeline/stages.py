@@ -430,6 +430,28 @@ def _escape_run_args(fig: str) -> Args:
     return args
 
 
+#: the verdict rules (config ``claims:``) that T5's statistic without replicas uses: its interval, bootstrap, the
+#: least units of a group and how group verdicts combine (the others, e.g. margin_factor, do not change it)
+STEP_RULE_CLAIMS = ("confidence", "bootstrap", "seed", "min_runs", "min_supported_groups")
+
+
+def _step_rule_args(c: Declared) -> dict:
+    """ext_step_rule: Fig. 2's probe (paper_escape's settings, paper_fig2's scales) at the section's ratios and
+    seeds under each step rule; the claims' verdict rules (T5's statistic) as one JSON mapping."""
+    e, x = c["paper_escape"], c["ext_step_rule"]
+    d, k = e["descent"], e["check"]
+    return {**_dataset_args(c), **_escape_model_args(c), "scales": list(c["paper_fig2.scales"]),
+            "ratios": list(x["ratios"]), "seeds": [int(s) for s in x["seeds"]], "n_inputs": e["n_inputs"],
+            "steps": e["steps"], "step_size": e["step_size"], "proportional_step": x["proportional_step"],
+            "normalized_step": x["normalized_step"], "descent_steps": d["steps"], "descent_step_size": d["step_size"],
+            "descent_stages": d["stages"], "check_directions": k["directions"], "check_radius": k["radius"],
+            "check_mapping_step": k["mapping_step"], "check_gtol": k["gtol"], "check_ftol": k["ftol"],
+            "rtol": e["escape_rtol"], "censor_min_rise": e["censor_min_rise"], "censor_tail": e["censor_tail"],
+            "censor_tail_rise": e["censor_tail_rise"],
+            "claims_rules": json.dumps({r: c[f"claims.{r}"] for r in STEP_RULE_CLAIMS}, sort_keys=True, allow_nan=False),
+            **_device_args(c)}
+
+
 def _fig3_train_args(c: Declared) -> dict:
     t = c["paper_fig3.train"]
     return {**_dataset_args(c, n_train=t["n_train"], n_test=t["n_test"]), **_escape_model_args(c),
@@ -510,6 +532,14 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           consumes=("paper_fig3_escape_run", "paper_fig3_train"), figure="paper_fig3_escape_during_training",
           tables=("escape", "curves", "survival", "escape_replica"),
           what="the tables of paper_fig3_escape_during_training"),
+    Stage("ext_step_rule_tables",
+          reads=(*DATASET, "cnn", *(f"paper_escape.{k}" for k in ("architecture", "loss", "n_inputs", "steps", "step_size",
+                                                                   "escape_rtol", "censor_min_rise", "censor_tail",
+                                                                   "censor_tail_rise", "descent", "check")),
+                 "paper_fig2.scales", "ext_step_rule", *(f"claims.{r}" for r in STEP_RULE_CLAIMS), *DEVICE),
+          script="scripts/step_rule.py", args=_step_rule_args, data=True, figure="ext_step_rule",
+          tables=("escape", "summary", "t5_by_variant"),
+          what="escape time by input scale at fixed ratios under each PGA step rule, with T5 per rule (issue 18)"),
 )}
 
 #: the figures: name -> the stage that writes its tables (the notebook notebooks/<figure>.ipynb reads them)
@@ -524,6 +554,7 @@ CLAIM_TABLES: dict[str, tuple[str, str]] = {
     "theory_maxima": ("ext_theory", "maxima"), "fig1_maxima": ("paper_fig1_landscapes", "maxima"),
     "escape_scale": ("paper_fig2_escape_by_scale", "escape"),
     "escape_scale_replica": ("paper_fig2_escape_by_scale", "escape_replica"),
+    "escape_step_rule": ("ext_step_rule", "t5_by_variant"),
     "escape_training": ("paper_fig3_escape_during_training", "escape"),
     "escape_training_replica": ("paper_fig3_escape_during_training", "escape_replica"),
     "training_runs": ("ext_training_convergence", "runs"), "pga_final": ("ext_pga_convergence", "final"),
