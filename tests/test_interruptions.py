@@ -194,7 +194,9 @@ def _jobs_planned(text: str) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_ctrl_c_of_workflow_then_rerun_keeps_completed_jobs(tmp_path):
-    work = _workdir(tmp_path, scales=[2.0], seeds=[0], **{"theory.dims": [8], "train.epochs": 4,
+    # the training outlasts the theory job by seconds (40 epochs): Ctrl-C lands while it runs, also on a
+    # quiet machine (with 4 epochs every job could finish before the signal, and the run exited 0)
+    work = _workdir(tmp_path, scales=[2.0], seeds=[0], **{"theory.dims": [8], "train.epochs": 40,
                                                          "probe.checkpoints": [0, 4]})
     args = AGGREGATES + ["--cores", "2", "--configfile", "test.yaml"]
     log = work / "first.log"
