@@ -194,15 +194,15 @@ def _jobs_planned(text: str) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_ctrl_c_of_workflow_then_rerun_keeps_completed_jobs(tmp_path):
-    # the training outlasts the theory job by seconds (40 epochs): Ctrl-C lands while it runs, also on a
-    # quiet machine (with 4 epochs every job could finish before the signal, and the run exited 0)
-    work = _workdir(tmp_path, scales=[2.0], seeds=[0], **{"theory.dims": [8], "train.epochs": 40,
+    # the training outlasts the theory job by many seconds (400 epochs): Ctrl-C lands while it runs, also
+    # on a quiet machine (with 4 or 40 epochs every job could finish before the signal, and the run exited 0)
+    work = _workdir(tmp_path, scales=[2.0], seeds=[0], **{"theory.dims": [8], "train.epochs": 400,
                                                          "probe.checkpoints": [0, 4]})
     args = AGGREGATES + ["--cores", "2", "--configfile", "test.yaml"]
     log = work / "first.log"
     with open(log, "w") as f:
-        proc = subprocess.Popen(SNAKEMAKE + args, cwd=work, env=ENV, stdout=f, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(SNAKEMAKE + args, cwd=work, env={**ENV, "PYTHONUNBUFFERED": "1"}, stdout=f,
+                                stderr=subprocess.STDOUT, start_new_session=True)
     t0 = time.time()
     while len(re.findall(r"Finished jobid", log.read_text())) < 1:
         assert proc.poll() is None, log.read_text()[-3000:]
